@@ -1,0 +1,1 @@
+"""Thin HTTP routers: each reads the request, calls one service, returns."""

@@ -1,0 +1,43 @@
+"""Reading and validating a chat-completion request body."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+
+from proxy.errors import InvalidRequest, PayloadTooLarge
+from proxy.pipeline import ChatRequest
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    received = bytearray()
+    async for part in request.stream():
+        received += part
+        if len(received) > limit:
+            raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    return bytes(received)
+
+
+def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest:
+    """Check only what the proxy needs; every other field goes upstream untouched."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRequest(f"request body is not valid JSON: {exc.msg}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("request body must be a JSON object")
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidRequest("you must provide a model parameter", param="model")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidRequest("`messages` must be a non-empty array", param="messages")
+    if not all(isinstance(m, dict) and isinstance(m.get("role"), str) for m in messages):
+        raise InvalidRequest("each message must be an object with a `role`", param="messages")
+    if "stream" in body and not isinstance(body["stream"], bool | None):
+        raise InvalidRequest("`stream` must be a boolean", param="stream")
+    return ChatRequest(request_id=request_id, model=model, body=body)

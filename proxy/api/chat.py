@@ -1,0 +1,26 @@
+"""POST /v1/chat/completions."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from starlette.responses import Response, StreamingResponse
+
+from proxy.api.body import parse_chat_request, read_body
+from proxy.api.context import request_id, services
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions", tags=["openai"])
+async def chat_completions(request: Request) -> Response:
+    """OpenAI chat completions, streamed or not, judged on the way back."""
+    svc = services(request)
+    raw = await read_body(request, svc.settings.server.max_body_bytes)
+    chat = parse_chat_request(raw, request_id(request))
+    if chat.stream:
+        streamed = await svc.pipeline.stream(chat)
+        return StreamingResponse(
+            streamed.chunks, media_type="text/event-stream", headers=streamed.headers
+        )
+    reply = await svc.pipeline.complete(chat)
+    return Response(reply.body, media_type="application/json", headers=reply.headers)

@@ -1,0 +1,49 @@
+"""Every error leaves as an OpenAI envelope with the right status; never a stack trace."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse, Response
+
+from proxy.errors import CandorError, InvalidRequest, NotFound
+
+log = logging.getLogger(__name__)
+
+
+def error_response(exc: CandorError) -> JSONResponse:
+    return JSONResponse(exc.envelope(), status_code=exc.status)
+
+
+async def _candor_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CandorError)
+    return error_response(exc)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
+    error = CandorError(
+        str(exc.detail), status=exc.status_code, type="invalid_request_error", code=None
+    )
+    return error_response(error)
+
+
+async def _validation_error(request: Request, exc: Exception) -> Response:
+    return error_response(InvalidRequest("the request does not match the API's schema"))
+
+
+async def _unexpected(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(CandorError("internal error in Candor"))
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(CandorError, _candor_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,78 @@
+"""create_app(settings): everything is built here, nothing at import time."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from proxy import __version__
+from proxy.api import chat, errors, health, models
+from proxy.api.request_id import RequestIdMiddleware
+from proxy.detect import Detector
+from proxy.detect.null import NullDetector
+from proxy.pipeline import Pipeline
+from proxy.policy.actions import PassAction
+from proxy.services import Services
+from proxy.settings import Settings, load_settings
+from proxy.store.memory import MemoryStore
+from proxy.upstream.registry import Upstreams
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "CANDOR_CONFIG"
+
+
+def build_detector(settings: Settings) -> Detector:
+    if settings.detector == "none":
+        return NullDetector()
+    return NullDetector()
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI app and every service it runs on from one settings object."""
+    upstreams = Upstreams(settings)
+    pipeline = Pipeline(upstreams, build_detector(settings), PassAction())
+    svc = Services(
+        settings=settings,
+        upstreams=upstreams,
+        pipeline=pipeline,
+        store=MemoryStore(),
+        started_at=int(time.time()),
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await upstreams.start()
+        log.info("candor ready: %d model(s) routed", len(upstreams.names))
+        try:
+            yield
+        finally:
+            await upstreams.aclose()
+            await svc.store.aclose()
+
+    app = FastAPI(
+        title="Candor",
+        version=__version__,
+        description="OpenAI-compatible proxy that detects and re-routes censored answers.",
+        lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.services = svc
+    errors.install(app)
+    for router in (chat.router, models.router, health.router):
+        app.include_router(router)
+    app.add_middleware(RequestIdMiddleware)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """The uvicorn factory used by `candor serve` (one per worker process)."""
+    path = os.environ.get(CONFIG_ENV)
+    return create_app(load_settings(Path(path) if path else None))

@@ -1,0 +1,1 @@
+"""Turning verdicts into what the client experiences: policies and their actions."""

@@ -1,0 +1,1 @@
+"""Shared state behind one interface: an embedded in-memory store, or Redis."""

@@ -1,0 +1,134 @@
+"""Every provider that does not speak the OpenAI protocol, through `litellm.acompletion`.
+
+litellm costs ~5 s and ~165 MB to import, so it is imported only when a model needs it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import AsyncIterator
+from types import ModuleType
+from typing import Any
+
+import orjson
+from pydantic import SecretStr
+
+from proxy.errors import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from proxy.settings import Timeouts
+from proxy.wire import SseEvent, sse_event
+
+
+def import_litellm() -> ModuleType:
+    """Import litellm without letting it fetch its price map from the internet."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    os.environ.setdefault("LITELLM_TELEMETRY", "False")
+    module = importlib.import_module("litellm")
+    setattr(module, "telemetry", False)  # noqa: B010  (litellm has no typed settings API)
+    setattr(module, "suppress_debug_info", True)  # noqa: B010
+    return module
+
+
+class LitellmUpstream:
+    """One model served by a litellm provider (`anthropic/...`, `bedrock/...`)."""
+
+    def __init__(
+        self,
+        litellm: ModuleType,
+        *,
+        model: str,
+        provider: str,
+        base_url: str | None,
+        api_key: SecretStr | None,
+        upstream_model: str | None,
+        timeouts: Timeouts,
+    ) -> None:
+        self.model = model
+        self._litellm = litellm
+        self._target = f"{provider}/{upstream_model or model}"
+        self._base_url = base_url
+        self._api_key = api_key
+        self._timeouts = timeouts
+
+    def __repr__(self) -> str:
+        return f"LitellmUpstream(model={self.model!r}, target={self._target!r})"
+
+    async def complete(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        response = await self._call(body, stream=False)
+        data = _to_dict(response)
+        data.pop("_hidden_params", None)
+        return data
+
+    async def open_stream(self, body: dict[str, Any], request_id: str) -> _LitellmChunkStream:
+        return _LitellmChunkStream(await self._call(body, stream=True))
+
+    async def _call(self, body: dict[str, Any], *, stream: bool) -> Any:
+        kwargs = {**body, "model": self._target, "stream": stream}
+        kwargs["timeout"] = self._timeouts.total
+        if self._base_url is not None:
+            kwargs["api_base"] = self._base_url
+        if self._api_key is not None:
+            kwargs["api_key"] = self._api_key.get_secret_value()
+        try:
+            return await self._litellm.acompletion(**kwargs)
+        except Exception as exc:
+            raise _map_error(self._litellm, exc) from exc
+
+
+class _LitellmChunkStream:
+    """litellm's chunk objects re-encoded as OpenAI SSE events."""
+
+    def __init__(self, wrapper: Any) -> None:
+        self._wrapper = wrapper
+
+    async def __aiter__(self) -> AsyncIterator[SseEvent]:
+        try:
+            async for chunk in self._wrapper:
+                data = _to_dict(chunk)
+                yield SseEvent(raw=sse_event(data), data=data)
+        except UpstreamError:
+            raise
+        except Exception as exc:
+            raise UpstreamBadResponse(f"upstream stream broke: {type(exc).__name__}") from exc
+        yield SseEvent(raw=b"data: [DONE]\n\n", data=None, done=True)
+
+    async def aclose(self) -> None:
+        closer = getattr(self._wrapper, "aclose", None)
+        if closer is not None:
+            await closer()
+
+
+_NULLABLE_CHOICE_FIELDS = ("logprobs",)
+
+
+def _to_dict(obj: Any) -> dict[str, Any]:
+    """litellm's pydantic objects, as plain OpenAI-shaped JSON."""
+    data: dict[str, Any] = orjson.loads(obj.model_dump_json(exclude_none=False))
+    for key in ("_hidden_params", "_response_headers", "provider_specific_fields"):
+        data.pop(key, None)
+    for choice in data.get("choices") or []:
+        for field in _NULLABLE_CHOICE_FIELDS:
+            choice.setdefault(field, None)
+        for part in ("message", "delta"):
+            if isinstance(choice.get(part), dict):
+                choice[part].pop("provider_specific_fields", None)
+    return data
+
+
+def _map_error(litellm: ModuleType, exc: Exception) -> UpstreamError:
+    exceptions = litellm.exceptions
+    if isinstance(exc, exceptions.Timeout):
+        return UpstreamTimeout(f"upstream timed out: {type(exc).__name__}")
+    if isinstance(exc, exceptions.APIConnectionError):
+        return UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}")
+    status = getattr(exc, "status_code", None)
+    if isinstance(status, int) and 400 <= status < 600:
+        message = str(getattr(exc, "message", "") or exc)
+        return UpstreamRejected(status, {"error": {"message": message}})
+    return UpstreamBadResponse(f"upstream call failed: {type(exc).__name__}")

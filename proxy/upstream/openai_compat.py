@@ -1,0 +1,164 @@
+"""The fast path: any OpenAI-compatible server (vLLM, SGLang, DashScope, DeepSeek, Ollama...)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import orjson
+from pydantic import SecretStr
+
+from proxy.errors import (
+    UpstreamBadResponse,
+    UpstreamError,
+    UpstreamRejected,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+)
+from proxy.settings import Timeouts
+from proxy.wire import SseEvent, SseParser
+
+_READ_SIZE = 64 * 1024
+
+
+class OpenAICompatUpstream:
+    """Talks the OpenAI chat protocol over a shared aiohttp session."""
+
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        model: str,
+        base_url: str,
+        api_key: SecretStr | None,
+        upstream_model: str | None,
+        timeouts: Timeouts,
+    ) -> None:
+        self.model = model
+        self._session = session
+        self._url = f"{base_url}/chat/completions"
+        self._upstream_model = upstream_model
+        self._timeouts = timeouts
+        self._headers = {"content-type": "application/json", "accept": "application/json"}
+        if api_key is not None:
+            self._headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
+        # aiohttp's sock_read bounds every wait for bytes, the wait for the headers included.
+        self._client_timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
+        )
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatUpstream(model={self.model!r}, url={self._url!r})"
+
+    async def complete(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        try:
+            async with asyncio.timeout(self._timeouts.total):
+                response = await self._post(body, request_id)
+                async with response:
+                    raw = await response.read()
+        except TimeoutError as exc:
+            raise _timeout(self._timeouts) from exc
+        except aiohttp.ClientError as exc:
+            raise _unreachable(exc) from exc
+        if response.status >= 400:
+            raise _rejected(response.status, raw)
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponse("upstream returned a body that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise UpstreamBadResponse("upstream returned JSON that is not an object")
+        return data
+
+    async def open_stream(self, body: dict[str, Any], request_id: str) -> _AiohttpChunkStream:
+        deadline = asyncio.get_running_loop().time() + self._timeouts.total
+        try:
+            async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
+                response = await self._post(body, request_id)
+                if response.status >= 400:
+                    async with response:
+                        raise _rejected(response.status, await response.read())
+        except TimeoutError as exc:
+            raise _timeout(self._timeouts) from exc
+        except aiohttp.ClientError as exc:
+            raise _unreachable(exc) from exc
+        return _AiohttpChunkStream(response, self._timeouts, deadline)
+
+    async def _post(self, body: dict[str, Any], request_id: str) -> aiohttp.ClientResponse:
+        if self._upstream_model is not None:
+            body = {**body, "model": self._upstream_model}
+        headers = {**self._headers, "x-request-id": request_id}
+        return await self._session.post(
+            self._url, data=orjson.dumps(body), headers=headers, timeout=self._client_timeout
+        )
+
+
+class _AiohttpChunkStream:
+    """SSE events of one upstream response, with idle and total deadlines."""
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float
+    ) -> None:
+        self._response = response
+        self._timeouts = timeouts
+        self._deadline = deadline
+
+    async def __aiter__(self) -> AsyncIterator[SseEvent]:
+        parser = SseParser()
+        loop = asyncio.get_running_loop()
+        content = self._response.content
+        try:
+            while True:
+                wait = min(self._timeouts.idle, self._deadline - loop.time())
+                try:
+                    async with asyncio.timeout(max(wait, 0.0)):
+                        chunk = await content.readany()
+                except TimeoutError as exc:
+                    raise _timeout(self._timeouts, mid_stream=True) from exc
+                except aiohttp.ClientError as exc:
+                    raise UpstreamBadResponse(
+                        f"upstream stream broke: {type(exc).__name__}"
+                    ) from exc
+                if not chunk:
+                    for event in parser.flush():
+                        yield event
+                        if event.done:
+                            return
+                    raise UpstreamBadResponse("upstream stream ended without [DONE]")
+                try:
+                    events = list(parser.feed(chunk))
+                except ValueError as exc:
+                    raise UpstreamBadResponse("upstream sent a malformed SSE event") from exc
+                for event in events:
+                    yield event
+                    if event.done:
+                        return
+        finally:
+            self._response.close()
+
+    async def aclose(self) -> None:
+        self._response.close()
+
+
+def _timeout(timeouts: Timeouts, mid_stream: bool = False) -> UpstreamTimeout:
+    what = "between stream chunks" if mid_stream else "before answering"
+    return UpstreamTimeout(f"upstream timed out {what} (limits: {timeouts.model_dump()})")
+
+
+def _unreachable(exc: aiohttp.ClientError) -> UpstreamError:
+    if isinstance(exc, aiohttp.ServerTimeoutError):
+        return UpstreamTimeout(f"upstream timed out: {exc}")
+    return UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}")
+
+
+def _rejected(status: int, raw: bytes) -> UpstreamRejected:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
+        text = raw[:300].decode("utf-8", "replace").strip()
+        body = {"error": {"message": text or f"upstream returned HTTP {status}"}}
+    return UpstreamRejected(status, body)

@@ -1,0 +1,107 @@
+"""OpenAI wire shapes: JSON codec, SSE framing and parsing, the annotation chunk."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+DONE = b"data: [DONE]\n\n"
+SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+
+
+def dumps(obj: Any) -> bytes:
+    return orjson.dumps(obj)
+
+
+def loads(data: bytes | str) -> Any:
+    return orjson.loads(data)
+
+
+def sse_event(obj: Any) -> bytes:
+    """Frame one JSON object as an SSE `data:` event."""
+    return b"data: " + orjson.dumps(obj) + b"\n\n"
+
+
+def sse_error(message: str, type: str, code: str | None, param: str | None = None) -> bytes:
+    """An error event: the official SDKs raise on a data event that carries `error`."""
+    return sse_event({"error": {"message": message, "type": type, "param": param, "code": code}})
+
+
+@dataclass(slots=True)
+class SseEvent:
+    """One server-sent event: its raw bytes (to forward unchanged) and its decoded data."""
+
+    raw: bytes
+    data: dict[str, Any] | None
+    done: bool = False
+
+
+class SseParser:
+    """Incremental SSE parser: feed bytes as they arrive, get whole events out.
+
+    Keeps the raw bytes of each event so a pass-through can forward them unchanged.
+    Raises ValueError on a `data:` payload that is not JSON.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> Iterator[SseEvent]:
+        self._buffer += chunk
+        while True:
+            end, sep_len = _event_end(self._buffer)
+            if end < 0:
+                return
+            raw = self._buffer[: end + sep_len]
+            self._buffer = self._buffer[end + sep_len :]
+            event = _decode(raw)
+            if event is not None:
+                yield event
+
+    def flush(self) -> Iterator[SseEvent]:
+        """Whatever is left when the connection closes (an event without its blank line)."""
+        raw, self._buffer = self._buffer, b""
+        if raw.strip():
+            event = _decode(raw + b"\n\n")
+            if event is not None:
+                yield event
+
+
+def _event_end(buffer: bytes) -> tuple[int, int]:
+    lf = buffer.find(b"\n\n")
+    crlf = buffer.find(b"\r\n\r\n")
+    if crlf >= 0 and (lf < 0 or crlf < lf):
+        return crlf, 4
+    return lf, 2
+
+
+def _decode(raw: bytes) -> SseEvent | None:
+    data_lines = [line[5:].lstrip(b" ") for line in raw.splitlines() if line.startswith(b"data:")]
+    if not data_lines:
+        return None  # comments (": keep-alive") and bare event/id lines carry nothing to judge
+    payload = b"\n".join(data_lines)
+    if payload.strip() == b"[DONE]":
+        return SseEvent(raw=raw, data=None, done=True)
+    data = orjson.loads(payload)
+    if not isinstance(data, dict):
+        raise ValueError("SSE data is not a JSON object")
+    return SseEvent(raw=raw, data=data)
+
+
+def annotation_chunk(template: dict[str, Any] | None, model: str, candor: dict[str, Any]) -> bytes:
+    """The last chunk before `[DONE]`: no choices, only the `candor` object."""
+    base = template or {}
+    chunk: dict[str, Any] = {
+        "id": base.get("id") or "chatcmpl-candor",
+        "object": "chat.completion.chunk",
+        "created": base.get("created") or int(time.time()),
+        "model": base.get("model") or model,
+        "system_fingerprint": base.get("system_fingerprint"),
+        "choices": [],
+        "candor": candor,
+    }
+    return sse_event(chunk)
