@@ -1,0 +1,37 @@
+# Run `make help` for the list. The README shows the same commands.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+SHARED_DATA ?= ../shared/data
+STAMP := .make
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP)/python $(STAMP)/node ## install Candor and its test tools (idempotent)
+
+$(STAMP)/python: pyproject.toml
+	$(PIP) install -q -e '.[test]'
+	@mkdir -p $(STAMP) && touch $@
+
+$(STAMP)/node: tests/e2e/node/package.json tests/e2e/node/package-lock.json
+	@command -v npm >/dev/null || { echo "npm missing: apt-get install -y nodejs npm"; exit 1; }
+	cd tests/e2e/node && npm ci --no-audit --no-fund --loglevel=error
+	@mkdir -p $(STAMP) && touch $@
+
+test: install ## run the whole test suite (unit + end-to-end on loopback)
+	$(PYTHON) -m pytest -q
+
+lint: install ## ruff lint + format check, mypy --strict on proxy/
+	ruff check proxy tests
+	ruff format --check proxy tests
+	mypy proxy
+
+demo: install ## run Candor with its built-in demo models (no outside model needed)
+	candor demo
+
+serve: install ## run Candor with CONFIG=path/to/candor.yaml
+	candor serve --config $(CONFIG)
+
+.PHONY: help install test lint demo serve
