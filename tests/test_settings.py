@@ -1,0 +1,74 @@
+"""Typed settings: YAML file, environment overrides, errors that name file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+
+from proxy.errors import ConfigError
+from proxy.settings import load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "candor.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_models_and_defaults(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "models:\n  qwen:\n    base_url: http://127.0.0.1:9000/v1/\n    upstream_model: qwen-max\n",
+    )
+    settings = load_settings(path)
+    route = settings.models["qwen"]
+    assert route.provider == "openai" and route.base_url == "http://127.0.0.1:9000/v1"
+    assert route.upstream_model == "qwen-max"
+    assert settings.timeouts_for("qwen").connect == 5.0
+
+
+def test_error_names_file_line_and_field(tmp_path: Path) -> None:
+    path = write(tmp_path, "server:\n  port: 80\nmodels:\n  qwen:\n    base_url: ftp://nope\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert f"{path}:5: models.qwen.base_url" in caught.value.message
+
+
+def test_unknown_field_is_refused(tmp_path: Path) -> None:
+    path = write(tmp_path, "models:\n  qwen:\n    base_url: http://x\n    api_key: sk-1\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert f"{path}:4: models.qwen.api_key" in caught.value.message
+
+
+def test_openai_provider_needs_a_base_url(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="base_url is required"):
+        load_settings(write(tmp_path, "models:\n  qwen:\n    policy: default\n"))
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"candor.yaml:2: invalid YAML"):
+        load_settings(write(tmp_path, "models:\n  - : [\n"))
+
+
+def test_environment_overrides_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CANDOR_SERVER__PORT", "7001")
+    settings = load_settings(write(tmp_path, "server:\n  port: 9000\n  host: 0.0.0.0\n"))
+    assert settings.server.port == 7001
+    assert settings.server.host == "0.0.0.0"
+
+
+def test_api_key_comes_from_the_named_variable(tmp_path: Path) -> None:
+    path = write(tmp_path, "models:\n  q:\n    base_url: http://x\n    api_key_env: Q_KEY\n")
+    settings = load_settings(path)
+    key = settings.api_key_for("q", {"Q_KEY": "sk-secret"})
+    assert isinstance(key, SecretStr) and "sk-secret" not in repr(key)
+    with pytest.raises(ConfigError, match="Q_KEY is not set"):
+        settings.api_key_for("q", {})
+
+
+def test_relative_policies_dir_is_relative_to_the_config(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, "policies_dir: mypolicies\n"))
+    assert settings.policies_dir == tmp_path / "mypolicies"
