@@ -1,0 +1,1 @@
+"""A scripted upstream model server for tests, the demo and benchmarks (no real model)."""
