@@ -13,7 +13,6 @@ import argparse
 import asyncio
 import contextlib
 import threading
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -23,19 +22,10 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
-from proxy.demo import anthropic_wire, openai_wire
+from proxy.demo import openai_wire, replies
+from proxy.demo.delivery import write_reply
 from proxy.demo.personas import builtin_scripts
-from proxy.demo.scripts import Fault, FaultKind, Script, prompt_tokens
-
-_SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-_ANTHROPIC_ERROR_TYPES = {
-    400: "invalid_request_error",
-    401: "authentication_error",
-    403: "permission_error",
-    404: "not_found_error",
-    429: "rate_limit_error",
-    529: "overloaded_error",
-}
+from proxy.demo.scripts import Script
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,69 +37,6 @@ class RecordedRequest:
     headers: CIMultiDict[str]
     body: Any
     raw: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """Everything the writer needs to send one answer: status, headers, frames and a fault."""
-
-    status: int
-    headers: Mapping[str, str]
-    frames: Sequence[bytes]
-    fault: Fault | None = None
-    delay: float = 0.0
-    broken: bytes = b""
-
-
-def _json_reply(status: int, body: Any, headers: Mapping[str, str] | None = None) -> Reply:
-    return Reply(
-        status, {"Content-Type": "application/json", **(headers or {})}, [orjson.dumps(body)]
-    )
-
-
-def _split_body(body: bytes, fault: Fault | None) -> tuple[list[bytes], Fault | None]:
-    """Cut a whole JSON body in two frames, so mid-body faults happen after the first half."""
-    if fault is None or fault.kind is FaultKind.HTTP_ERROR:
-        return [body], fault
-    half = len(body) // 2
-    if fault.kind in (FaultKind.INVALID_JSON, FaultKind.MALFORMED_SSE):
-        return [body[:half]], None
-    return [body[:half], body[half:]], Fault(fault.kind, seconds=fault.seconds, after_chunks=1)
-
-
-async def _write_frames(request: web.Request, reply: Reply) -> web.StreamResponse:
-    """Send a reply frame by frame, applying its fault; returns the prepared response."""
-    fault = reply.fault
-    kind = fault.kind if fault is not None else None
-    if fault is not None and kind is FaultKind.STALL_HEADERS:
-        await asyncio.sleep(fault.seconds)
-    response = web.StreamResponse(status=reply.status, headers=reply.headers)
-    if not reply.headers.get("Content-Type", "").startswith("text/event-stream"):
-        response.content_length = sum(len(f) for f in reply.frames)
-    await response.prepare(request)
-    if fault is not None and kind is FaultKind.STALL_FIRST_BYTE:
-        await asyncio.sleep(fault.seconds)
-    for i, frame in enumerate(reply.frames):
-        if fault is not None and i == fault.after_chunks:
-            if kind is FaultKind.CUT_STREAM:
-                _close_connection(request)
-                return response
-            if kind is FaultKind.STALL_MID_STREAM:
-                await asyncio.sleep(fault.seconds)
-            if kind in (FaultKind.MALFORMED_SSE, FaultKind.INVALID_JSON):
-                await response.write(reply.broken)
-        if i and reply.delay:
-            await asyncio.sleep(reply.delay)
-        await response.write(frame)
-    await response.write_eof()
-    return response
-
-
-def _close_connection(request: web.Request) -> None:
-    """Drop the connection mid-body; the client sees an incomplete response."""
-    transport = request.transport
-    if transport is not None:
-        transport.close()
 
 
 class ScriptedUpstream:
@@ -265,69 +192,15 @@ class ScriptedUpstream:
             script = self._scripts.get(self._fallback)
         return script
 
-    def _delay(self, script: Script) -> float:
-        return self._token_delay if self._token_delay is not None else script.token_delay
-
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        reply = self._chat_reply(body)
-        return await _write_frames(request, reply)
-
-    def _chat_reply(self, body: Any) -> Reply:
-        problem = _invalid_request(body)
-        if problem is not None:
-            return _json_reply(
-                400,
-                openai_wire.error_envelope(problem[0], "invalid_request_error", None, problem[1]),
-            )
-        script = self._script_for(body["model"])
-        if script is None:
-            message = f"The model `{body['model']}` does not exist or you do not have access to it."
-            return _json_reply(
-                404, openai_wire.error_envelope(message, "invalid_request_error", "model_not_found")
-            )
-        answer = script.answer(body["messages"])
-        if answer.fault is not None and answer.fault.kind is FaultKind.HTTP_ERROR:
-            return _openai_error_reply(answer.fault)
-        params = openai_wire.CompletionParams.from_body(body, prompt_tokens(body["messages"]))
-        cid, created = openai_wire.new_completion_id(), int(time.time())
-        if body.get("stream") is True:
-            chunks = openai_wire.stream_chunks(answer, params, script.chunking, cid, created)
-            frames = [b"data: " + orjson.dumps(c) + b"\n\n" for c in chunks] + [b"data: [DONE]\n\n"]
-            broken = b'data: {"id": "' + cid.encode() + b'", "choices": [{"delta": {"content\n\n'
-            return Reply(200, _SSE_HEADERS, frames, answer.fault, self._delay(script), broken)
-        whole = orjson.dumps(openai_wire.completion(answer, params, cid, created))
-        frames, fault = _split_body(whole, answer.fault)
-        return Reply(200, {"Content-Type": "application/json"}, frames, fault)
+        reply = replies.chat_reply(body, self._script_for, self._token_delay)
+        return await write_reply(request, reply)
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self._record(request)
-        reply = self._messages_reply(body)
-        return await _write_frames(request, reply)
-
-    def _messages_reply(self, body: Any) -> Reply:
-        problem = _invalid_request(body)
-        if problem is not None:
-            return _json_reply(400, anthropic_wire.error_body(problem[0], "invalid_request_error"))
-        script = self._script_for(body["model"])
-        if script is None:
-            message = f"model: {body['model']}"
-            return _json_reply(404, anthropic_wire.error_body(message, "not_found_error"))
-        answer = script.answer(body["messages"])
-        if answer.fault is not None and answer.fault.kind is FaultKind.HTTP_ERROR:
-            return _anthropic_error_reply(answer.fault)
-        tokens = prompt_tokens(body["messages"])
-        mid = anthropic_wire.new_message_id()
-        if body.get("stream") is True:
-            events = anthropic_wire.stream_events(
-                answer, body["model"], mid, tokens, script.chunking
-            )
-            frames = [_anthropic_frame(e) for e in events]
-            broken = b'event: content_block_delta\ndata: {"type": "content_block_delta", "ind\n\n'
-            return Reply(200, _SSE_HEADERS, frames, answer.fault, self._delay(script), broken)
-        whole = orjson.dumps(anthropic_wire.message(answer, body["model"], mid, tokens))
-        frames, fault = _split_body(whole, answer.fault)
-        return Reply(200, {"Content-Type": "application/json"}, frames, fault)
+        reply = replies.messages_reply(body, self._script_for, self._token_delay)
+        return await write_reply(request, reply)
 
     async def _models(self, request: web.Request) -> web.Response:
         owners = {name: s.owned_by for name, s in self._scripts.items()}
@@ -348,38 +221,6 @@ class ScriptedUpstream:
 
     async def _health(self, request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
-
-
-def _invalid_request(body: Any) -> tuple[str, str | None] | None:
-    """Why a chat body is unusable, as (message, param), or None when it is fine."""
-    if not isinstance(body, dict):
-        return "We could not parse the JSON body of your request.", None
-    if not isinstance(body.get("model"), str):
-        return "you must provide a model parameter", "model"
-    if not isinstance(body.get("messages"), list):
-        return "Missing required parameter: 'messages'.", "messages"
-    return None
-
-
-def _openai_error_reply(fault: Fault) -> Reply:
-    envelope = openai_wire.error_envelope(fault.message, fault.error_type, fault.code)
-    return Reply(
-        fault.status,
-        {"Content-Type": "application/json", **fault.headers},
-        [orjson.dumps(envelope)],
-    )
-
-
-def _anthropic_error_reply(fault: Fault) -> Reply:
-    error_type = _ANTHROPIC_ERROR_TYPES.get(fault.status, "api_error")
-    body = anthropic_wire.error_body(fault.message, error_type)
-    return Reply(
-        fault.status, {"Content-Type": "application/json", **fault.headers}, [orjson.dumps(body)]
-    )
-
-
-def _anthropic_frame(event: dict[str, Any]) -> bytes:
-    return b"event: " + str(event["type"]).encode() + b"\ndata: " + orjson.dumps(event) + b"\n\n"
 
 
 def _run_loop(loop: asyncio.AbstractEventLoop) -> None:
