@@ -38,16 +38,28 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request line")
     serve.set_defaults(func=_serve)
 
+    demo = sub.add_parser("demo", help="run Candor in front of built-in demo models")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=int, default=8080)
+    demo.set_defaults(func=_demo)
+
     return parser
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from proxy.server import run
+    from proxy.commands.serve import run
 
     env_config = os.environ.get("CANDOR_CONFIG")
     config = args.config or (Path(env_config) if env_config else None)
     overrides = {"host": args.host, "port": args.port, "workers": args.workers}
     run(config, overrides, access_log=args.access_log)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from proxy.commands.demo import run
+
+    run(args.host, args.port)
     return 0
 
 

@@ -1,4 +1,4 @@
-"""Shared fixtures. Nothing here may reach the internet: the guard below fails any test that tries."""
+"""Shared fixtures. No test may reach the internet: the guard below fails any that tries."""
 
 from __future__ import annotations
 

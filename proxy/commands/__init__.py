@@ -1,0 +1,1 @@
+"""Implementations of the `candor` subcommands that run servers."""

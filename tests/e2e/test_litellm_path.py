@@ -1,0 +1,67 @@
+"""A non-OpenAI provider through the litellm adapter: Anthropic's /v1/messages on loopback."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from proxy.demo.upstream import ScriptedUpstream
+from proxy.settings import ModelRoute
+from tests.e2e.conftest import routes_for, start_candor
+from tests.servers import CandorServer
+
+pytestmark = pytest.mark.e2e
+ASK = [{"role": "user", "content": "What is 17 times 23?"}]
+
+
+@pytest.fixture
+def via_litellm(
+    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream
+) -> Iterator[CandorServer]:
+    claude = ModelRoute(
+        provider="anthropic",
+        base_url=upstream.root_url,
+        upstream_model="reasoning-demo",
+        api_key_env="CANDOR_TEST_UPSTREAM_KEY",
+    )
+    server = start_candor(monkeypatch, upstream, models=routes_for(upstream, claude=claude))
+    yield server
+    server.stop()
+
+
+def test_non_streamed_through_litellm(
+    via_litellm: CandorServer, upstream: ScriptedUpstream
+) -> None:
+    with openai.OpenAI(base_url=via_litellm.base_url, api_key="k", max_retries=0) as sdk:
+        answer = sdk.chat.completions.create(model="claude", messages=ASK)
+    assert answer.choices[0].message.content == "17 × 23 = 391."
+    assert answer.choices[0].finish_reason == "stop"
+    assert upstream.last_request.path == "/v1/messages"
+    assert (answer.model_extra or {})["candor"]["model"] == "claude"
+
+
+def test_streamed_through_litellm(via_litellm: CandorServer, upstream: ScriptedUpstream) -> None:
+    with openai.OpenAI(base_url=via_litellm.base_url, api_key="k", max_retries=0) as sdk:
+        stream = sdk.chat.completions.create(model="claude", messages=ASK, stream=True)
+        chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "17 × 23 = 391."
+    assert upstream.last_request.path == "/v1/messages"
+    assert upstream.last_request.body["stream"] is True
+    assert (chunks[-1].model_extra or {})["candor"]["model"] == "claude"
+
+
+def test_litellm_is_not_imported_without_such_a_model() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from proxy.app import create_app;"
+        "from proxy.settings import Settings, ModelRoute;"
+        "create_app(Settings(models={'q': ModelRoute(base_url='http://127.0.0.1:9/v1')}));"
+        "print('litellm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
