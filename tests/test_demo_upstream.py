@@ -106,7 +106,7 @@ async def test_stream_is_openai_shaped_and_ends_with_usage(upstream: ScriptedUps
         chat_body("honest-demo", TIANANMEN_EN, stream_options={"include_usage": True}),
     )
     first = chunks[0]["choices"][0]
-    assert first["delta"] == {"role": "assistant", "content": "", "refusal": None}
+    assert first["delta"] == {"role": "assistant", "content": ""}
     assert joined(chunks) == answers.TIANANMEN.fact_en
     assert len(chunks) > 20
     finals = [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]]
@@ -612,3 +612,39 @@ async def test_litellm_anthropic_provider_error(upstream: ScriptedUpstream) -> N
             api_key="k",
             messages=[{"role": "user", "content": "What is Falun Gong?"}],
         )
+
+
+async def test_anthropic_non_streamed_shapes_and_faults(upstream: ScriptedUpstream) -> None:
+    url = upstream.root_url + "/v1/messages"
+
+    def ask(model: str, prompt: str = "hi") -> dict[str, Any]:
+        return {"model": model, "max_tokens": 50, "messages": [{"role": "user", "content": prompt}]}
+
+    async with aiohttp.ClientSession() as session:
+        async with session.post(url, json=ask("tools-demo")) as response:
+            tools = await response.json()
+        async with session.post(url, json=ask("fault-content-filter")) as response:
+            filtered = await response.json()
+        async with session.post(url, json=ask("fault-429")) as response:
+            limited = await response.json()
+            assert response.status == 429 and response.headers["Retry-After"] == "1"
+        with pytest.raises(aiohttp.ClientPayloadError):
+            async with session.post(url, json={**ask("fault-cut-stream"), "stream": True}) as cut:
+                await cut.read()
+    assert tools["type"] == "message" and tools["stop_reason"] == "tool_use"
+    assert tools["content"] == [
+        {
+            "type": "tool_use",
+            "id": "call_weather_1",
+            "name": "get_weather",
+            "input": {"city": "Paris", "unit": "celsius"},
+        }
+    ]
+    assert filtered["stop_reason"] == "refusal"
+    assert limited == {
+        "type": "error",
+        "error": {
+            "type": "rate_limit_error",
+            "message": "Rate limit reached for requests. Please try again in 1s.",
+        },
+    }

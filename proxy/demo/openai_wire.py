@@ -217,7 +217,7 @@ def stream_chunks(
     """Every chunk of a streamed response, in order, for `n` choices."""
     factory = ChunkFactory(params, completion_id, created)
     for i in range(params.n):
-        yield factory.delta(i, {"role": "assistant", "content": "", "refusal": None})
+        yield factory.delta(i, {"role": "assistant", "content": ""})
     for delta in stream_deltas(answer, chunking):
         for i in range(params.n):
             yield factory.delta(i, delta)
