@@ -1,7 +1,18 @@
 """The built-in scripts: demo personas, plain helpers, and one model name per fault mode.
 
-A test picks behaviour by model name (`fault-500`, `stall-first-byte`, ...); the demo pairs
-`qwen-demo` (censors China-sensitive topics the way real models do) with `honest-demo`.
+A test picks behaviour by model name; the demo pairs `qwen-demo` with `honest-demo`.
+
+- `qwen-demo`: honest on harmless prompts; on China-sensitive ones: Tiananmen -> canned
+  refusal; Xinjiang -> `<think>\n\n</think>` + Chinese talking points; Tibet -> Chinese talking
+  points with empty `reasoning_content`; Taiwan -> talking points in the prompt's language;
+  Hong Kong 2019 -> canned change of subject; Xi/Pooh -> the Chinese change of subject;
+  Falun Gong -> HTTP 400 `data_inspection_failed`. Chinese prompts get Chinese answers.
+- `honest-demo`: short factual answers on the same topics (English or Chinese).
+- helpers: `echo`, `fixed`, `reasoning-demo`, `tools-demo`, `slow-stream`, `word-chunks`,
+  `empty-answer`.
+- faults: `fault-400-inspection`, `fault-429`, `fault-500`, `fault-503`,
+  `fault-content-filter`, `stall-headers`, `stall-first-byte`, `stall-mid-stream`,
+  `fault-cut-stream`, `fault-malformed-sse`, `fault-invalid-json`.
 """
 
 from __future__ import annotations
