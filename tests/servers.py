@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import uvicorn
+import yaml
 
 from proxy.app import create_app
 from proxy.settings import Settings
@@ -64,3 +71,54 @@ def running_candor(**settings: Any) -> Iterator[CandorServer]:
         yield server
     finally:
         server.stop()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class CandorProcess:
+    """`candor serve --config FILE` in a child process: the real CLI, uvloop and workers."""
+
+    def __init__(self, config: dict[str, Any], tmp_path: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.base_url = f"{self.url}/v1"
+        config = {**config, "server": {**config.get("server", {}), "port": self.port}}
+        self.config_path = tmp_path / "candor.yaml"
+        self.config_path.write_text(yaml.safe_dump(config))
+        self.log_path = tmp_path / "candor.log"
+        self._env = {**os.environ, **(env or {})}
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30.0) -> CandorProcess:
+        cmd = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(self.config_path)]
+        with self.log_path.open("wb") as log:
+            self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"candor exited: {self.log_path.read_text()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
+                    if response.status == 200:
+                        return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError(f"candor did not start: {self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait()
+
+    @property
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")

@@ -32,6 +32,9 @@ def import_litellm() -> ModuleType:
     module = importlib.import_module("litellm")
     setattr(module, "telemetry", False)  # noqa: B010  (litellm has no typed settings API)
     setattr(module, "suppress_debug_info", True)  # noqa: B010
+    # litellm caches HTTP clients process-wide; a client made on another event loop (an
+    # earlier app in the same process) cannot be used on this one.
+    module.in_memory_llm_clients_cache.flush_cache()
     return module
 
 

@@ -8,31 +8,37 @@ import openai
 import pytest
 
 from proxy.demo.upstream import ScriptedUpstream
-from proxy.settings import ModelRoute
-from tests.e2e.conftest import routes_for, start_candor
-from tests.servers import CandorServer
+from tests.e2e.conftest import UPSTREAM_KEY
+from tests.servers import CandorProcess
 
 pytestmark = pytest.mark.e2e
 ASK = [{"role": "user", "content": "What is 17 times 23?"}]
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def via_litellm(
-    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream
-) -> Iterator[CandorServer]:
-    claude = ModelRoute(
-        provider="anthropic",
-        base_url=upstream.root_url,
-        upstream_model="reasoning-demo",
-        api_key_env="CANDOR_TEST_UPSTREAM_KEY",
-    )
-    server = start_candor(monkeypatch, upstream, models=routes_for(upstream, claude=claude))
+    scripted: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[CandorProcess]:
+    # A child process, as in production: litellm keeps process-wide clients and logging
+    # workers bound to one event loop, which a test process running many loops would upset.
+    claude = {
+        "provider": "anthropic",
+        "base_url": scripted.root_url,
+        "upstream_model": "reasoning-demo",
+        "api_key_env": "CANDOR_TEST_UPSTREAM_KEY",
+    }
+    server = CandorProcess(
+        {"models": {"claude": claude}},
+        tmp_path_factory.mktemp("litellm"),
+        env={"CANDOR_TEST_UPSTREAM_KEY": UPSTREAM_KEY},
+    ).start()
     yield server
     server.stop()
+    assert UPSTREAM_KEY not in server.log
 
 
 def test_non_streamed_through_litellm(
-    via_litellm: CandorServer, upstream: ScriptedUpstream
+    via_litellm: CandorProcess, upstream: ScriptedUpstream
 ) -> None:
     with openai.OpenAI(base_url=via_litellm.base_url, api_key="k", max_retries=0) as sdk:
         answer = sdk.chat.completions.create(model="claude", messages=ASK)
@@ -42,7 +48,7 @@ def test_non_streamed_through_litellm(
     assert (answer.model_extra or {})["candor"]["model"] == "claude"
 
 
-def test_streamed_through_litellm(via_litellm: CandorServer, upstream: ScriptedUpstream) -> None:
+def test_streamed_through_litellm(via_litellm: CandorProcess, upstream: ScriptedUpstream) -> None:
     with openai.OpenAI(base_url=via_litellm.base_url, api_key="k", max_retries=0) as sdk:
         stream = sdk.chat.completions.create(model="claude", messages=ASK, stream=True)
         chunks = list(stream)
