@@ -74,6 +74,9 @@ class LitellmUpstream:
     async def _call(self, body: dict[str, Any], *, stream: bool) -> Any:
         kwargs = {**body, "model": self._target, "stream": stream}
         kwargs["timeout"] = self._timeouts.total
+        # Tools are the client's, passed through: never litellm's MCP gateway (which would also
+        # import the `mcp` package on any request that carries tools).
+        kwargs["_skip_mcp_handler"] = True
         if self._base_url is not None:
             kwargs["api_base"] = self._base_url
         if self._api_key is not None:

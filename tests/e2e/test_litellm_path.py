@@ -27,8 +27,9 @@ def via_litellm(
         "upstream_model": "reasoning-demo",
         "api_key_env": "CANDOR_TEST_UPSTREAM_KEY",
     }
+    claude_tools = {**claude, "upstream_model": "tools-demo"}
     server = CandorProcess(
-        {"models": {"claude": claude}},
+        {"models": {"claude": claude, "claude-tools": claude_tools}},
         tmp_path_factory.mktemp("litellm"),
         env={"CANDOR_TEST_UPSTREAM_KEY": UPSTREAM_KEY},
     ).start()
@@ -57,6 +58,23 @@ def test_streamed_through_litellm(via_litellm: CandorProcess, upstream: Scripted
     assert upstream.last_request.path == "/v1/messages"
     assert upstream.last_request.body["stream"] is True
     assert (chunks[-1].model_extra or {})["candor"]["model"] == "claude"
+
+
+def test_tool_calls_through_litellm(via_litellm: CandorProcess, upstream: ScriptedUpstream) -> None:
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "get_weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+            },
+        }
+    ]
+    with openai.OpenAI(base_url=via_litellm.base_url, api_key="k", max_retries=0) as sdk:
+        answer = sdk.chat.completions.create(model="claude-tools", messages=ASK, tools=tools)
+    call = (answer.choices[0].message.tool_calls or [])[0]
+    assert call.function.name == "get_weather" and "Paris" in call.function.arguments
+    assert upstream.last_request.body["tools"][0]["name"] == "get_weather"
 
 
 def test_litellm_is_not_imported_without_such_a_model() -> None:
