@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -24,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from proxy.errors import ConfigError
+from proxy.yamlfile import YamlDocument
 
 REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 OPENAI_COMPATIBLE = "openai"
@@ -92,6 +92,9 @@ class Settings(BaseSettings):
     models: dict[str, ModelRoute] = Field(default_factory=dict)
     policies_dir: Path = REPO_POLICIES
     detector: Literal["default", "none"] = "default"
+    demo_mode: bool = False
+    store: StoreSettings = Field(default_factory=lambda: StoreSettings())
+    auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
 
     @classmethod
     def settings_customise_sources(
@@ -103,6 +106,13 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (env_settings, init_settings)
+
+    @model_validator(mode="after")
+    def _redis_url_from_env(self) -> Settings:
+        # The conventional REDIS_URL works too; CANDOR_STORE__REDIS_URL or the file win.
+        if self.store.redis_url is None and os.environ.get("REDIS_URL"):
+            self.store.redis_url = os.environ["REDIS_URL"]
+        return self
 
     def timeouts_for(self, model: str) -> Timeouts:
         route = self.models[model]
@@ -120,68 +130,92 @@ class Settings(BaseSettings):
         return SecretStr(value)
 
 
+class StoreTimeouts(BaseModel):
+    """Seconds the shared store may take before Candor carries on without it (fail-open)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    connect: float = Field(0.5, gt=0)
+    operation: float = Field(0.25, gt=0)
+    retry_interval: float = Field(
+        1.0, gt=0, description="how often an unreachable store is probed and the buffer flushed"
+    )
+
+
+class StoreSettings(BaseModel):
+    """Shared state: the embedded memory store, or Redis (single node or Cluster) when
+    `redis_url` (or the REDIS_URL environment variable) is set."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    redis_url: str | None = None
+    cluster: bool = Field(False, description="the URL names a Redis Cluster node")
+    key_prefix: str = Field("candor", pattern=r"^[A-Za-z0-9_.:-]{1,40}$")
+    window_seconds: int = Field(3600, ge=60, description="censorship-rate sliding window")
+    window_buckets: int = Field(60, ge=1, le=600)
+    censored_memory_seconds: int = Field(86400, ge=1)
+    event_retention_count: int = Field(100_000, ge=1)
+    event_retention_seconds: int | None = Field(30 * 86400, ge=60)
+    buffer_size: int = Field(10_000, ge=1, description="audit events kept while Redis is away")
+    redaction: Literal["full", "excerpt", "none"] = "excerpt"
+    excerpt_chars: int = Field(500, ge=1)
+    timeouts: StoreTimeouts = StoreTimeouts()
+
+
+class RateLimits(BaseModel):
+    """Per-key limits; None means unlimited."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    requests_per_minute: int | None = Field(None, ge=1)
+    tokens_per_minute: int | None = Field(None, ge=1)
+
+
+class ApiKeyEntry(BaseModel):
+    """One client key: only its hash is stored (`candor keys new` prints both)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    hash: str = Field(pattern=r"^sha256:[0-9a-f]{64}$")
+    tenant: str = "default"
+    policy: str | None = None
+    rate_limits: RateLimits | None = None
+
+
+class AuthSettings(BaseModel):
+    """Who may call Candor. `mode: none` passes every caller through (see README, Auth)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Literal["keys", "none"] = "keys"
+    keys: list[ApiKeyEntry] = Field(default_factory=list)
+    admin_key_hash: str | None = Field(None, pattern=r"^sha256:[0-9a-f]{64}$")
+    pepper_env: str = "CANDOR_KEY_PEPPER"
+    default_rate_limits: RateLimits = RateLimits()
+
+    @field_validator("keys")
+    @classmethod
+    def _unique_ids(cls, keys: list[ApiKeyEntry]) -> list[ApiKeyEntry]:
+        ids = [key.id for key in keys]
+        duplicated = sorted({i for i in ids if ids.count(i) > 1})
+        if duplicated:
+            raise ValueError(f"duplicate key id(s): {', '.join(duplicated)}")
+        return keys
+
+
 def load_settings(path: Path | None) -> Settings:
     """Read the YAML config (if any), apply environment overrides, validate."""
     if path is None:
-        return _validate({}, None, {})
+        try:
+            return Settings()
+        except ValidationError as exc:
+            raise ConfigError(f"invalid settings from the environment: {exc}") from None
+    doc = YamlDocument.read(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config: {exc.strerror}") from exc
-    try:
-        node = yaml.compose(text)
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}:1: the config must be a mapping")
-    lines: dict[tuple[str, ...], int] = {}
-    if node is not None:
-        _index_lines(node, (), lines)
-    return _validate(data, path, lines)
-
-
-def _validate(
-    data: dict[str, Any], path: Path | None, lines: dict[tuple[str, ...], int]
-) -> Settings:
-    try:
-        settings = Settings(**data)
+        settings = Settings(**doc.data)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc, path, lines)) from None
-    if path is not None and not settings.policies_dir.is_absolute():
+        raise doc.describe(exc) from None
+    if not settings.policies_dir.is_absolute():
         settings.policies_dir = (path.parent / settings.policies_dir).resolve()
     return settings
-
-
-def _describe(exc: ValidationError, path: Path | None, lines: dict[tuple[str, ...], int]) -> str:
-    problems = []
-    for error in exc.errors():
-        loc = tuple(str(part) for part in error["loc"])
-        line = _nearest_line(loc, lines)
-        where = f"{path or '<settings>'}" + (f":{line}" if line else "")
-        problems.append(f"{where}: {'.'.join(loc) or '<root>'}: {error['msg']}")
-    return "invalid configuration:\n  " + "\n  ".join(problems)
-
-
-def _nearest_line(loc: tuple[str, ...], lines: dict[tuple[str, ...], int]) -> int | None:
-    for cut in range(len(loc), 0, -1):
-        if loc[:cut] in lines:
-            return lines[loc[:cut]]
-    return None
-
-
-def _index_lines(
-    node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int]
-) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            path = (*prefix, str(key.value))
-            lines[path] = key.start_mark.line + 1
-            _index_lines(value, path, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            path = (*prefix, str(index))
-            lines[path] = item.start_mark.line + 1
-            _index_lines(item, path, lines)
