@@ -1,0 +1,75 @@
+"""Reading a YAML file into a typed model; errors name the file, the line and the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from proxy.errors import ConfigError
+
+
+class YamlDocument:
+    """A parsed YAML mapping that remembers the line of every key."""
+
+    def __init__(self, path: Path, data: dict[str, Any], lines: dict[tuple[str, ...], int]):
+        self.path = path
+        self.data = data
+        self._lines = lines
+
+    @classmethod
+    def read(cls, path: Path) -> YamlDocument:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        try:
+            node = yaml.compose(text)
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"{path}:{mark.line + 1}" if mark else str(path)
+            raise ConfigError(f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}:1: the file must hold a mapping")
+        lines: dict[tuple[str, ...], int] = {}
+        if node is not None:
+            _index_lines(node, (), lines)
+        return cls(path, data, lines)
+
+    def where(self, loc: tuple[str | int, ...]) -> str:
+        """`file:line` of the deepest key of `loc` that the file has."""
+        parts = tuple(str(p) for p in loc)
+        for cut in range(len(parts), 0, -1):
+            if parts[:cut] in self._lines:
+                return f"{self.path}:{self._lines[parts[:cut]]}"
+        return str(self.path)
+
+    def problem(self, loc: tuple[str | int, ...], message: str) -> ConfigError:
+        field = ".".join(str(p) for p in loc) or "<root>"
+        return ConfigError(f"{self.where(loc)}: {field}: {message}")
+
+    def describe(self, exc: ValidationError, prefix: tuple[str, ...] = ()) -> ConfigError:
+        """One error naming every invalid field with its file and line."""
+        problems = []
+        for error in exc.errors():
+            loc = (*prefix, *(str(p) for p in error["loc"]))
+            problems.append(f"{self.where(loc)}: {'.'.join(loc) or '<root>'}: {error['msg']}")
+        return ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _index_lines(
+    node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int]
+) -> None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            path = (*prefix, str(key.value))
+            lines[path] = key.start_mark.line + 1
+            _index_lines(value, path, lines)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            path = (*prefix, str(index))
+            lines[path] = item.start_mark.line + 1
+            _index_lines(item, path, lines)
