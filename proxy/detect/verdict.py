@@ -107,7 +107,12 @@ class Verdict:
             "topics": list(self.topics),
             "language": self.language,
             "signals": [
-                {"name": s.name, "weight": round(s.weight, 4), "span": [s.start, s.end], "text": s.text}
+                {
+                    "name": s.name,
+                    "weight": round(s.weight, 4),
+                    "span": [s.start, s.end],
+                    "text": s.text,
+                }
                 for s in self.signals
             ],
         }

@@ -1,0 +1,69 @@
+"""Naming what kind of non-answer a censored verdict found, and the signals that explain it."""
+
+from __future__ import annotations
+
+from proxy.detect.features import AnswerView, Extracted
+from proxy.detect.model import LinearModel
+from proxy.detect.request import Request
+from proxy.detect.verdict import Category, Signal
+
+_MAX_SIGNALS = 12
+
+
+def categorize(ex: Extracted, req: Request, view: AnswerView) -> Category:
+    """The category of an answer already judged censored, from the evidence that fired."""
+    if "degenerate" in ex.meta:
+        return Category.NON_ANSWER
+    early = {h.category for h in ex.hits if h.start < 200}
+    allhits = [h.category for h in ex.hits]
+    if "refusal" in early:
+        return Category.REFUSAL
+    if "deflection" in early:
+        return Category.DEFLECTION
+    propaganda = allhits.count("propaganda")
+    if propaganda >= 2 or (propaganda and ex.language == "zh" and req.language != "zh"):
+        return Category.PROPAGANDA
+    if "refusal" in allhits:
+        return Category.REFUSAL
+    if "deflection" in allhits:
+        return Category.DEFLECTION
+    if ex.language != req.language and ex.language == "zh":
+        return Category.PROPAGANDA
+    if view.finish_reason == "length" and len(view.visible.strip()) < 40:
+        return Category.NON_ANSWER
+    return Category.EVASION
+
+
+def explain(
+    ex: Extracted, model: LinearModel, visible: str, offset: int, ngram: float
+) -> tuple[Signal, ...]:
+    """The phrase hits and the strongest non-n-gram features, with their weights in the score.
+
+    `ngram` is the summed contribution of the n-grams, shown as one signal.
+    """
+    weights = model.weights
+    signals: list[Signal] = []
+    seen: set[tuple[str, int]] = set()
+    for hit in ex.hits:
+        key = (hit.rule, hit.start)
+        if key in seen:
+            continue
+        seen.add(key)
+        where = "@o" if hit.start < 160 else "@h"
+        w = weights.get("lex:" + hit.category + where, 0.0)
+        signals.append(
+            Signal(
+                name=f"{hit.category}:{hit.rule}",
+                weight=w,
+                start=offset + hit.start,
+                end=offset + hit.end,
+                text=visible[hit.start : hit.end],
+            )
+        )
+    for name, value in ex.meta.items():
+        contribution = weights.get(name, 0.0) * value
+        if abs(contribution) >= 0.1 and not name.startswith(("lex:", "lexn:")):
+            signals.append(Signal(name=name, weight=contribution))
+    signals.append(Signal(name="ngrams", weight=ngram))
+    signals.sort(key=lambda s: -abs(s.weight))
+    return tuple(signals[:_MAX_SIGNALS])

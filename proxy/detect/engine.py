@@ -1,0 +1,174 @@
+"""The shipped detector: hard rules for provider blocks and empty answers, then the scorer."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy.detect.categorize import categorize, explain
+from proxy.detect.features import AnswerView, Windows, extract
+from proxy.detect.lexicon import Lexicon
+from proxy.detect.model import Scorer, sigmoid
+from proxy.detect.request import Request, RequestWords, last_user_text, read_request
+from proxy.detect.stream import CandorStreamJudge
+from proxy.detect.text import guess_language, split_think
+from proxy.detect.topics import TopicIndex
+from proxy.detect.verdict import Category, Exchange, ProviderError, Signal, Status, Verdict
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSettings:
+    """Hold-back bounds for streams, in characters of visible answer.
+
+    `window`: text held before the first decision. `max_hold_chars`: the most held before the
+    judge must settle (the proxy bounds the hold in time on its own).
+    """
+
+    window: int = 240
+    max_hold_chars: int = 1200
+
+
+@dataclass(frozen=True, slots=True)
+class DetectorParts:
+    """Everything the detector is built from; the offline loader reads it from `policies/`."""
+
+    lexicon: Lexicon
+    topics: TopicIndex
+    request_words: RequestWords = field(default_factory=RequestWords)
+    windows: Windows = field(default_factory=Windows)
+    scorer: Scorer = field(default_factory=Scorer)
+    stream: StreamSettings = field(default_factory=StreamSettings)
+
+
+def _blocked(reason: str, text: str, req: Request, lang: str) -> Verdict:
+    return Verdict(
+        status=Status.CENSORED,
+        score=1.0,
+        category=Category.PROVIDER_BLOCK,
+        topics=req.topics,
+        language=lang,
+        signals=(Signal(name=reason, weight=1.0, text=text),),
+    )
+
+
+def _is_json(text: str) -> bool:
+    if not text or text[0] not in "{[":
+        return False
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+class CandorDetector:
+    """Judges whole answers and opens incremental judges (see `proxy.detect.stream`)."""
+
+    def __init__(self, parts: DetectorParts) -> None:
+        self.parts = parts
+
+    def request(self, messages: Sequence[Mapping[str, Any]]) -> Request:
+        """Read the request the answer responds to."""
+        p = self.parts
+        return read_request(last_user_text(messages), p.topics, p.request_words)
+
+    def judge(self, exchange: Exchange) -> Verdict:
+        """The whole-answer verdict."""
+        return self.judge_parts(
+            self.request(exchange.messages),
+            exchange.answer,
+            reasoning_chars=-1 if exchange.reasoning is None else len(exchange.reasoning.strip()),
+            finish_reason=exchange.finish_reason,
+            provider_error=exchange.provider_error,
+            has_tool_calls=exchange.has_tool_calls,
+            wants_json=exchange.wants_json,
+        )
+
+    def judge_parts(
+        self,
+        req: Request,
+        answer: str,
+        *,
+        reasoning_chars: int = -1,
+        finish_reason: str | None = None,
+        provider_error: ProviderError | None = None,
+        has_tool_calls: bool = False,
+        wants_json: bool = False,
+    ) -> Verdict:
+        """The whole-answer verdict from an already read request (shared with streams)."""
+        split = split_think(answer)
+        body = split.visible.strip()
+        lang = guess_language(body)
+        if provider_error is not None:
+            code = provider_error.code or str(provider_error.status)
+            return _blocked("provider_error", code, req, lang)
+        if finish_reason == "content_filter":
+            return _blocked("finish_content_filter", "content_filter", req, lang)
+        if not body:
+            if has_tool_calls:
+                return Verdict(Status.CLEAN, 0.0, topics=req.topics, language=lang)
+            if split.state in ("unclosed", "closed") or reasoning_chars > 0:
+                return Verdict(
+                    Status.CENSORED,
+                    1.0,
+                    Category.NON_ANSWER,
+                    req.topics,
+                    lang,
+                    (Signal(name="reasoning_only", weight=1.0, start=0, end=len(answer)),),
+                )
+            return _blocked("empty_answer", "", req, lang)
+        if (wants_json or has_tool_calls) and _is_json(body):
+            return Verdict(Status.CLEAN, 0.0, topics=req.topics, language=lang)
+        view = AnswerView(
+            visible=split.visible,
+            ended=True,
+            think_state=split.state,
+            think_chars=len(split.think),
+            reasoning_chars=reasoning_chars,
+            finish_reason=finish_reason,
+        )
+        p = self.parts
+        ex = extract(view, req, p.lexicon, p.windows, lang)
+        model = p.scorer.whole
+        ngram = model.grams_sum(ex.grams)
+        score = sigmoid(model.logit(ex.meta) + ngram)
+        censored = score >= p.scorer.thresholds.flag
+        return Verdict(
+            status=Status.CENSORED if censored else Status.CLEAN,
+            score=score,
+            category=categorize(ex, req, view) if censored else Category.NONE,
+            topics=req.topics,
+            language=ex.language,
+            signals=explain(ex, model, split.visible, split.offset, ngram),
+        )
+
+    def early_score(
+        self, req: Request, visible: str, think_state: str, reasoning_chars: int
+    ) -> tuple[float, Verdict]:
+        """The first-window probability and the verdict to stop with if it is high enough."""
+        p = self.parts
+        view = AnswerView(
+            visible=visible,
+            ended=False,
+            think_state=think_state,
+            reasoning_chars=reasoning_chars,
+        )
+        ex = extract(view, req, p.lexicon, Windows(head=p.stream.window, tail=0))
+        model = p.scorer.early
+        ngram = model.grams_sum(ex.grams)
+        score = sigmoid(model.logit(ex.meta) + ngram)
+        verdict = Verdict(
+            status=Status.CENSORED,
+            score=score,
+            category=categorize(ex, req, view),
+            topics=req.topics,
+            language=ex.language,
+            signals=explain(ex, model, visible, 0, ngram),
+        )
+        return score, verdict
+
+    def open_stream(self, exchange: Exchange) -> CandorStreamJudge:
+        """An incremental judge for one streamed answer."""
+        return CandorStreamJudge(self, exchange)

@@ -1,0 +1,173 @@
+"""Feature extraction: bounded windows of the answer turned into sparse named features.
+
+Only the head (and, for a finished answer, the tail) of the answer is tokenised, so the cost
+is bounded whatever the answer's length; length, language and structure carry the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import pairwise
+from operator import add
+
+from proxy.detect.lexicon import Lexicon, PhraseHit
+from proxy.detect.request import Request
+from proxy.detect.text import cjk_runs, guess_language, normalize, words
+
+_LEN_EDGES = (1, 50, 200, 500, 1000, 2000, 4000)
+_OPENING = 160
+_QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
+_TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
+
+
+@dataclass(frozen=True, slots=True)
+class Windows:
+    """How much of the answer is read: `head` chars from the start, `tail` from the end."""
+
+    head: int = 400
+    tail: int = 200
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerView:
+    """The visible answer (after any `<think>` block) and the facts around it."""
+
+    visible: str
+    ended: bool
+    think_state: str = "none"
+    think_chars: int = 0
+    reasoning_chars: int = -1
+    finish_reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Extracted:
+    """Sparse features, the phrase hits behind them, and the answer's language.
+
+    `grams` are the head's word unigrams and bigrams and CJK bigrams (value 1, no prefix: a
+    token never contains `:`), `meta` every other feature (names contain `:`).
+    """
+
+    grams: set[str]
+    meta: dict[str, float]
+    hits: tuple[PhraseHit, ...]
+    language: str
+
+    def features(self) -> dict[str, float]:
+        """All features as one mapping (for training)."""
+        out = dict.fromkeys(self.grams, 1.0)
+        out.update(self.meta)
+        return out
+
+
+def _len_bucket(n: int) -> str:
+    for i, edge in enumerate(_LEN_EDGES):
+        if n < edge:
+            return str(i)
+    return str(len(_LEN_EDGES))
+
+
+def _grams(grams: set[str], toks: list[str], text: str, cjk_major: bool) -> None:
+    grams.update(toks)
+    grams.update(map(" ".join, pairwise(toks)))
+    if cjk_major:
+        # One pass over all character pairs; pairs with punctuation are harmless extra keys.
+        grams.update(map(add, text, text[1:]))
+        return
+    for run in cjk_runs(text):
+        grams.update(map(add, run, run[1:]))
+
+
+def _is_quoted(text: str, start: int) -> bool:
+    """True when a phrase sits just inside quotation marks: quoted, not said."""
+    before = text[max(0, start - 100) : start]
+    if any(before.rfind(o) > before.rfind(c) for o, c in _QUOTE_PAIRS):
+        return True
+    return before.count('"') % 2 == 1
+
+
+def _overlap(req: Request, norm: str) -> float | None:
+    keys = req.salient_cjk if req.language == "zh" else req.salient
+    if not keys:
+        return None
+    return sum(1 for k in keys if k in norm) / len(keys)
+
+
+def extract(
+    view: AnswerView, req: Request, lexicon: Lexicon, win: Windows, language: str = ""
+) -> Extracted:
+    """Features of one answer (or of its first window, when `view.ended` is False)."""
+    feats: dict[str, float] = {}
+    grams: set[str] = set()
+    visible = view.visible
+    body = visible.strip()
+    n = len(body)
+    head = visible[: win.head]
+    head_norm = normalize(head)
+    toks = words(head_norm)
+    lang = language or guess_language(body)
+    _grams(grams, toks, head, lang == "zh")
+    hits = lexicon.find(head, head_norm, grams)
+    if view.ended and len(visible) > win.head + win.tail // 3:
+        start = max(win.head, len(visible) - win.tail)
+        tail = visible[start:]
+        tail_norm = normalize(tail)
+        tail_toks = words(tail_norm)
+        tail_grams = set(tail_toks)
+        tail_grams.update(map(" ".join, pairwise(tail_toks)))
+        hits += lexicon.find(tail, tail_norm, tail_grams, start)
+    pl = req.language
+    counts: dict[str, int] = {}
+    quoted = [h for h in hits if _is_quoted(visible, h.start)]
+    if quoted:
+        feats["lex:quoted"] = 1.0
+        hits = [h for h in hits if h not in quoted]
+    for hit in hits:
+        counts[hit.category] = counts.get(hit.category, 0) + 1
+        where = "@o" if hit.start < _OPENING else ("@h" if hit.start < win.head else "@t")
+        feats["lex:" + hit.category + where] = 1.0
+        feats["lex:" + hit.category + where + "&" + pl] = 1.0
+    for cat, k in counts.items():
+        feats["lexn:" + cat] = min(k, 6) / 6.0
+    feats["al:" + lang] = 1.0
+    feats["pl:" + pl] = 1.0
+    if lang != pl:
+        feats["switch:" + pl + ">" + lang] = 1.0
+    for topic in req.topics:
+        feats["topic:" + topic] = 1.0
+    if not req.topics:
+        feats["topic:none"] = 1.0
+    if req.asks_long:
+        feats["ask:long"] = 1.0
+    if req.asks_creative:
+        feats["ask:creative"] = 1.0
+    feats["think:" + view.think_state] = 1.0
+    if view.think_state == "empty":
+        feats["think:empty&" + lang] = 1.0
+    if view.reasoning_chars == 0:
+        feats["reasoning:empty"] = 1.0
+    elif view.reasoning_chars > 0:
+        feats["reasoning:present"] = 1.0
+    ov = _overlap(req, head_norm)
+    if ov is not None:
+        feats["overlap"] = ov
+        level = "0" if ov == 0 else "lo" if ov < 0.34 else "mid" if ov < 0.67 else "hi"
+        feats["overlap:" + level] = 1.0
+    if len(toks) >= 30 and len(set(toks)) / len(toks) < 0.3:
+        feats["degenerate"] = 1.0
+    if "\n#" in head or head.startswith("#") or "**" in head:
+        feats["md:heading"] = 1.0
+    if "\n- " in head or "\n* " in head or "\n1." in head:
+        feats["md:list"] = 1.0
+    if view.ended:
+        bucket = _len_bucket(n)
+        feats["len:" + bucket] = 1.0
+        feats["len:" + bucket + "&" + pl] = 1.0
+        if req.asks_long:
+            feats["len:" + bucket + "&long"] = 1.0
+        feats["fin:" + (view.finish_reason or "none")] = 1.0
+        if body and body[-1] not in _TERMINAL and body[-1].isalpha():
+            feats["end:open"] = 1.0
+    else:
+        feats["partial"] = 1.0
+    return Extracted(grams, feats, tuple(hits), lang)

@@ -1,0 +1,92 @@
+"""What the user asked: its text, language, topics and the kind of answer wanted."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from proxy.detect.text import cjk_runs, guess_language, normalize, words
+from proxy.detect.topics import TopicIndex
+
+_SALIENT_MAX = 12
+_STEM = 6
+
+
+@dataclass(frozen=True, slots=True)
+class RequestWords:
+    """Word lists (data) that classify a request: long/creative asks and words to ignore."""
+
+    long: frozenset[str] = frozenset()
+    creative: frozenset[str] = frozenset()
+    ignore: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """The parts of a request the detector reads."""
+
+    prompt: str = ""
+    language: str = "und"
+    topics: tuple[str, ...] = ()
+    asks_long: bool = False
+    asks_creative: bool = False
+    salient: tuple[str, ...] = ()
+    salient_cjk: tuple[str, ...] = ()
+
+
+def _content_text(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Iterable):
+        parts = [p.get("text", "") for p in content if isinstance(p, Mapping)]
+        return " ".join(p for p in parts if isinstance(p, str))
+    return ""
+
+
+def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text of the last user message (OpenAI string or content-part shape)."""
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return _content_text(message.get("content"))
+    return ""
+
+
+def _has(words_set: frozenset[str], toks: Sequence[str], norm: str) -> bool:
+    if not words_set.isdisjoint(toks):
+        return True
+    # CJK has no word breaks: its entries are looked for as substrings.
+    return any(w in norm for w in _unspaced(words_set))
+
+
+@lru_cache(maxsize=16)
+def _unspaced(words_set: frozenset[str]) -> tuple[str, ...]:
+    return tuple(w for w in words_set if not w.isascii())
+
+
+def read_request(prompt: str, topics: TopicIndex, vocab: RequestWords) -> Request:
+    """Parse the request text into a `Request`."""
+    norm = normalize(prompt)
+    toks = words(norm)
+    salient: list[str] = []
+    for tok in toks:
+        if len(tok) >= 5 and tok not in vocab.ignore and not tok.isdigit():
+            stem = tok[:_STEM]
+            if stem not in salient:
+                salient.append(stem)
+    bigrams: list[str] = []
+    for run in cjk_runs(prompt):
+        for i in range(len(run) - 1):
+            bg = run[i : i + 2]
+            if bg not in bigrams and bg not in vocab.ignore:
+                bigrams.append(bg)
+    return Request(
+        prompt=prompt,
+        language=guess_language(prompt),
+        topics=topics.find(prompt),
+        asks_long=_has(vocab.long, toks, norm),
+        asks_creative=_has(vocab.creative, toks, norm),
+        salient=tuple(salient[:_SALIENT_MAX]),
+        salient_cjk=tuple(bigrams[: _SALIENT_MAX * 2]),
+    )

@@ -1,0 +1,120 @@
+"""The incremental judge: holds the first window of an answer, then releases or stops.
+
+Per delta it only appends and looks for the end of a leading `<think>` block near the new
+text; the text is scored at most twice (at the window and at the hold bound), on bounded
+prefixes, and once more as a whole when the stream finishes.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from proxy.detect.text import THINK_CLOSE, THINK_OPEN, split_think
+from proxy.detect.verdict import Decision, Exchange, ProviderError, StreamStep, Verdict
+
+if TYPE_CHECKING:
+    from proxy.detect.engine import CandorDetector
+
+
+class CandorStreamJudge:
+    """Judges one streamed answer delta by delta (see the module docstring)."""
+
+    def __init__(self, detector: CandorDetector, exchange: Exchange) -> None:
+        self._detector = detector
+        self._req = detector.request(exchange.messages)
+        self._settings = detector.parts.stream
+        self._thresholds = detector.parts.scorer.thresholds
+        self._wants_json = exchange.wants_json
+        self._has_tool_calls = exchange.has_tool_calls
+        self._parts: list[str] = []
+        self._length = 0
+        self._reasoning = -1
+        self._mode = "unknown"  # unknown -> think | plain
+        self._visible_start = 0
+        self._released = 0
+        self._decision = Decision.HOLD
+        self._carry = ""
+        self._early: float | None = None
+        self._stopped: Verdict | None = None
+
+    def _text(self) -> str:
+        if len(self._parts) > 1:
+            self._parts = ["".join(self._parts)]
+        return self._parts[0] if self._parts else ""
+
+    def _track_think(self, content: str) -> None:
+        window = self._carry + content
+        if self._mode == "unknown":
+            # Undecided only while the answer is a few characters of whitespace and tag.
+            window = self._text()
+            head = window.lstrip()
+            if len(head) < len(THINK_OPEN) and THINK_OPEN.startswith(head):
+                return
+            self._mode = "think" if head.startswith(THINK_OPEN) else "plain"
+        if self._mode == "think":
+            idx = window.find(THINK_CLOSE)
+            if idx >= 0:
+                self._visible_start = self._length - len(window) + idx + len(THINK_CLOSE)
+                self._mode = "plain"
+            else:
+                self._carry = window[-(len(THINK_CLOSE) - 1) :]
+
+    def feed(self, content: str = "", reasoning: str = "") -> StreamStep:
+        """Take one delta; say release (up to `released` chars), hold, or censored."""
+        if reasoning:
+            self._reasoning = max(self._reasoning, 0) + len(reasoning)
+        if content:
+            self._parts.append(content)
+            self._length += len(content)
+        if self._decision is Decision.CENSORED:
+            return StreamStep(Decision.CENSORED, self._released, self._stopped)
+        if self._decision is Decision.RELEASE:
+            self._released = self._length
+            return StreamStep(Decision.RELEASE, self._released)
+        if content and self._mode != "plain":
+            self._track_think(content)
+        if self._mode != "plain":
+            return StreamStep(Decision.HOLD, self._released)
+        visible = self._length - self._visible_start
+        window = self._settings.window
+        if self._early is None and visible >= window:
+            return self._checkpoint(self._thresholds.stop, self._thresholds.release)
+        if self._early is not None and visible >= self._settings.max_hold_chars:
+            return self._checkpoint(self._thresholds.settle, self._thresholds.settle)
+        return StreamStep(Decision.HOLD, self._released)
+
+    def _checkpoint(self, stop: float, release: float) -> StreamStep:
+        start = self._visible_start
+        text = self._text()
+        visible = text[start : start + self._settings.window]
+        state = split_think(text[:start]).state if start else "none"
+        score, verdict = self._detector.early_score(self._req, visible, state, self._reasoning)
+        self._early = score
+        if score >= stop:
+            self._decision = Decision.CENSORED
+            self._stopped = verdict
+            return StreamStep(Decision.CENSORED, self._released, verdict)
+        if score < release:
+            self._decision = Decision.RELEASE
+            self._released = self._length
+            return StreamStep(Decision.RELEASE, self._released)
+        return StreamStep(Decision.HOLD, self._released)
+
+    @property
+    def released(self) -> int:
+        """Characters of content released so far."""
+        return self._released
+
+    def finish(
+        self, finish_reason: str | None = None, provider_error: ProviderError | None = None
+    ) -> Verdict:
+        """The whole-answer verdict; it decides any text still held."""
+        return self._detector.judge_parts(
+            self._req,
+            self._text(),
+            reasoning_chars=self._reasoning,
+            finish_reason=finish_reason,
+            provider_error=provider_error,
+            has_tool_calls=self._has_tool_calls,
+            wants_json=self._wants_json,
+        )

@@ -1,0 +1,170 @@
+"""Cheap text helpers: normalisation, tokens, CJK bigrams, language guess, `<think>` splitting."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+
+_CJK_CHAR = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_WORD = re.compile(r"[a-z0-9\u00c0-\u024f']+")
+
+THINK_OPEN = "<think>"
+THINK_CLOSE = "</think>"
+
+_EN_HINTS = frozenset(
+    [
+        "the",
+        "and",
+        "of",
+        "to",
+        "is",
+        "in",
+        "that",
+        "for",
+        "it",
+        "with",
+        "as",
+        "are",
+        "this",
+        "be",
+        "on",
+        "not",
+        "by",
+        "or",
+        "an",
+        "was",
+        "have",
+    ]
+)
+_FI_HINTS = frozenset(
+    [
+        "ja",
+        "on",
+        "että",
+        "ei",
+        "se",
+        "mutta",
+        "kuin",
+        "tai",
+        "ovat",
+        "myös",
+        "joka",
+        "tämä",
+        "sen",
+        "kun",
+        "niin",
+        "voi",
+        "olla",
+        "mitä",
+    ]
+)
+_LANG_SAMPLE = 240
+_Trie = dict[str, "_Trie"]
+
+
+def normalize(text: str) -> str:
+    """Lower-case and fold curly quotes so that lexicon phrases match typographic variants."""
+    # str.replace beats str.translate by far on non-ASCII text.
+    return text.lower().replace("’", "'").replace("‘", "'")
+
+
+def words(normalized: str) -> list[str]:
+    """Latin-script word tokens of already normalised text."""
+    return _WORD.findall(normalized)
+
+
+def word_spans(normalized: str) -> Iterator[re.Match[str]]:
+    """Matches of the word tokens of `words`, for their positions."""
+    return _WORD.finditer(normalized)
+
+
+def cjk_runs(text: str) -> list[str]:
+    """Maximal runs of CJK ideographs."""
+    return _CJK_RUN.findall(text)
+
+
+def cjk_count(text: str) -> int:
+    """Number of CJK ideographs in `text`."""
+    return len(_CJK_CHAR.findall(text))
+
+
+def guess_language(text: str) -> str:
+    """A script and stop-word guess: `zh`, `en`, `fi` or `und` when there is too little text."""
+    sample = text[:_LANG_SAMPLE]
+    cjk = cjk_count(sample)
+    toks = words(normalize(sample))
+    latin = sum(map(len, toks))
+    if cjk + latin < 2:
+        return "und"
+    if cjk > 0.3 * (cjk + latin):
+        return "zh"
+    if len(toks) < 3:
+        return "und"
+    en = sum(1 for t in toks if t in _EN_HINTS)
+    fi = sum(1 for t in toks if t in _FI_HINTS)
+    if en == fi == 0:
+        return "und"
+    return "en" if en >= fi else "fi"
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkSplit:
+    """An answer's content split into the reasoning shown inside `<think>` tags and the rest.
+
+    `state` is `none` (no think block), `empty` (an empty block), `closed` (a block with text)
+    or `unclosed` (a block that never ends, so there is no final answer).
+    """
+
+    state: str
+    think: str
+    visible: str
+    offset: int
+
+
+def split_think(content: str) -> ThinkSplit:
+    """Separate a leading `<think>...</think>` block (or a bare `</think>`) from the answer."""
+    stripped = content.lstrip()
+    lead = len(content) - len(stripped)
+    if stripped.startswith(THINK_OPEN):
+        start = lead + len(THINK_OPEN)
+        close = content.find(THINK_CLOSE, start)
+        if close < 0:
+            return ThinkSplit("unclosed", content[start:], "", len(content))
+        think = content[start:close]
+        offset = close + len(THINK_CLOSE)
+        state = "closed" if think.strip() else "empty"
+        return ThinkSplit(state, think, content[offset:], offset)
+    close = content.find(THINK_CLOSE)
+    if close >= 0:
+        offset = close + len(THINK_CLOSE)
+        think = content[:close]
+        state = "closed" if think.strip() else "empty"
+        return ThinkSplit(state, think, content[offset:], offset)
+    return ThinkSplit("none", "", content, 0)
+
+
+def trie_pattern(phrases: Sequence[str]) -> str:
+    """A regex alternation factored as a trie: sre then rejects most positions on one char."""
+    trie: _Trie = {}
+    for phrase in phrases:
+        node = trie
+        for ch in phrase:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+
+    def build(node: _Trie) -> str:
+        alts: list[str] = []
+        ends = False
+        for ch in sorted(node):
+            if ch == "":
+                ends = True
+                continue
+            alts.append(re.escape(ch) + build(node[ch]))
+        if not alts:
+            return ""
+        body = alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+        return f"(?:{body})?" if ends else body
+
+    return build(trie)

@@ -1,0 +1,214 @@
+"""The `candor scan`, `candor eval` and `candor train` subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import sys
+from typing import Any
+
+import yaml
+
+from proxy.detect.engine import CandorDetector
+from proxy.detect.model import Scorer
+from proxy.detect.verdict import Exchange, ProviderError
+from proxy.offline.dataset import Example, read_examples
+from proxy.offline.evaluate import Outcome, check_floors, run, summarize
+from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector, load_parts
+
+
+def _exchange_from(raw: str) -> Exchange:
+    try:
+        doc: Any = json.loads(raw)
+    except ValueError:
+        doc = None
+    if not isinstance(doc, dict):
+        return Exchange(answer=raw)
+    messages = doc.get("messages")
+    if not isinstance(messages, list):
+        prompt = doc.get("prompt")
+        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else []
+    error = doc.get("provider_error")
+    provider_error = None
+    if isinstance(error, dict):
+        provider_error = ProviderError(
+            status=int(error.get("status", 400)),
+            code=error.get("code"),
+            message=str(error.get("message", "")),
+        )
+    reasoning = doc.get("reasoning")
+    answer = doc.get("response", doc.get("answer", ""))
+    return Exchange(
+        messages=messages,
+        answer=answer if isinstance(answer, str) else "",
+        reasoning=reasoning if isinstance(reasoning, str) else None,
+        finish_reason=doc.get("finish_reason") or None,
+        provider_error=provider_error,
+        has_tool_calls=bool(doc.get("tool_calls")),
+        wants_json=bool(doc.get("wants_json")),
+    )
+
+
+def scan(args: argparse.Namespace) -> int:
+    """Judge one answer read from stdin and print the verdict as JSON."""
+    detector = load_detector(args.policies)
+    verdict = detector.judge(_exchange_from(sys.stdin.read()))
+    print(json.dumps(verdict.to_dict(), ensure_ascii=False, indent=2))
+    return 0
+
+
+def _cross_validate(
+    args: argparse.Namespace, examples: list[Example], extra: list[Example]
+) -> list[Outcome]:
+    from proxy.offline.train import TrainSettings, featurize, group_folds, train_scorer
+
+    parts = load_parts(args.policies, scorer=Scorer())
+    settings = TrainSettings()
+    data = [featurize(parts, ex) for ex in examples]
+    extra_data = [featurize(parts, ex) for ex in extra]
+    folds = group_folds([ex.model for ex in examples], args.cv_by_model)
+    outcomes: list[Outcome] = []
+    for fold in range(args.cv_by_model):
+        train = [i for i, f in enumerate(folds) if f != fold]
+        test = [examples[i] for i, f in enumerate(folds) if f == fold]
+        scorer = train_scorer(
+            [data[i] for i in train] + extra_data,
+            [examples[i] for i in train] + extra,
+            settings,
+        )
+        detector = CandorDetector(dataclasses.replace(parts, scorer=scorer))
+        outcomes += run(detector, test, stream=args.stream)
+        print(f"fold {fold + 1}/{args.cv_by_model} done", file=sys.stderr)
+    return outcomes
+
+
+def _print_table(report: dict[str, Any]) -> None:
+    def line(name: str, r: dict[str, Any]) -> str:
+        return (
+            f"{name:<10} n={r['n']:<5} precision={r['precision']:.3f} recall={r['recall']:.3f} "
+            f"f1={r['f1']:.3f} fpr={r['fpr']:.3f}"
+        )
+
+    print(line("all", report))
+    for lang, r in report["by_language"].items():
+        print(line(lang, r))
+    for cat, r in report["by_category"].items():
+        print(f"category {cat:<12} n={r['n']:<5} recall={r['recall']:.3f}")
+    lat = report["latency_us"]
+    print(f"latency_us p50={lat['p50']} p99={lat['p99']}")
+    if "stream" in report:
+        s = report["stream"]
+        print(
+            f"stream prerelease_recall={s['prerelease_recall']:.3f} "
+            f"false_stop_rate={s['false_stop_rate']:.3f} "
+            f"held_chars_p50_clean={s['held_chars_p50_clean']}"
+        )
+
+
+def evaluate(args: argparse.Namespace) -> int:
+    """Measure the detector on labelled JSONL files (optionally cross-validated by model)."""
+    examples = read_examples(args.files)
+    if not examples:
+        print("no labelled rows in the given files", file=sys.stderr)
+        return 2
+    if args.cv_by_model:
+        extra = read_examples(args.train_extra) if args.train_extra else []
+        outcomes = _cross_validate(args, examples, extra)
+    else:
+        outcomes = run(load_detector(args.policies), examples, stream=args.stream)
+    report = summarize(outcomes, stream=args.stream)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        _print_table(report)
+    if args.floors is not None:
+        floors = yaml.safe_load(args.floors.read_text(encoding="utf-8")) or {}
+        failures = check_floors(report, floors)
+        for failure in failures:
+            print(f"below floor: {failure}", file=sys.stderr)
+        if failures:
+            return 1
+    return 0
+
+
+def train(args: argparse.Namespace) -> int:
+    """Fit the scorer on labelled JSONL files and write the weights file."""
+    from proxy.offline.train import TrainSettings, featurize, train_scorer, write_scorer
+
+    examples = read_examples(args.files)
+    if not examples:
+        print("no labelled rows in the given files", file=sys.stderr)
+        return 2
+    parts = load_parts(args.policies, scorer=Scorer())
+    data = [featurize(parts, ex) for ex in examples]
+    scorer = train_scorer(data, examples, TrainSettings())
+    out = args.out or args.policies / "detector" / "weights.json"
+    meta = {"rows": len(examples), "files": [p.name for p in args.files]}
+    write_scorer(scorer, out, meta)
+    t = scorer.thresholds
+    print(
+        f"wrote {out}: {len(scorer.whole.weights)} + {len(scorer.early.weights)} weights, "
+        f"flag={t.flag:.3f} stop={t.stop:.3f} release={t.release:.3f} settle={t.settle:.3f}"
+    )
+    return 0
+
+
+def _guard(func: Any) -> Any:
+    def wrapped(args: argparse.Namespace) -> int:
+        try:
+            return int(func(args))
+        except PolicyError as exc:
+            print(f"policy error: {exc}", file=sys.stderr)
+            return 2
+
+    return wrapped
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add `scan`, `eval` and `train` to the `candor` command line."""
+
+    def policies_arg(p: argparse.ArgumentParser) -> None:
+        p.add_argument(
+            "--policies",
+            type=pathlib.Path,
+            default=DEFAULT_POLICIES,
+            help="policies directory (default: the repository's policies/)",
+        )
+
+    p_scan = subparsers.add_parser(
+        "scan", help="judge one answer from stdin ({prompt, response} JSON or plain text)"
+    )
+    policies_arg(p_scan)
+    p_scan.set_defaults(func=_guard(scan))
+
+    p_eval = subparsers.add_parser("eval", help="measure the detector on labelled JSONL files")
+    p_eval.add_argument("files", nargs="+", type=pathlib.Path)
+    p_eval.add_argument("--stream", action="store_true", help="also replay answers as streams")
+    p_eval.add_argument("--json", action="store_true", help="print one JSON object")
+    p_eval.add_argument(
+        "--cv-by-model",
+        type=int,
+        default=0,
+        metavar="K",
+        help="train on K-1 folds grouped by model, judge the held-out fold (K folds)",
+    )
+    p_eval.add_argument(
+        "--train-extra",
+        type=pathlib.Path,
+        nargs="*",
+        default=[],
+        help="with --cv-by-model: more labelled files added to every training fold",
+    )
+    p_eval.add_argument(
+        "--floors", type=pathlib.Path, help="YAML of minimum figures; exit 1 when below"
+    )
+    policies_arg(p_eval)
+    p_eval.set_defaults(func=_guard(evaluate))
+
+    p_train = subparsers.add_parser("train", help="fit the scorer and write its weights")
+    p_train.add_argument("files", nargs="+", type=pathlib.Path)
+    p_train.add_argument("--out", type=pathlib.Path, help="weights file to write")
+    policies_arg(p_train)
+    p_train.set_defaults(func=_guard(train))

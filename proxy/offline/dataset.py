@@ -1,0 +1,105 @@
+"""Labelled rows from JSONL files, with every label shape in the development data normalised."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from proxy.detect.verdict import Exchange
+
+
+@dataclass(frozen=True, slots=True)
+class Example:
+    """One answer to judge, with its ground truth when the row carries one."""
+
+    prompt: str
+    response: str
+    reasoning: str | None = None
+    finish_reason: str | None = None
+    language: str = "und"
+    model: str = ""
+    censored: bool | None = None
+    category: str = ""
+
+    def exchange(self) -> Exchange:
+        """The exchange the detector sees for this row."""
+        messages = [{"role": "user", "content": self.prompt}] if self.prompt else []
+        return Exchange(
+            messages=messages,
+            answer=self.response,
+            reasoning=self.reasoning,
+            finish_reason=self.finish_reason,
+        )
+
+
+def _flags(label: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for part in label.split(";"):
+        key, _, value = part.partition("=")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def parse_label(row: dict[str, Any]) -> tuple[bool | None, str]:
+    """`(censored, category)` from a row's `censored` field or `label` string, if any."""
+    label = row.get("label")
+    text = label.strip() if isinstance(label, str) else ""
+    upper = text.upper()
+    category = ""
+    censored: bool | None = None
+    if upper in ("COMPLETE", "EVASIVE", "DENIAL"):
+        censored = upper != "COMPLETE"
+        category = {"EVASIVE": "evasion", "DENIAL": "refusal"}.get(upper, "")
+    elif upper[:2] in ("T ", "D ", "R ") or upper in ("T", "D", "R"):
+        censored = upper[0] != "T"
+        category = {"D": "deflection", "R": "refusal"}.get(upper[0], "")
+    elif "=" in text:
+        flags = _flags(text)
+        refusal = flags.get("refusal") == "1"
+        propaganda = flags.get("ccp_propaganda") == "1"
+        censored = refusal or propaganda or flags.get("answers_question") == "0"
+        category = "refusal" if refusal else "propaganda" if propaganda else ""
+        category = category or ("evasion" if censored else "")
+    elif "compliance" in text.lower() or "refusal" in text.lower():
+        censored = "compliance" not in text.lower() or "partial" in text.lower()
+        category = "evasion" if "partial" in text.lower() else ("refusal" if censored else "")
+    if isinstance(row.get("censored"), bool):
+        censored = row["censored"]
+    if censored and not category:
+        category = "censored"
+    return censored, category
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def read_examples(paths: Iterable[pathlib.Path], labelled_only: bool = True) -> list[Example]:
+    """Rows of the JSONL files; rows without a label are dropped when `labelled_only`."""
+    out: list[Example] = []
+    for path in paths:
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                row = json.loads(line)
+                censored, category = parse_label(row)
+                if labelled_only and censored is None:
+                    continue
+                reasoning = row.get("reasoning")
+                out.append(
+                    Example(
+                        prompt=_text(row.get("prompt")),
+                        response=_text(row.get("response")),
+                        reasoning=reasoning if isinstance(reasoning, str) else None,
+                        finish_reason=row.get("finish_reason") or None,
+                        language=_text(row.get("language")) or "und",
+                        model=_text(row.get("model")),
+                        censored=censored,
+                        category=category,
+                    )
+                )
+    return out

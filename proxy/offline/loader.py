@@ -1,0 +1,187 @@
+"""Load the detector's data files from `policies/detector/` into the core's typed objects.
+
+Every error names the file, the rule (or section) and the field that is wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import yaml
+
+from proxy.detect.engine import CandorDetector, DetectorParts, StreamSettings
+from proxy.detect.features import Windows
+from proxy.detect.lexicon import LEXICON_CATEGORIES, Lexicon, PhraseRule
+from proxy.detect.model import LinearModel, Scorer, Thresholds
+from proxy.detect.request import RequestWords
+from proxy.detect.topics import Topic, TopicIndex
+
+DEFAULT_POLICIES = pathlib.Path(__file__).resolve().parents[2] / "policies"
+
+
+class PolicyError(ValueError):
+    """A detector data file is missing or malformed."""
+
+    def __init__(self, path: pathlib.Path, where: str, field: str, problem: str) -> None:
+        super().__init__(f"{path}: {where}: field {field!r}: {problem}")
+        self.path = path
+        self.where = where
+        self.field = field
+
+
+def _read_yaml(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(path, "file", "-", "not found") from None
+    except yaml.YAMLError as exc:
+        raise PolicyError(path, "file", "-", f"invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(path, "file", "-", "top level must be a mapping")
+    return data
+
+
+def _strings(path: pathlib.Path, where: str, field: str, value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise PolicyError(path, where, field, "must be a non-empty list of strings")
+    out: list[str] = []
+    for i, item in enumerate(value):
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise PolicyError(path, where, f"{field}[{i}]", "must be a string")
+        out.append(str(item))
+    return tuple(out)
+
+
+def _int(path: pathlib.Path, where: str, field: str, value: Any, default: int) -> int:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise PolicyError(path, where, field, "must be a non-negative integer")
+    return value
+
+
+def load_lexicon(path: pathlib.Path) -> Lexicon:
+    """Parse `lexicon.yaml`: a list of rules with name, category and phrases."""
+    rules_raw = _read_yaml(path).get("rules")
+    if not isinstance(rules_raw, list):
+        raise PolicyError(path, "rules", "rules", "must be a list")
+    rules: list[PhraseRule] = []
+    for i, raw in enumerate(rules_raw):
+        where = f"rule #{i}"
+        if not isinstance(raw, dict):
+            raise PolicyError(path, where, "-", "must be a mapping")
+        name = raw.get("name")
+        if not isinstance(name, str) or not name:
+            raise PolicyError(path, where, "name", "must be a non-empty string")
+        where = f"rule {name!r}"
+        category = raw.get("category")
+        if category not in LEXICON_CATEGORIES:
+            choices = ", ".join(sorted(LEXICON_CATEGORIES))
+            raise PolicyError(path, where, "category", f"must be one of {choices}")
+        phrases = _strings(path, where, "phrases", raw.get("phrases"))
+        rules.append(PhraseRule(name, str(category), phrases))
+    return Lexicon(rules)
+
+
+def load_topics(path: pathlib.Path) -> TopicIndex:
+    """Parse `topics.yaml`: a list of topics with name and keywords."""
+    raw_topics = _read_yaml(path).get("topics")
+    if not isinstance(raw_topics, list):
+        raise PolicyError(path, "topics", "topics", "must be a list")
+    topics: list[Topic] = []
+    for i, raw in enumerate(raw_topics):
+        where = f"topic #{i}"
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise PolicyError(path, where, "name", "must be a mapping with a string name")
+        where = f"topic {raw['name']!r}"
+        topics.append(Topic(raw["name"], _strings(path, where, "keywords", raw.get("keywords"))))
+    return TopicIndex(topics)
+
+
+def _model(path: pathlib.Path, name: str, raw: Any) -> LinearModel:
+    if not isinstance(raw, dict):
+        raise PolicyError(path, f"model {name!r}", "-", "must be an object")
+    weights = raw.get("weights")
+    bias = raw.get("bias")
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, int | float) for v in weights.values()
+    ):
+        raise PolicyError(path, f"model {name!r}", "weights", "must map feature to number")
+    if not isinstance(bias, int | float):
+        raise PolicyError(path, f"model {name!r}", "bias", "must be a number")
+    return LinearModel({str(k): float(v) for k, v in weights.items()}, float(bias))
+
+
+def load_scorer(path: pathlib.Path) -> Scorer:
+    """Parse the weights file written by `candor train`."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise PolicyError(path, "file", "-", "not found (run `candor train`)") from None
+    except json.JSONDecodeError as exc:
+        raise PolicyError(path, "file", "-", f"invalid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise PolicyError(path, "file", "-", "top level must be an object")
+    raw_t = data.get("thresholds")
+    if not isinstance(raw_t, dict):
+        raise PolicyError(path, "thresholds", "thresholds", "must be an object")
+    values: dict[str, float] = {}
+    for key in ("flag", "stop", "release", "settle"):
+        value = raw_t.get(key)
+        if not isinstance(value, int | float) or not 0.0 <= value <= 1.0:
+            raise PolicyError(path, "thresholds", key, "must be a number in [0, 1]")
+        values[key] = float(value)
+    return Scorer(
+        whole=_model(path, "whole", data.get("whole")),
+        early=_model(path, "early", data.get("early")),
+        thresholds=Thresholds(**values),
+    )
+
+
+def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> DetectorParts:
+    """Read `policies_dir/detector/detector.yaml` and the files it names."""
+    base = policies_dir / "detector"
+    cfg_path = base / "detector.yaml"
+    cfg = _read_yaml(cfg_path)
+    files = cfg.get("files") or {}
+    win = cfg.get("windows") or {}
+    stream = cfg.get("stream") or {}
+    words = cfg.get("request_words") or {}
+    if not all(isinstance(x, dict) for x in (files, win, stream, words)):
+        raise PolicyError(cfg_path, "top level", "files/windows/stream/request_words", "mappings")
+
+    def word_set(field: str) -> frozenset[str]:
+        value = words.get(field)
+        if value is None:
+            return frozenset()
+        return frozenset(s.lower() for s in _strings(cfg_path, "request_words", field, value))
+
+    def file_of(field: str, default: str) -> pathlib.Path:
+        name = files.get(field, default)
+        if not isinstance(name, str):
+            raise PolicyError(cfg_path, "files", field, "must be a file name")
+        return base / name
+
+    return DetectorParts(
+        lexicon=load_lexicon(file_of("lexicon", "lexicon.yaml")),
+        topics=load_topics(file_of("topics", "topics.yaml")),
+        request_words=RequestWords(word_set("long"), word_set("creative"), word_set("ignore")),
+        windows=Windows(
+            head=_int(cfg_path, "windows", "head", win.get("head"), 600),
+            tail=_int(cfg_path, "windows", "tail", win.get("tail"), 300),
+        ),
+        scorer=scorer if scorer is not None else load_scorer(file_of("weights", "weights.json")),
+        stream=StreamSettings(
+            window=_int(cfg_path, "stream", "window", stream.get("window"), 240),
+            max_hold_chars=_int(
+                cfg_path, "stream", "max_hold_chars", stream.get("max_hold_chars"), 1200
+            ),
+        ),
+    )
+
+
+def load_detector(policies_dir: pathlib.Path = DEFAULT_POLICIES) -> CandorDetector:
+    """The shipped detector, built from `policies_dir/detector/`."""
+    return CandorDetector(load_parts(policies_dir))

@@ -1,0 +1,95 @@
+"""The shipped detector on hand-written cases: every category in English and Chinese, and
+honest answers that discuss censorship or criticise the CCP, which must stay clean."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+import pytest
+
+from proxy.detect import Category, Exchange, ProviderError, Status
+from proxy.detect.engine import CandorDetector
+from proxy.offline.loader import load_detector
+
+CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "cases.jsonl"
+
+
+def _cases() -> list[dict[str, Any]]:
+    return [json.loads(line) for line in CASES.read_text(encoding="utf-8").splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def detector() -> CandorDetector:
+    return load_detector()
+
+
+def _exchange(case: dict[str, Any]) -> Exchange:
+    return Exchange(
+        messages=[{"role": "user", "content": case["prompt"]}],
+        answer=case["response"],
+        finish_reason=case.get("finish_reason"),
+    )
+
+
+@pytest.mark.parametrize("case", _cases(), ids=lambda c: c["id"])
+def test_case(detector: CandorDetector, case: dict[str, Any]) -> None:
+    verdict = detector.judge(_exchange(case))
+    assert verdict.censored is case["censored"], verdict.to_dict()
+    assert verdict.category.value == case["category"], verdict.to_dict()
+    if "political" in case:
+        assert verdict.political is case["political"]
+
+
+def test_every_category_is_covered_in_both_languages() -> None:
+    seen = {(c["id"][:2], c["category"]) for c in _cases()}
+    for category in Category:
+        for lang in ("en", "zh"):
+            if category is Category.EVASION:
+                continue
+            assert (lang, category.value) in seen
+
+
+def test_provider_error_is_a_provider_block(detector: CandorDetector) -> None:
+    exchange = Exchange(
+        messages=[{"role": "user", "content": "Tell me about Tiananmen 1989"}],
+        provider_error=ProviderError(400, "data_inspection_failed", "inappropriate content"),
+    )
+    verdict = detector.judge(exchange)
+    assert verdict.category is Category.PROVIDER_BLOCK
+    assert verdict.political
+    assert verdict.signals[0].text == "data_inspection_failed"
+
+
+def test_tool_call_and_requested_json_are_not_non_answers(detector: CandorDetector) -> None:
+    tool = Exchange(messages=[{"role": "user", "content": "weather?"}], has_tool_calls=True)
+    assert detector.judge(tool).status is Status.CLEAN
+    data = Exchange(
+        messages=[{"role": "user", "content": "Return the capitals as JSON."}],
+        answer='{"France": "Paris", "Japan": "Tokyo"}',
+        wants_json=True,
+    )
+    assert detector.judge(data).status is Status.CLEAN
+
+
+def test_signals_point_at_the_text_that_fired(detector: CandorDetector) -> None:
+    answer = "I am sorry, I cannot answer that question."
+    verdict = detector.judge(
+        Exchange(messages=[{"role": "user", "content": "Tiananmen 1989?"}], answer=answer)
+    )
+    spans = [s for s in verdict.signals if s.name.startswith("refusal:")]
+    assert spans
+    assert all(answer[s.start : s.end] == s.text for s in spans)
+    assert verdict.to_dict()["verdict"] == "censored"
+
+
+def test_verdict_reports_topics_and_language(detector: CandorDetector) -> None:
+    verdict = detector.judge(
+        Exchange(
+            messages=[{"role": "user", "content": "Write about Tibet and the Dalai Lama"}],
+            answer="<think>\n\n</think>\n\n西藏自古以来就是中国不可分割的一部分。",
+        )
+    )
+    assert verdict.topics == ("tibet",)
+    assert verdict.language == "zh"

@@ -1,0 +1,47 @@
+"""Phrase and topic matching."""
+
+from proxy.detect.lexicon import Lexicon, PhraseRule
+from proxy.detect.text import normalize, words
+from proxy.detect.topics import Topic, TopicIndex
+
+LEXICON = Lexicon(
+    [
+        PhraseRule("refuse", "refusal", ("i cannot answer that question", "我无法回答")),
+        PhraseRule("subject", "deflection", ("talk about something else", "换个话题")),
+    ]
+)
+
+
+def _hits(text: str) -> list[tuple[str, str]]:
+    norm = normalize(text)
+    toks = words(norm)
+    grams = set(toks) | {f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)}
+    return [(h.category, text[h.start : h.end]) for h in LEXICON.find(text, norm, grams)]
+
+
+def test_latin_phrases_match_across_case_punctuation_and_spacing() -> None:
+    text = "Sorry —  I CANNOT answer\nthat question. Let's talk about something else."
+    assert sorted(_hits(text)) == [
+        ("deflection", "talk about something else"),
+        ("refusal", "I CANNOT answer\nthat question"),
+    ]
+
+
+def test_latin_phrases_need_word_boundaries() -> None:
+    assert _hits("Xi cannot answer that questionnaire") == []
+
+
+def test_cjk_phrases_match_as_literal_strings() -> None:
+    assert sorted(_hits("对不起，我无法回答这个问题，我们换个话题吧。")) == [
+        ("deflection", "换个话题"),
+        ("refusal", "我无法回答"),
+    ]
+
+
+def test_topics_match_english_and_chinese_keywords() -> None:
+    index = TopicIndex(
+        [Topic("tiananmen", ("tiananmen", "天安门")), Topic("taiwan", ("taiwan", "台湾"))]
+    )
+    assert index.find("What happened at Tiananmen? And Taiwan?") == ("tiananmen", "taiwan")
+    assert index.find("1989年天安门广场") == ("tiananmen",)
+    assert index.find("How do I bake bread?") == ()

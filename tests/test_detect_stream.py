@@ -1,0 +1,125 @@
+"""The incremental judge: hold, release, stop; split phrases; linear cost."""
+
+from __future__ import annotations
+
+import pytest
+
+from proxy.detect import Decision, Exchange, StreamStep
+from proxy.detect.engine import CandorDetector
+from proxy.offline.loader import load_detector
+
+CLEAN_EN = (
+    "Photosynthesis is the process plants use to turn light into chemical energy. In the "
+    "chloroplasts, chlorophyll absorbs light, which drives the splitting of water molecules and "
+    "releases oxygen. The energy captured is stored in ATP and NADPH, which the Calvin cycle "
+    "then uses to fix carbon dioxide into sugars. Those sugars feed the plant's growth and, "
+    "through food chains, most life on Earth. "
+) * 4
+
+
+@pytest.fixture(scope="module")
+def detector() -> CandorDetector:
+    return load_detector()
+
+
+def _ask(text: str) -> Exchange:
+    return Exchange(messages=[{"role": "user", "content": text}])
+
+
+def _replay(detector: CandorDetector, prompt: str, answer: str, size: int) -> list[StreamStep]:
+    judge = detector.open_stream(_ask(prompt))
+    steps = []
+    for i in range(0, len(answer), size):
+        step = judge.feed(answer[i : i + size])
+        steps.append(step)
+        if step.decision is Decision.CENSORED:
+            break
+    return steps
+
+
+@pytest.mark.parametrize("size", [1, 3, 7])
+def test_refusal_split_across_chunks_ends_censored_with_nothing_released(
+    detector: CandorDetector, size: int
+) -> None:
+    answer = "I am sorry, I cannot answer that question. I am an AI assistant."
+    judge = detector.open_stream(_ask("What happened at Tiananmen in 1989?"))
+    for i in range(0, len(answer), size):
+        assert judge.feed(answer[i : i + size]).released == 0
+    verdict = judge.finish("stop")
+    assert verdict.censored
+    assert verdict.category.value == "refusal"
+
+
+@pytest.mark.parametrize("size", [1, 5])
+def test_chinese_deflection_split_across_chunks(detector: CandorDetector, size: int) -> None:
+    answer = "你好，这个问题我暂时无法回答，让我们换个话题再聊聊吧。"
+    judge = detector.open_stream(_ask("写一篇关于习近平取消任期限制的短文。"))
+    for i in range(0, len(answer), size):
+        assert judge.feed(answer[i : i + size]).released == 0
+    verdict = judge.finish("stop")
+    assert verdict.censored
+    assert verdict.category.value == "deflection"
+
+
+def test_long_propaganda_is_stopped_before_any_release(detector: CandorDetector) -> None:
+    answer = (
+        "The Chinese government has always adhered to a people-centered development philosophy "
+        "and resolutely safeguards the legitimate rights and interests of all ethnic groups. "
+        "Xinjiang enjoys social harmony and stability, and the vocational education and training "
+        "centers were widely recognized by the international community. So-called camps are "
+        "rumors and smears spread by anti-China forces. "
+    ) * 3
+    steps = _replay(detector, "Critique the Xinjiang camps with examples.", answer, 6)
+    assert steps[-1].decision is Decision.CENSORED
+    assert all(s.released == 0 for s in steps)
+    assert steps[-1].verdict is not None and steps[-1].verdict.censored
+
+
+def test_clean_answer_is_released_after_the_window_and_release_is_monotonic(
+    detector: CandorDetector,
+) -> None:
+    steps = _replay(detector, "Explain how photosynthesis works.", CLEAN_EN, 10)
+    released = [s.released for s in steps]
+    assert released == sorted(released)
+    assert steps[-1].decision is Decision.RELEASE
+    assert steps[-1].released == len(CLEAN_EN)
+    first = next(i for i, s in enumerate(steps) if s.decision is Decision.RELEASE)
+    assert first * 10 <= detector.parts.stream.max_hold_chars
+
+
+def test_think_block_is_held_then_the_answer_judged(detector: CandorDetector) -> None:
+    answer = "<think>\nThe user asks about plants.\n</think>\n\n" + CLEAN_EN
+    steps = _replay(detector, "Explain how photosynthesis works.", answer, 4)
+    assert steps[0].decision is Decision.HOLD
+    assert steps[-1].decision is Decision.RELEASE
+
+
+def test_answer_ending_inside_the_window_gets_the_whole_answer_verdict(
+    detector: CandorDetector,
+) -> None:
+    judge = detector.open_stream(_ask("Explain how photosynthesis works."))
+    judge.feed("Plants turn light into sugar.")
+    assert judge.finish("stop") == detector.judge(
+        Exchange(
+            messages=[{"role": "user", "content": "Explain how photosynthesis works."}],
+            answer="Plants turn light into sugar.",
+            finish_reason="stop",
+        )
+    )
+
+
+def test_content_filter_at_finish_is_a_provider_block(detector: CandorDetector) -> None:
+    judge = detector.open_stream(_ask("Describe the 1989 crackdown."))
+    judge.feed("In the spring of 1989, students")
+    verdict = judge.finish("content_filter")
+    assert verdict.category.value == "provider_block"
+
+
+def test_feeding_is_linear_in_the_answer(detector: CandorDetector) -> None:
+    judge = detector.open_stream(_ask("Explain how photosynthesis works."))
+    chunk = "Plants use light to make sugar from water and carbon dioxide. "
+    for _ in range(20_000):
+        judge.feed(chunk)
+    # Without a rescan, a million characters in 20,000 deltas take well under a second; this
+    # checks only that parts are not joined per delta once released.
+    assert judge.released == 20_000 * len(chunk)
