@@ -5,17 +5,18 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
 
 from proxy import __version__
-from proxy.api import chat, errors, health, models
+from proxy.api import chat, errors, health, metrics, models
 from proxy.api.request_id import RequestIdMiddleware
-from proxy.detect import Detector
+from proxy.detect import Category, Detector
 from proxy.detect.null import NullDetector
+from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline
 from proxy.policy.actions import PassAction
 from proxy.services import Services
@@ -34,6 +35,17 @@ def build_detector(settings: Settings) -> Detector:
     return NullDetector()
 
 
+def build_metrics(settings: Settings, topics: Sequence[str]) -> Metrics:
+    """The Prometheus series, their labels bounded by the configured models and the policy's
+    topics and categories."""
+    return Metrics.create(
+        models=list(settings.models),
+        topics=topics,
+        categories=[c.value for c in Category],
+        multiprocess_dir=settings.metrics.multiprocess_dir,
+    )
+
+
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app and every service it runs on from one settings object."""
     upstreams = Upstreams(settings)
@@ -44,6 +56,7 @@ def create_app(settings: Settings) -> FastAPI:
         pipeline=pipeline,
         store=MemoryStore(),
         started_at=int(time.time()),
+        metrics=build_metrics(settings, topics=()),
     )
 
     @asynccontextmanager
@@ -55,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await upstreams.aclose()
             await svc.store.aclose()
+            svc.metrics.close()
 
     app = FastAPI(
         title="Candor",
@@ -68,6 +82,8 @@ def create_app(settings: Settings) -> FastAPI:
     errors.install(app)
     for router in (chat.router, models.router, health.router):
         app.include_router(router)
+    if settings.metrics.enabled:
+        app.include_router(metrics.router)
     app.add_middleware(RequestIdMiddleware)
     return app
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline
 from proxy.settings import Settings
 from proxy.store.base import Store
@@ -17,3 +18,4 @@ class Services:
     pipeline: Pipeline
     store: Store
     started_at: int
+    metrics: Metrics

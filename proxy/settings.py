@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     demo_mode: bool = False
     store: StoreSettings = Field(default_factory=lambda: StoreSettings())
     auth: AuthSettings = Field(default_factory=lambda: AuthSettings())
+    metrics: MetricsSettings = Field(default_factory=lambda: MetricsSettings())
 
     @classmethod
     def settings_customise_sources(
@@ -202,6 +203,16 @@ class AuthSettings(BaseModel):
         if duplicated:
             raise ValueError(f"duplicate key id(s): {', '.join(duplicated)}")
         return keys
+
+
+class MetricsSettings(BaseModel):
+    """`GET /metrics` for Prometheus. `multiprocess_dir` is set by `candor serve` when it runs
+    several workers (their values are added up there); leave it unset otherwise."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    multiprocess_dir: Path | None = None
 
 
 def load_settings(path: Path | None) -> Settings:

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
 
 from proxy.app import CONFIG_ENV
-from proxy.settings import load_settings
+from proxy.metrics import MULTIPROC_ENV
+from proxy.settings import Settings, load_settings
 
 
 def run(config: Path | None, overrides: Mapping[str, object | None], *, access_log: bool) -> None:
@@ -25,6 +28,15 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    with _metrics_dir(settings) as metrics_dir:
+        if metrics_dir is not None:
+            # Read by prometheus-client when each worker imports it, and by each worker's settings.
+            os.environ[MULTIPROC_ENV] = str(metrics_dir)
+            os.environ["CANDOR_METRICS__MULTIPROCESS_DIR"] = str(metrics_dir)
+        _serve(settings, access_log=access_log)
+
+
+def _serve(settings: Settings, *, access_log: bool) -> None:
     uvicorn.run(
         "proxy.app:app_from_env",
         factory=True,
@@ -37,3 +49,22 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         access_log=access_log,
         timeout_graceful_shutdown=10,
     )
+
+
+@contextmanager
+def _metrics_dir(settings: Settings) -> Iterator[Path | None]:
+    """Several workers share one fresh directory of metric files; one worker needs none."""
+    if settings.server.workers == 1 or not settings.metrics.enabled:
+        yield None
+        return
+    chosen = settings.metrics.multiprocess_dir or os.environ.get(MULTIPROC_ENV)
+    if chosen is None:
+        with tempfile.TemporaryDirectory(prefix="candor-metrics-") as tmp:
+            yield Path(tmp)
+        return
+    directory = Path(chosen)
+    directory.mkdir(parents=True, exist_ok=True)
+    # Files left by a previous run would be added to this run's totals.
+    for stale in directory.glob("*.db"):
+        stale.unlink()
+    yield directory
