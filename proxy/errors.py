@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -34,6 +35,10 @@ class CandorError(Exception):
             self.status = status
         if type is not None:
             self.type = type
+
+    def headers(self) -> dict[str, str]:
+        """HTTP headers the error response carries besides the envelope."""
+        return {}
 
     def envelope(self) -> dict[str, Any]:
         return {
@@ -128,3 +133,33 @@ class ConfigError(CandorError):
     """The configuration or a policy file is invalid; the message names file, line and field."""
 
     code = "config_error"
+
+
+class Unauthorized(CandorError):
+    """No valid Candor API key (401)."""
+
+    status = 401
+    type = "invalid_request_error"
+    code = "invalid_api_key"
+
+
+class RateLimited(CandorError):
+    """The key used up its requests or tokens per minute (429); `retry_after` in seconds."""
+
+    status = 429
+    type = "requests"
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(max(1, math.ceil(self.retry_after)))}
+
+
+class StoreUnavailable(CandorError):
+    """The shared store does not answer and the operation cannot fail open (503)."""
+
+    status = 503
+    code = "store_unavailable"

@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def error_response(exc: CandorError) -> JSONResponse:
-    return JSONResponse(exc.envelope(), status_code=exc.status)
+    return JSONResponse(exc.envelope(), status_code=exc.status, headers=exc.headers())
 
 
 async def _candor_error(request: Request, exc: Exception) -> Response:
