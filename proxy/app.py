@@ -12,8 +12,9 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from proxy import __version__
-from proxy.api import chat, errors, health, metrics, models
+from proxy.api import admin, chat, errors, health, metrics, models
 from proxy.api.request_id import RequestIdMiddleware
+from proxy.auth import Authenticator, check_startup
 from proxy.detect import Category, Detector
 from proxy.detect.null import NullDetector
 from proxy.metrics import Metrics
@@ -21,7 +22,7 @@ from proxy.pipeline import Pipeline
 from proxy.policy.actions import PassAction
 from proxy.services import Services
 from proxy.settings import Settings, load_settings
-from proxy.store.memory import MemoryStore
+from proxy.store import build_store
 from proxy.upstream.registry import Upstreams
 
 log = logging.getLogger(__name__)
@@ -54,13 +55,16 @@ def create_app(settings: Settings) -> FastAPI:
         settings=settings,
         upstreams=upstreams,
         pipeline=pipeline,
-        store=MemoryStore(),
+        store=build_store(settings),
         started_at=int(time.time()),
         metrics=build_metrics(settings, topics=()),
+        auth=Authenticator(settings),
     )
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        check_startup(settings)
+        await svc.store.start()
         await upstreams.start()
         log.info("candor ready: %d model(s) routed", len(upstreams.names))
         try:
@@ -80,7 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.services = svc
     errors.install(app)
-    for router in (chat.router, models.router, health.router):
+    for router in (chat.router, models.router, health.router, admin.router):
         app.include_router(router)
     if settings.metrics.enabled:
         app.include_router(metrics.router)

@@ -43,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8080)
     demo.set_defaults(func=_demo)
 
+    from proxy.commands import events, keys
+
+    keys.register(sub)
+    events.register(sub)
     return parser
 
 

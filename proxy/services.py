@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from proxy.auth import Authenticator
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline
 from proxy.settings import Settings
@@ -19,3 +20,4 @@ class Services:
     store: Store
     started_at: int
     metrics: Metrics
+    auth: Authenticator

@@ -109,26 +109,23 @@ class RedisCluster:
     """Three masters, no replicas, created with `redis-cli --cluster create`."""
 
     def __init__(self, workdir: Path) -> None:
-        self.nodes = [
-            RedisServer(
-                workdir / f"node{i}",
-                free_cluster_port(),
-                "--cluster-enabled", "yes",
-                "--cluster-config-file", str(workdir / f"node{i}" / "nodes.conf"),
-                "--cluster-node-timeout", "2000",
-            )  # fmt: skip
-            for i in range(3)
-        ]
+        self.nodes = [self._node(workdir / f"node{i}") for i in range(3)]
         self.url = self.nodes[0].url
+
+    @staticmethod
+    def _node(workdir: Path) -> RedisServer:
+        options = ["--cluster-enabled", "yes", "--cluster-node-timeout", "2000"]
+        config = ["--cluster-config-file", str(workdir / "nodes.conf")]
+        return RedisServer(workdir, free_cluster_port(), *options, *config)
 
     def start(self) -> RedisCluster:
         for node in self.nodes:
             node.start()
         assert REDIS_CLI is not None
         addresses = [f"127.0.0.1:{node.port}" for node in self.nodes]
+        options = ["--cluster-replicas", "0", "--cluster-yes"]
         subprocess.run(
-            [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "0"]
-            + ["--cluster-yes"],
+            [REDIS_CLI, "--cluster", "create", *addresses, *options],
             capture_output=True,
             check=True,
             timeout=60,

@@ -19,7 +19,15 @@ import uvicorn
 import yaml
 
 from proxy.app import create_app
-from proxy.settings import Settings
+from proxy.auth import ADMIN_KEY_ENV, hash_key
+from proxy.settings import AuthSettings, Settings
+
+# Fixtures run Candor in pass-through auth with a known admin key; auth tests set their own.
+TEST_ADMIN_KEY = "ck-test-admin-0123456789abcdef"
+
+
+def pass_through_auth() -> AuthSettings:
+    return AuthSettings(mode="none", admin_key_hash=hash_key(TEST_ADMIN_KEY, None))
 
 
 def free_socket() -> socket.socket:
@@ -66,6 +74,7 @@ class CandorServer:
 
 @contextmanager
 def running_candor(**settings: Any) -> Iterator[CandorServer]:
+    settings.setdefault("auth", pass_through_auth())
     server = CandorServer(Settings(**settings)).start()
     try:
         yield server
@@ -87,11 +96,15 @@ class CandorProcess:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
-        config = {**config, "server": {**config.get("server", {}), "port": self.port}}
+        config = {
+            "auth": {"mode": "none"},
+            **config,
+            "server": {**config.get("server", {}), "port": self.port},
+        }
         self.config_path = tmp_path / "candor.yaml"
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = tmp_path / "candor.log"
-        self._env = {**os.environ, **(env or {})}
+        self._env = {**os.environ, ADMIN_KEY_ENV: TEST_ADMIN_KEY, **(env or {})}
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> CandorProcess:

@@ -22,10 +22,16 @@ async def readyz(request: Request) -> JSONResponse:
     svc = services(request)
     upstreams_ok = svc.upstreams.started and bool(svc.upstreams.names)
     store_ok = await svc.store.ping()
+    store = svc.store.health()
     status = "ready" if upstreams_ok and store_ok else "degraded" if upstreams_ok else "not_ready"
     body = {
         "status": status,
         "models": len(svc.upstreams.names),
-        "store": {"kind": svc.store.kind, "reachable": store_ok},
+        "store": {
+            "kind": svc.store.kind,
+            "reachable": store_ok,
+            "buffered_events": store.buffered,
+            "dropped_events": store.dropped,
+        },
     }
     return JSONResponse(body, status_code=200 if upstreams_ok else 503)

@@ -13,7 +13,7 @@ import uvloop
 
 from proxy.app import create_app
 from proxy.demo.upstream import ScriptedUpstream
-from proxy.settings import ModelRoute, ServerSettings, Settings
+from proxy.settings import AuthSettings, ModelRoute, ServerSettings, Settings
 
 DEMO_MODELS = ("qwen-demo", "honest-demo")
 TOKEN_DELAY = 0.02  # ~50 tokens/s, the pace of a real hosted model
@@ -28,7 +28,12 @@ async def _serve(host: str, port: int) -> None:
     await upstream.start()
     try:
         models = {name: ModelRoute(base_url=upstream.base_url) for name in DEMO_MODELS}
-        settings = Settings(models=models, server=ServerSettings(host=host, port=port))
+        settings = Settings(
+            models=models,
+            server=ServerSettings(host=host, port=port),
+            demo_mode=True,
+            auth=AuthSettings(mode="none"),
+        )
         logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
         config = uvicorn.Config(
             create_app(settings), host=host, port=port, http="httptools", log_level="warning"

@@ -12,6 +12,7 @@ from pathlib import Path
 import uvicorn
 
 from proxy.app import CONFIG_ENV
+from proxy.auth import check_startup
 from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings
 
@@ -24,6 +25,7 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     settings = load_settings(config)
+    check_startup(settings)
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -9,7 +9,7 @@ import pytest
 
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import ModelRoute, Settings, Timeouts
-from tests.servers import CandorServer
+from tests.servers import CandorServer, pass_through_auth
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
 FAST = Timeouts(connect=2, first_byte=1.0, idle=1.0, total=10)
@@ -46,6 +46,7 @@ def start_candor(
     monkeypatch.setenv("CANDOR_TEST_UPSTREAM_KEY", UPSTREAM_KEY)
     settings.setdefault("models", routes_for(upstream))
     settings.setdefault("timeouts", FAST)
+    settings.setdefault("auth", pass_through_auth())
     return CandorServer(Settings(**settings)).start()
 
 

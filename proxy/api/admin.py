@@ -1,0 +1,41 @@
+"""GET /admin/events: the audit log, filtered and paginated; needs the admin key."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.responses import Response
+
+from proxy import wire
+from proxy.api.context import services
+from proxy.auth import require_admin
+from proxy.errors import InvalidRequest
+
+router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
+_CURSOR = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+
+
+@router.get("/events")
+async def list_events(
+    request: Request,
+    model: Annotated[str | None, Query(max_length=200)] = None,
+    category: Annotated[str | None, Query(max_length=64)] = None,
+    topic: Annotated[str | None, Query(max_length=200)] = None,
+    since: Annotated[float | None, Query(ge=0, description="unix time, seconds")] = None,
+    cursor: Annotated[str | None, Query(max_length=41)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> Response:
+    """Audit events newest first; pass `next_cursor` back as `cursor` for the next page."""
+    if cursor is not None and not _CURSOR.match(cursor):
+        raise InvalidRequest("`cursor` is not one this endpoint returned", param="cursor")
+    page = await services(request).store.list_events(
+        model=model, category=category, topic=topic, since=since, cursor=cursor, limit=limit
+    )
+    body = {
+        "object": "list",
+        "data": [event.to_dict() for event in page.events],
+        "next_cursor": page.next_cursor,
+    }
+    return Response(wire.dumps(body), media_type="application/json")

@@ -1,0 +1,82 @@
+"""`candor events tail`: follow the audit log of a running Candor through GET /admin/events."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections import OrderedDict
+from typing import Any
+
+from proxy.auth import ADMIN_KEY_ENV
+
+SEEN_IDS = 10_000
+
+
+def register(subparsers: Any) -> None:
+    events = subparsers.add_parser("events", help="read the audit log of a running Candor")
+    sub = events.add_subparsers(metavar="ACTION", required=True)
+    tail = sub.add_parser("tail", help="print events as JSON lines as they arrive")
+    tail.add_argument("--url", default="http://127.0.0.1:8080", help="Candor's base URL")
+    tail.add_argument(
+        "--admin-key-env", default=ADMIN_KEY_ENV, help="variable holding the admin key"
+    )
+    tail.add_argument("--model")
+    tail.add_argument("--category")
+    tail.add_argument("--topic")
+    tail.add_argument("-n", "--last", type=int, default=10, help="events shown at start")
+    tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    tail.add_argument("--once", action="store_true", help="print the last events and exit")
+    tail.set_defaults(func=_tail)
+
+
+def _tail(args: argparse.Namespace) -> int:
+    key = os.environ.get(args.admin_key_env)
+    if not key:
+        print(f"candor: set {args.admin_key_env} to the admin key", file=sys.stderr)
+        return 2
+    filters = {"model": args.model, "category": args.category, "topic": args.topic}
+    seen: OrderedDict[str, None] = OrderedDict()
+    since: float | None = None
+    try:
+        while True:
+            query = {**filters, "since": since, "limit": args.last if since is None else 500}
+            page = _fetch(args.url, key, query, follow=since is not None)
+            for event in reversed(page):
+                if event["id"] not in seen:
+                    seen[event["id"]] = None
+                    print(json.dumps(event, ensure_ascii=False), flush=True)
+                since = max(since or 0.0, event["time"])
+            while len(seen) > SEEN_IDS:
+                seen.popitem(last=False)
+            if args.once:
+                return 0
+            time.sleep(args.interval)
+    except KeyboardInterrupt:
+        return 0
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        print(f"candor: cannot read {args.url}/admin/events: {exc}", file=sys.stderr)
+        return 1
+
+
+def _fetch(base: str, key: str, query: dict[str, Any], *, follow: bool) -> list[dict[str, Any]]:
+    """Events newest first; with `follow`, every page down to `since`."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        params = {k: v for k, v in {**query, "cursor": cursor}.items() if v is not None}
+        request = urllib.request.Request(
+            f"{base.rstrip('/')}/admin/events?{urllib.parse.urlencode(params)}",
+            headers={"authorization": f"Bearer {key}", "accept": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=10) as response:
+            page = json.loads(response.read())
+        events.extend(page["data"])
+        cursor = page.get("next_cursor")
+        if not follow or not cursor:
+            return events
