@@ -80,6 +80,30 @@ def _reasoning(message: Mapping[str, Any]) -> str | None:
     return None
 
 
+def message_text(message: Mapping[str, Any]) -> str:
+    """The text of one chat message (string content or text parts)."""
+    return _text(message.get("content"))
+
+
+# Codes and phrases by which providers say their own filter stopped the request.
+PROVIDER_BLOCK_MARKERS = (
+    "data_inspection_failed",
+    "content_filter",
+    "content_policy_violation",
+    "content exists risk",
+    "inappropriate content",
+    "sensitive",
+)
+
+
+def is_provider_block(status: int, code: str | None, message: str) -> bool:
+    """Whether an upstream 4xx is the provider's content filter rather than a client error."""
+    if status not in (400, 403, 422, 451):
+        return False
+    haystack = f"{code or ''} {message}".casefold()
+    return any(marker in haystack for marker in PROVIDER_BLOCK_MARKERS)
+
+
 def _text(content: Any) -> str:
     if isinstance(content, str):
         return content

@@ -15,11 +15,12 @@ from proxy import __version__
 from proxy.api import admin, chat, errors, health, metrics, models
 from proxy.api.request_id import RequestIdMiddleware
 from proxy.auth import Authenticator, check_startup
-from proxy.detect import Category, Detector
+from proxy.detect import Category
 from proxy.detect.null import NullDetector
 from proxy.metrics import Metrics
-from proxy.pipeline import Pipeline
-from proxy.policy.actions import PassAction
+from proxy.offline.loader import load_detector
+from proxy.pipeline import JudgingDetector, Pipeline
+from proxy.policy.model import PolicySet, load_policies
 from proxy.services import Services
 from proxy.settings import Settings, load_settings
 from proxy.store import build_store
@@ -30,10 +31,19 @@ log = logging.getLogger(__name__)
 CONFIG_ENV = "CANDOR_CONFIG"
 
 
-def build_detector(settings: Settings) -> Detector:
+def build_detector(settings: Settings) -> JudgingDetector:
     if settings.detector == "none":
         return NullDetector()
-    return NullDetector()
+    return load_detector(settings.policies_dir)
+
+
+def build_policies(settings: Settings) -> PolicySet:
+    """Every policy in `policies/`, checked against the configured models."""
+    policies = load_policies(settings.policies_dir)
+    policies.check_models(
+        set(settings.models), {name: route.policy for name, route in settings.models.items()}
+    )
+    return policies
 
 
 def build_metrics(settings: Settings, topics: Sequence[str]) -> Metrics:
@@ -50,7 +60,13 @@ def build_metrics(settings: Settings, topics: Sequence[str]) -> Metrics:
 def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app and every service it runs on from one settings object."""
     upstreams = Upstreams(settings)
-    pipeline = Pipeline(upstreams, build_detector(settings), PassAction())
+    policies = build_policies(settings)
+    pipeline = Pipeline(
+        upstreams,
+        build_detector(settings),
+        policies,
+        {name: route.policy for name, route in settings.models.items()},
+    )
     svc = Services(
         settings=settings,
         upstreams=upstreams,

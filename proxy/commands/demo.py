@@ -27,7 +27,10 @@ async def _serve(host: str, port: int) -> None:
     upstream = ScriptedUpstream(token_delay=TOKEN_DELAY)
     await upstream.start()
     try:
-        models = {name: ModelRoute(base_url=upstream.base_url) for name in DEMO_MODELS}
+        models = {
+            "qwen-demo": ModelRoute(base_url=upstream.base_url, policy="demo"),
+            "honest-demo": ModelRoute(base_url=upstream.base_url),
+        }
         settings = Settings(
             models=models,
             server=ServerSettings(host=host, port=port),

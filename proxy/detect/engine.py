@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -69,10 +70,25 @@ class CandorDetector:
     def __init__(self, parts: DetectorParts) -> None:
         self.parts = parts
 
+    def with_stream(
+        self, window: int | None = None, max_hold_chars: int | None = None
+    ) -> CandorDetector:
+        """The same detector with other hold-back bounds (the caller's configuration)."""
+        current = self.parts.stream
+        stream = StreamSettings(
+            window=current.window if window is None else window,
+            max_hold_chars=current.max_hold_chars if max_hold_chars is None else max_hold_chars,
+        )
+        return CandorDetector(dataclasses.replace(self.parts, stream=stream))
+
     def request(self, messages: Sequence[Mapping[str, Any]]) -> Request:
         """Read the request the answer responds to."""
         p = self.parts
         return read_request(last_user_text(messages), p.topics, p.request_words)
+
+    def request_topics(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+        """The political topics of a request, before any answer (for pre-emptive routing)."""
+        return self.request(messages).topics
 
     def judge(self, exchange: Exchange) -> Verdict:
         """The whole-answer verdict."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from proxy.detect.verdict import UNKNOWN, Decision, Exchange, ProviderError, StreamStep, Verdict
 
 
@@ -26,6 +29,9 @@ class NullDetector:
 
     def judge(self, exchange: Exchange) -> Verdict:
         return UNKNOWN
+
+    def request_topics(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+        return ()
 
     def open_stream(self, exchange: Exchange) -> NullStreamJudge:
         return NullStreamJudge()

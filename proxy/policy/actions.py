@@ -1,15 +1,18 @@
-"""The action seam: what the proxy does with a judged answer.
+"""The action seam: what the proxy does with an answer judged censored.
 
-Every action, built-in or an extension, implements `Action`. The pipeline asks it whether
-streams must be held back for judgment, and what it did with each verdict.
+Every action, built-in or an extension, implements `Action`: it says whether streams must be
+held for judgment, and turns a censored answer into what the client gets (the same answer, an
+altered one, or a request to re-route, which the pipeline carries out with the fallback chain).
 """
 
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
-from proxy.detect import Verdict
+from proxy import wire
 
 
 class ActionName(StrEnum):
@@ -20,23 +23,161 @@ class ActionName(StrEnum):
     REROUTE = "reroute"
     BLOCK = "block"
     SHADOW = "shadow"
+    ANNOTATE = "annotate"
+
+
+@dataclass(frozen=True, slots=True)
+class Wording:
+    """Operator-written texts an action may show the end user."""
+
+    block_message: str
+    annotate_note: str
+
+
+@dataclass(slots=True)
+class Move:
+    """What an action decided: the answer to send (None to re-route), and the headline."""
+
+    action: ActionName
+    response: dict[str, Any] | None = None
+    would: ActionName | None = None
+
+    @property
+    def reroute(self) -> bool:
+        return self.response is None
 
 
 class Action(Protocol):
-    """Decides what to do with a verdict."""
+    """Acts on censored answers. `holds_stream`: streams are held until judged."""
 
-    @property
-    def holds_stream(self) -> bool:
-        """True when streamed text must be held until the detector releases it."""
+    name: ActionName
+    holds_stream: bool
+
+    def on_whole(self, response: dict[str, Any], wording: Wording) -> Move:
+        """A whole censored answer -> what to send (or a re-route)."""
         ...
 
-    def resolve(self, verdict: Verdict) -> ActionName: ...
+    def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
+        """Frames to add at the end of a censored stream that was not held (e.g. a note)."""
+        ...
 
 
 class PassAction:
-    """Changes nothing and holds nothing: the answer passes as the upstream gave it."""
+    """Nothing changes; the verdict is only reported."""
 
+    name = ActionName.PASS
     holds_stream = False
 
-    def resolve(self, verdict: Verdict) -> ActionName:
-        return ActionName.PASS
+    def on_whole(self, response: dict[str, Any], wording: Wording) -> Move:
+        return Move(self.name, response)
+
+    def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
+        return []
+
+
+class FlagAction(PassAction):
+    """The answer passes unchanged, annotated, counted and audited."""
+
+    name = ActionName.FLAG
+
+
+class ShadowAction(PassAction):
+    """Changes nothing; records what `would` have happened."""
+
+    name = ActionName.SHADOW
+
+    def __init__(self, would: ActionName = ActionName.REROUTE) -> None:
+        self.would = would
+
+    def on_whole(self, response: dict[str, Any], wording: Wording) -> Move:
+        return Move(self.name, response, would=self.would)
+
+
+class AnnotateAction(PassAction):
+    """Flag, and append a note telling the end user the answer may be censored."""
+
+    name = ActionName.ANNOTATE
+
+    def on_whole(self, response: dict[str, Any], wording: Wording) -> Move:
+        noted = copy.deepcopy(response)
+        for choice in noted.get("choices") or ():
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict) and not message.get("tool_calls"):
+                message["content"] = (message.get("content") or "") + wording.annotate_note
+        return Move(self.name, noted)
+
+    def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
+        return [wire.sse_event(content_chunk(template, wording.annotate_note, None))]
+
+
+class BlockAction:
+    """Replace the answer with the operator's refusal message, marked as such."""
+
+    name = ActionName.BLOCK
+    holds_stream = True
+
+    def on_whole(self, response: dict[str, Any], wording: Wording) -> Move:
+        blocked = {k: v for k, v in response.items() if k != "choices"}
+        blocked["choices"] = [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": wording.block_message, "refusal": None},
+                "logprobs": None,
+                "finish_reason": "content_filter",
+            }
+        ]
+        return Move(self.name, blocked)
+
+    def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
+        return []
+
+    def stream_frames(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
+        """The whole replacement stream (held streams never showed the blocked text)."""
+        return [
+            wire.sse_event(content_chunk(template, wording.block_message, None, role=True)),
+            wire.sse_event(content_chunk(template, None, "content_filter")),
+        ]
+
+
+class RerouteAction(PassAction):
+    """Ask the fallback chain instead; the pipeline carries it out."""
+
+    name = ActionName.REROUTE
+    holds_stream = True
+
+    def on_whole(self, response: dict[str, Any], wording: Wording) -> Move:
+        return Move(self.name, None)
+
+
+def content_chunk(
+    template: dict[str, Any] | None, content: str | None, finish: str | None, role: bool = False
+) -> dict[str, Any]:
+    """A chunk shaped like the upstream's (same id, model, created), carrying our text."""
+    base = template or {}
+    delta: dict[str, Any] = {}
+    if role:
+        delta["role"] = "assistant"
+    if content is not None:
+        delta["content"] = content
+    return {
+        "id": base.get("id", "chatcmpl-candor"),
+        "object": "chat.completion.chunk",
+        "created": base.get("created", 0),
+        "model": base.get("model", ""),
+        "system_fingerprint": base.get("system_fingerprint"),
+        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def build_action(name: ActionName, shadow_of: ActionName = ActionName.REROUTE) -> Action:
+    """The built-in action for a policy's `action` field."""
+    if name is ActionName.SHADOW:
+        return ShadowAction(shadow_of)
+    builtin: dict[ActionName, type[Action]] = {
+        ActionName.PASS: PassAction,
+        ActionName.FLAG: FlagAction,
+        ActionName.ANNOTATE: AnnotateAction,
+        ActionName.BLOCK: BlockAction,
+        ActionName.REROUTE: RerouteAction,
+    }
+    return builtin[name]()

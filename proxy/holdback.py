@@ -1,0 +1,229 @@
+"""Holding a stream back while the detector decides, bounded in characters and time.
+
+`JudgedStream` reads an upstream's SSE events (through a pump task, so the time bound can fire
+between events), feeds the answer's text to an incremental judge, and hands out what may be
+sent to the client: frames released, a censored verdict, the end of the answer, or a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import deque
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from proxy.answers import chunk_delta
+from proxy.detect import Decision, StreamJudge, Verdict
+from proxy.errors import CandorError, UpstreamBadResponse
+from proxy.upstream.base import ChunkStream
+from proxy.wire import SseEvent
+
+
+class Step(StrEnum):
+    RELEASE = "release"
+    CENSORED = "censored"
+    END = "end"
+    FAILED = "failed"
+
+
+@dataclass(slots=True)
+class Output:
+    """One step of a judged stream. `frames` are SSE bytes the client may now receive."""
+
+    step: Step
+    frames: list[bytes] = field(default_factory=list)
+    verdict: Verdict | None = None
+    error: CandorError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HoldBounds:
+    """How much may be held: characters of answer and milliseconds since holding began."""
+
+    chars: int
+    ms: int
+
+
+class HoldBackWindow:
+    """Frames not yet released, each with the answer length its end reaches."""
+
+    def __init__(self) -> None:
+        self._frames: deque[tuple[bytes, int]] = deque()
+        self.since: float | None = None
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def push(self, frame: bytes, content_end: int, now: float) -> None:
+        if self.since is None:
+            self.since = now
+        self._frames.append((frame, content_end))
+
+    def release(self, upto: int | None = None) -> list[bytes]:
+        """Frames whose text ends at or before `upto` characters (all when None)."""
+        out = []
+        while self._frames and (upto is None or self._frames[0][1] <= upto):
+            out.append(self._frames.popleft()[0])
+        if not self._frames:
+            self.since = None
+        return out
+
+
+_END = object()
+
+
+class JudgedStream:
+    """An upstream stream judged as it arrives; see the module docstring."""
+
+    def __init__(self, chunks: ChunkStream, judge: StreamJudge, bounds: HoldBounds | None) -> None:
+        self._chunks = chunks
+        self._judge = judge
+        self._bounds = bounds  # None: never hold
+        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._pump: asyncio.Task[None] | None = None
+        self._outputs: AsyncGenerator[Output, None] | None = None
+        self._window = HoldBackWindow()
+        self._length = 0
+        self._released_upto = 0
+        self._released_any = False
+        self.first: dict[str, Any] | None = None
+        self.finish_reason: str | None = None
+        self.verdict: Verdict | None = None
+        self.held_seconds = 0.0
+        self.text_parts: list[str] = []
+
+    @property
+    def released_any(self) -> bool:
+        return self._released_any
+
+    @property
+    def holding(self) -> bool:
+        return self._bounds is not None
+
+    def stop_holding(self) -> list[bytes]:
+        """From now on nothing is held; returns what was held."""
+        self._bounds = None
+        return self._take(None)
+
+    async def _run_pump(self) -> None:
+        try:
+            async for event in self._chunks:
+                await self._queue.put(event)
+                if event.done:
+                    break
+            else:
+                await self._queue.put(UpstreamBadResponse("upstream stream ended without [DONE]"))
+        except CandorError as exc:
+            await self._queue.put(exc)
+        finally:
+            await self._queue.put(_END)
+
+    async def _next(self, loop: asyncio.AbstractEventLoop) -> Any:
+        if self._pump is None:
+            self._pump = asyncio.create_task(self._run_pump())
+        since = self._window.since
+        if self._bounds is None or since is None:
+            return await self._queue.get()
+        remaining = since + self._bounds.ms / 1000 - loop.time()
+        try:
+            return await asyncio.wait_for(self._queue.get(), max(remaining, 0.0))
+        except TimeoutError:
+            return None  # the time bound passed: release
+
+    async def next_output(self) -> Output | None:
+        """The next step; None once the stream has ended or failed.
+
+        RELEASE: send its frames. CENSORED: the judge stopped mid-answer; held frames stay
+        held (`aclose` to abort, or `stop_holding` to pass them and go on). END: the answer is
+        complete, with its whole-answer verdict; when that verdict is censored and the stream
+        holds, what was held stays held. FAILED: the upstream broke.
+        """
+        if self._outputs is None:
+            self._outputs = self._generate()
+        return await anext(self._outputs, None)
+
+    async def _generate(self) -> AsyncGenerator[Output, None]:
+        loop = asyncio.get_running_loop()
+        while True:
+            item = await self._next(loop)
+            if item is None:
+                yield Output(Step.RELEASE, self._take(None))
+                continue
+            if item is _END:
+                return
+            if isinstance(item, CandorError):
+                yield Output(Step.FAILED, error=item)
+                return
+            assert isinstance(item, SseEvent)
+            if item.done:
+                self.verdict = self._judge.finish(self.finish_reason)
+                withhold = self.verdict.censored and self.holding
+                yield Output(Step.END, [] if withhold else self._take(None), self.verdict)
+                return
+            output = self._absorb(item, loop.time())
+            if output is not None:
+                yield output
+                if output.step is Step.FAILED:
+                    return
+
+    def _absorb(self, event: SseEvent, now: float) -> Output | None:
+        data = event.data or {}
+        if "error" in data:
+            return Output(Step.FAILED, error=_upstream_error(data))
+        self.first = self.first or data
+        delta = chunk_delta(data)
+        self.finish_reason = delta.finish_reason or self.finish_reason
+        step = None
+        if delta.content or delta.reasoning:
+            self._length += len(delta.content)
+            self.text_parts.append(delta.content)
+            step = self._judge.feed(delta.content, delta.reasoning)
+            if step.decision is Decision.CENSORED and self.verdict is None:
+                self.verdict = step.verdict
+                if self._bounds is not None:
+                    self._window.push(event.raw, self._length, now)
+                    return Output(Step.CENSORED, verdict=step.verdict)
+        if self._bounds is None:
+            self._released_any = True
+            return Output(Step.RELEASE, [event.raw])
+        if delta.has_tool_calls and not delta.content:
+            return Output(Step.RELEASE, [event.raw])  # tool calls are never held or judged
+        if step is None and not self._window and self._released_upto >= self._length:
+            return Output(Step.RELEASE, [event.raw])  # nothing held: no reason to wait
+        self._window.push(event.raw, self._length, now)
+        if step is None:
+            return None
+        if step.decision is Decision.RELEASE:
+            return Output(Step.RELEASE, self._take(step.released))
+        if self._length - self._released_upto > self._bounds.chars:
+            return Output(Step.RELEASE, self._take(None))
+        return None
+
+    def _take(self, upto: int | None) -> list[bytes]:
+        self._released_upto = self._length if upto is None else max(self._released_upto, upto)
+        since = self._window.since
+        frames = self._window.release(upto)
+        if frames:
+            self._released_any = True
+            if since is not None:
+                self.held_seconds += max(asyncio.get_running_loop().time() - since, 0.0)
+        return frames
+
+    async def aclose(self) -> None:
+        """Abort the upstream request."""
+        if self._outputs is not None:
+            await self._outputs.aclose()
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+        await self._chunks.aclose()
+
+
+def _upstream_error(data: dict[str, Any]) -> CandorError:
+    error = data.get("error")
+    message = error.get("message") if isinstance(error, dict) else None
+    return UpstreamBadResponse(f"upstream failed mid-stream: {message or error}")

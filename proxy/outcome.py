@@ -1,0 +1,77 @@
+"""What happened to one request, handed to observers (metrics, audit log, shared counts)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from proxy.detect import UNKNOWN, Verdict
+from proxy.policy.actions import ActionName
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One model asked: its verdict, and why Candor moved on from it (if it did)."""
+
+    model: str
+    verdict: Verdict = UNKNOWN
+    answer: str = ""
+    failure: str | None = None  # outage / error code when the model gave no usable answer
+    ttft: float | None = None
+    seconds: float = 0.0
+    usage: Mapping[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class Outcome:
+    """The whole story of one chat request."""
+
+    request_id: str
+    requested_model: str
+    policy: str
+    streamed: bool
+    messages: Sequence[Mapping[str, Any]]
+    topics: tuple[str, ...] = ()
+    action: ActionName = ActionName.PASS
+    would: ActionName | None = None  # what a shadow policy would have done
+    reason: str | None = None  # why the answered model is not the requested one
+    answered_model: str | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    error: str | None = None
+    seconds: float = 0.0
+    held_seconds: float = 0.0
+    tenant: str | None = None
+    key_id: str | None = None
+
+    @property
+    def judged(self) -> Verdict:
+        """The verdict that decided the action: the requested model's answer."""
+        return self.attempts[0].verdict if self.attempts else UNKNOWN
+
+    @property
+    def outcome_label(self) -> str:
+        """The value of the requests metric's `outcome` label."""
+        if self.error is not None:
+            return "error"
+        if self.would is not None:
+            return f"shadow_would_{self.would.value}"
+        return {
+            ActionName.PASS: "pass",
+            ActionName.FLAG: "flagged",
+            ActionName.REROUTE: "rerouted",
+            ActionName.BLOCK: "blocked",
+            ActionName.ANNOTATE: "annotated",
+            ActionName.SHADOW: "pass",
+        }[self.action]
+
+
+class Observer(Protocol):
+    """Told about every finished request; must not raise and must return quickly."""
+
+    async def observe(self, outcome: Outcome) -> None: ...
+
+
+class NullObserver:
+    async def observe(self, outcome: Outcome) -> None:
+        return None

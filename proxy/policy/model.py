@@ -1,0 +1,138 @@
+"""The typed policy: what Candor does with an answer the detector judged.
+
+One YAML file in `policies/` is one policy, named by its file name (`default.yaml` is
+`default`). A model's route names its policy; an API key may name another.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from proxy.detect import Category
+from proxy.errors import ConfigError
+from proxy.policy.actions import ActionName, Wording
+from proxy.yamlfile import YamlDocument
+
+REPO_DEFAULT = Path(__file__).resolve().parents[2] / "policies" / "default.yaml"
+ACTING_CATEGORIES = frozenset(c for c in Category if c is not Category.NONE)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class StreamPolicy(_Strict):
+    """How long a stream may be held back for judgment (reroute and block only)."""
+
+    hold_chars: int = Field(600, ge=0, le=20_000)
+    hold_ms: int = Field(2_500, ge=0, le=60_000)
+    after_release: Literal["error", "flag"] = "flag"
+
+
+class PreemptPolicy(_Strict):
+    """Send a request straight to the fallback chain, before the primary is asked."""
+
+    topics: frozenset[str] = frozenset()
+    rate_threshold: float | None = Field(None, gt=0, le=1)
+    min_samples: int = Field(20, ge=1)
+    remembered: bool = True
+
+
+class Policy(_Strict):
+    """One policy file."""
+
+    name: str = "default"
+    action: ActionName = ActionName.FLAG
+    categories: frozenset[Category] = ACTING_CATEGORIES
+    political_only: bool = False
+    fallbacks: tuple[str, ...] = ()
+    outage_fallbacks: tuple[str, ...] = ()
+    stream: StreamPolicy = StreamPolicy()
+    preempt: PreemptPolicy = PreemptPolicy()
+    shadow_of: ActionName = ActionName.REROUTE
+    hedge: bool = False
+    scrub_history: bool = False
+    block_message: str = (
+        "This answer was withheld: the model declined or deflected the question, and this "
+        "service does not pass such answers on."
+    )
+    annotate_note: str = (
+        "\n\n[Note from this service: this answer may be censored or incomplete. The model "
+        "appears to have declined or deflected the question.]"
+    )
+    history_placeholder: str = "[An earlier answer was removed because it was censored.]"
+
+    @field_validator("categories", mode="before")
+    @classmethod
+    def _no_none(cls, value: object) -> object:
+        if isinstance(value, list | tuple | set | frozenset) and "none" in value:
+            raise ValueError("`none` is the clean category; it cannot trigger an action")
+        return value
+
+    def acts_on(self, category: Category, political: bool) -> bool:
+        """Whether a censored verdict of this category triggers the action."""
+        return category in self.categories and (political or not self.political_only)
+
+    @property
+    def wording(self) -> Wording:
+        return Wording(self.block_message, self.annotate_note)
+
+
+class PolicySet:
+    """Every policy of a `policies/` folder, by name."""
+
+    def __init__(self, policies: dict[str, Policy]) -> None:
+        if "default" not in policies:
+            policies = {**policies, "default": Policy()}
+        self._policies = policies
+
+    def __getitem__(self, name: str) -> Policy:
+        return self._policies[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._policies
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._policies)
+
+    def values(self) -> list[Policy]:
+        return list(self._policies.values())
+
+    def check_models(self, models: set[str], routes: dict[str, str]) -> None:
+        """Every route names a known policy; the fallbacks of those policies are routed models."""
+        used = sorted(n for n in set(routes.values()) | {"default"} if n in self)
+        for policy in (self._policies[n] for n in used):
+            for chain in (policy.fallbacks, policy.outage_fallbacks):
+                for name in chain:
+                    if name not in models:
+                        raise ConfigError(
+                            f"policy {policy.name}: fallback `{name}` is not a configured model"
+                        )
+        for model, policy_name in sorted(routes.items()):
+            if policy_name not in self:
+                raise ConfigError(
+                    f"models.{model}.policy: no policy `{policy_name}` "
+                    f"(known: {', '.join(self.names)})"
+                )
+
+
+def load_policy(path: Path) -> Policy:
+    doc = YamlDocument.read(path)
+    data = {"name": path.stem, **doc.data}
+    if data["name"] != path.stem:
+        raise doc.problem(("name",), f"must match the file name `{path.stem}`")
+    try:
+        return Policy(**data)
+    except ValidationError as exc:
+        raise doc.describe(exc) from None
+
+
+def load_policies(folder: Path) -> PolicySet:
+    """Every `*.yaml` directly in `folder` (sub-folders hold detector data, not policies)."""
+    if not folder.is_dir():
+        return PolicySet({})
+    return PolicySet({p.stem: load_policy(p) for p in sorted(folder.glob("*.yaml"))})

@@ -1,0 +1,144 @@
+"""Holding a stream back while the judge decides: bounds in characters and in time."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
+import orjson
+
+from proxy.detect import Category, Decision, ProviderError, Status, StreamStep, Verdict
+from proxy.holdback import HoldBounds, JudgedStream, Step
+from proxy.wire import SseEvent, sse_event
+
+CENSORED = Verdict(Status.CENSORED, 0.99, Category.REFUSAL)
+CLEAN = Verdict(Status.CLEAN, 0.01)
+
+
+def text_event(text: str) -> SseEvent:
+    data = {"id": "c", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+    return SseEvent(raw=sse_event(data), data=data)
+
+
+def tool_event() -> SseEvent:
+    call = {"index": 0, "id": "t1", "type": "function", "function": {"name": "f", "arguments": ""}}
+    data = {"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [call]}}]}
+    return SseEvent(raw=sse_event(data), data=data)
+
+
+DONE = SseEvent(raw=b"data: [DONE]\n\n", data=None, done=True)
+
+
+class Chunks:
+    def __init__(self, events: Sequence[SseEvent], delay: float = 0.0) -> None:
+        self.events, self.delay, self.closed = list(events), delay, False
+
+    async def __aiter__(self) -> AsyncIterator[SseEvent]:
+        for event in self.events:
+            await asyncio.sleep(self.delay)
+            yield event
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+class Judge:
+    """Holds until `release_at` characters, or says censored at `censor_at`."""
+
+    def __init__(self, release_at: int = 10**9, censor_at: int = 10**9, final: Verdict = CLEAN):
+        self.length, self.release_at, self.censor_at, self.final = 0, release_at, censor_at, final
+
+    def feed(self, content: str = "", reasoning: str = "") -> StreamStep:
+        self.length += len(content)
+        if self.length >= self.censor_at:
+            return StreamStep(Decision.CENSORED, 0, CENSORED)
+        if self.length >= self.release_at:
+            return StreamStep(Decision.RELEASE, self.length)
+        return StreamStep(Decision.HOLD, 0)
+
+    def finish(
+        self, finish_reason: str | None = None, provider_error: ProviderError | None = None
+    ) -> Verdict:
+        return self.final
+
+
+async def drain(stream: JudgedStream) -> list[tuple[Step, list[str]]]:
+    steps = []
+    while (output := await stream.next_output()) is not None:
+        texts = [orjson.loads(f[6:])["choices"][0]["delta"].get("content", "") for f in output.frames]
+        steps.append((output.step, texts))
+    return steps
+
+
+async def test_holds_until_the_judge_releases() -> None:
+    chunks = Chunks([text_event("ab"), text_event("cd"), text_event("ef"), DONE])
+    stream = JudgedStream(chunks, Judge(release_at=4), HoldBounds(chars=100, ms=10_000))
+    steps = await drain(stream)
+    assert steps == [(Step.RELEASE, ["ab", "cd"]), (Step.RELEASE, ["ef"]), (Step.END, [])]
+    await stream.aclose()
+    assert chunks.closed
+
+
+async def test_censored_keeps_everything_held() -> None:
+    chunks = Chunks([text_event("I am sorry"), text_event(", no."), DONE])
+    stream = JudgedStream(chunks, Judge(censor_at=5), HoldBounds(chars=100, ms=10_000))
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.CENSORED and first.frames == []
+    assert first.verdict == CENSORED
+    held = stream.stop_holding()  # a flag-only policy lets it through after all
+    assert len(held) == 1
+    await stream.aclose()
+
+
+async def test_the_character_bound_releases() -> None:
+    chunks = Chunks([text_event("x" * 30), text_event("y" * 30), DONE])
+    stream = JudgedStream(chunks, Judge(), HoldBounds(chars=40, ms=10_000))
+    steps = await drain(stream)
+    assert steps[0] == (Step.RELEASE, ["x" * 30, "y" * 30])
+    await stream.aclose()
+
+
+async def test_the_time_bound_releases_between_chunks() -> None:
+    chunks = Chunks([text_event("slow"), text_event("er"), DONE], delay=0.15)
+    stream = JudgedStream(chunks, Judge(), HoldBounds(chars=1000, ms=50))
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.RELEASE
+    assert len(first.frames) == 1  # released by time, before the second chunk arrived
+    assert stream.held_seconds >= 0.04
+    await stream.aclose()
+
+
+async def test_answer_ending_inside_the_window_gets_the_whole_verdict() -> None:
+    chunks = Chunks([text_event("No."), DONE])
+    stream = JudgedStream(chunks, Judge(final=CENSORED), HoldBounds(chars=100, ms=10_000))
+    steps = await drain(stream)
+    assert steps == [(Step.END, [])]  # withheld: the caller may re-route
+    assert stream.verdict == CENSORED
+    clean = JudgedStream(Chunks([text_event("Yes."), DONE]), Judge(), HoldBounds(100, 10_000))
+    assert await drain(clean) == [(Step.END, ["Yes."])]
+    await stream.aclose()
+    await clean.aclose()
+
+
+async def test_tool_calls_pass_at_once() -> None:
+    chunks = Chunks([tool_event(), DONE])
+    stream = JudgedStream(chunks, Judge(), HoldBounds(chars=100, ms=10_000))
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.RELEASE and len(first.frames) == 1
+    await stream.aclose()
+
+
+async def test_without_bounds_nothing_is_held() -> None:
+    chunks = Chunks([text_event("a"), text_event("b"), DONE])
+    stream = JudgedStream(chunks, Judge(censor_at=1, final=CENSORED), None)
+    steps = await drain(stream)
+    assert steps == [(Step.RELEASE, ["a"]), (Step.RELEASE, ["b"]), (Step.END, [])]
+    assert stream.verdict == CENSORED
+    await stream.aclose()
+
+
+async def test_a_stream_cut_short_fails() -> None:
+    stream = JudgedStream(Chunks([text_event("a")]), Judge(), None)
+    steps = [s for s, _ in await drain(stream)]
+    assert steps == [Step.RELEASE, Step.FAILED]
+    await stream.aclose()

@@ -1,0 +1,62 @@
+"""Policies: typed, documented by the shipped default, errors naming file, line and field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from proxy.detect import Category
+from proxy.errors import ConfigError
+from proxy.policy.actions import ActionName
+from proxy.policy.model import REPO_DEFAULT, Policy, load_policies, load_policy
+
+
+def test_shipped_default_is_the_documented_defaults() -> None:
+    shipped = load_policy(REPO_DEFAULT)
+    assert shipped == Policy(name="default")
+    assert shipped.action is ActionName.FLAG
+
+
+def test_error_names_file_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "strict.yaml"
+    path.write_text("action: reroute\nstream:\n  hold_ms: -5\n")
+    with pytest.raises(ConfigError) as caught:
+        load_policy(path)
+    assert f"{path}:3: stream.hold_ms" in caught.value.message
+
+
+def test_unknown_action_and_field_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "odd.yaml"
+    path.write_text("action: explode\nfalbacks: [x]\n")
+    with pytest.raises(ConfigError) as caught:
+        load_policy(path)
+    assert f"{path}:1: action" in caught.value.message
+    assert f"{path}:2: falbacks" in caught.value.message
+
+
+def test_none_is_not_an_acting_category(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("categories: [refusal, none]\n")
+    with pytest.raises(ConfigError, match="categories"):
+        load_policy(path)
+
+
+def test_political_only_spares_generic_refusals() -> None:
+    policy = Policy(political_only=True)
+    assert policy.acts_on(Category.REFUSAL, political=True)
+    assert not policy.acts_on(Category.REFUSAL, political=False)
+    assert not Policy(categories=frozenset({Category.REFUSAL})).acts_on(
+        Category.NON_ANSWER, political=False
+    )
+
+
+def test_fallbacks_must_be_configured_models(tmp_path: Path) -> None:
+    (tmp_path / "rr.yaml").write_text("action: reroute\nfallbacks: [nowhere]\n")
+    policies = load_policies(tmp_path)
+    assert policies.names == ["default", "rr"]
+    with pytest.raises(ConfigError, match="fallback `nowhere`"):
+        policies.check_models({"qwen"}, {"qwen": "rr"})
+    policies.check_models({"qwen"}, {"qwen": "default"})  # unused policies are not checked
+    with pytest.raises(ConfigError, match="no policy `missing`"):
+        policies.check_models({"qwen"}, {"qwen": "missing"})
