@@ -21,6 +21,7 @@ from proxy.metrics import Metrics
 from proxy.offline.loader import load_detector
 from proxy.pipeline import JudgingDetector, Pipeline
 from proxy.policy.model import PolicySet, load_policies
+from proxy.recorder import Recorder
 from proxy.services import Services
 from proxy.settings import Settings, load_settings
 from proxy.store import build_store
@@ -61,19 +62,24 @@ def create_app(settings: Settings) -> FastAPI:
     """Build the ASGI app and every service it runs on from one settings object."""
     upstreams = Upstreams(settings)
     policies = build_policies(settings)
+    detector = build_detector(settings)
+    store = build_store(settings)
+    metrics_ = build_metrics(settings, topics=detector.topic_names)
     pipeline = Pipeline(
         upstreams,
-        build_detector(settings),
+        detector,
         policies,
         {name: route.policy for name, route in settings.models.items()},
+        state=store,
+        observer=Recorder(metrics_, store, settings.store),
     )
     svc = Services(
         settings=settings,
         upstreams=upstreams,
         pipeline=pipeline,
-        store=build_store(settings),
+        store=store,
         started_at=int(time.time()),
-        metrics=build_metrics(settings, topics=()),
+        metrics=metrics_,
         auth=Authenticator(settings),
     )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
@@ -93,6 +94,7 @@ class JudgedStream:
         self.finish_reason: str | None = None
         self.verdict: Verdict | None = None
         self.held_seconds = 0.0
+        self.judge_seconds = 0.0
         self.text_parts: list[str] = []
 
     @property
@@ -159,7 +161,9 @@ class JudgedStream:
                 return
             assert isinstance(item, SseEvent)
             if item.done:
+                tick = time.perf_counter()
                 self.verdict = self._judge.finish(self.finish_reason)
+                self.judge_seconds += time.perf_counter() - tick
                 withhold = self.verdict.censored and self.holding
                 yield Output(Step.END, [] if withhold else self._take(None), self.verdict)
                 return
@@ -180,7 +184,9 @@ class JudgedStream:
         if delta.content or delta.reasoning:
             self._length += len(delta.content)
             self.text_parts.append(delta.content)
+            tick = time.perf_counter()
             step = self._judge.feed(delta.content, delta.reasoning)
+            self.judge_seconds += time.perf_counter() - tick
             if step.decision is Decision.CENSORED and self.verdict is None:
                 self.verdict = step.verdict
                 if self._bounds is not None:

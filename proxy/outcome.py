@@ -20,6 +20,7 @@ class Attempt:
     failure: str | None = None  # outage / error code when the model gave no usable answer
     ttft: float | None = None
     seconds: float = 0.0
+    detector_seconds: float | None = None
     usage: Mapping[str, Any] | None = None
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 
 
 class TopicReader(Protocol):
+    @property
+    def topic_names(self) -> tuple[str, ...]: ...
+
     def request_topics(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]: ...
 
 
@@ -296,12 +300,11 @@ class Pipeline:
                 continue
             attempt.seconds = loop.time() - started
             attempt.usage = response.get("usage")
-            judged = [
-                self._detector.judge(ex)
-                for ex in choice_exchanges(request_exchange(body), response)
-            ]
-            attempt.verdict = max(judged, key=lambda v: (v.censored, v.score), default=UNKNOWN)
             exchanges = choice_exchanges(request_exchange(body), response)
+            tick = time.perf_counter()
+            judged = [self._detector.judge(ex) for ex in exchanges]
+            attempt.detector_seconds = time.perf_counter() - tick
+            attempt.verdict = max(judged, key=lambda v: (v.censored, v.score), default=UNKNOWN)
             attempt.answer = exchanges[0].answer if exchanges else ""
             outcome.attempts.append(attempt)
             if index > 0:
@@ -510,6 +513,7 @@ class Pipeline:
                     yield frame
             verdict = stream.verdict or live.first.verdict or UNKNOWN
             live.attempt.verdict, live.attempt.answer = verdict, "".join(stream.text_parts)
+            live.attempt.detector_seconds = stream.judge_seconds
             acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
             if outcome.action is ActionName.PASS and acts:
                 outcome.action = ActionName.FLAG if action.holds_stream else action.name

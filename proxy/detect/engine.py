@@ -86,6 +86,11 @@ class CandorDetector:
         p = self.parts
         return read_request(last_user_text(messages), p.topics, p.request_words)
 
+    @property
+    def topic_names(self) -> tuple[str, ...]:
+        """Every topic the detector knows (bounded label values for metrics)."""
+        return tuple(t.name for t in self.parts.topics.topics)
+
     def request_topics(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
         """The political topics of a request, before any answer (for pre-emptive routing)."""
         return self.request(messages).topics

@@ -30,6 +30,8 @@ class NullDetector:
     def judge(self, exchange: Exchange) -> Verdict:
         return UNKNOWN
 
+    topic_names: tuple[str, ...] = ()
+
     def request_topics(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
         return ()
 

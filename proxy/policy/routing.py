@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 from proxy.answers import message_text
 from proxy.detect import Detector, Exchange
 from proxy.policy.model import Policy
+from proxy.store.fingerprint import conversation_fingerprint
 
 
 class RoutingState(Protocol):
@@ -19,15 +19,6 @@ class RoutingState(Protocol):
         ...
 
     async def was_censored(self, model: str, fingerprint: str) -> bool: ...
-
-
-def fingerprint(model: str, messages: Sequence[Mapping[str, Any]]) -> str:
-    """Hash of model + the conversation, normalised for case and whitespace."""
-    digest = hashlib.sha256(model.encode())
-    for message in messages:
-        text = " ".join(message_text(message).split()).casefold()
-        digest.update(f"\x1e{message.get('role')}\x1f{text}".encode())
-    return digest.hexdigest()[:32]
 
 
 async def preempt_reason(
@@ -45,7 +36,9 @@ async def preempt_reason(
         return "preempt_topic"
     if state is None:
         return None
-    if rules.remembered and await state.was_censored(model, fingerprint(model, messages)):
+    if rules.remembered and await state.was_censored(
+        model, conversation_fingerprint(model, messages)
+    ):
         return "preempt_remembered"
     if rules.rate_threshold is not None:
         for topic in topics:

@@ -1,0 +1,101 @@
+"""The observer that turns each finished request into metrics, audit events and shared counts."""
+
+from __future__ import annotations
+
+from proxy.answers import message_text
+from proxy.detect import Status
+from proxy.metrics import Metrics
+from proxy.outcome import Outcome
+from proxy.policy.actions import ActionName
+from proxy.settings import StoreSettings
+from proxy.store.base import Store
+from proxy.store.events import AuditEvent, make_event
+from proxy.store.fingerprint import conversation_fingerprint
+
+AUDITED = frozenset(
+    {ActionName.FLAG, ActionName.REROUTE, ActionName.BLOCK, ActionName.SHADOW, ActionName.ANNOTATE}
+)
+
+
+class Recorder:
+    """Metrics for every request; an audit event for every answer acted on; the counts and
+    the censored-prompt memory that pre-emptive routing reads."""
+
+    def __init__(self, metrics: Metrics, store: Store, settings: StoreSettings) -> None:
+        self._metrics = metrics
+        self._store = store
+        self._settings = settings
+
+    async def observe(self, outcome: Outcome) -> None:
+        self._count(outcome)
+        judged = [a for a in outcome.attempts if a.verdict.status is not Status.UNKNOWN]
+        for attempt in judged:
+            v = attempt.verdict
+            await self._store.record_verdict(attempt.model, v.topics, v.censored)
+        first = outcome.attempts[0] if outcome.attempts else None
+        acted = outcome.action in AUDITED and first is not None and first.verdict.censored
+        if acted and first is not None:
+            await self._store.remember_censored(
+                first.model, conversation_fingerprint(first.model, outcome.messages)
+            )
+        if outcome.action in AUDITED or outcome.would is not None:
+            await self._store.append_event(self._event(outcome))
+
+    def _count(self, outcome: Outcome) -> None:
+        m = self._metrics
+        route = "chat_stream" if outcome.streamed else "chat"
+        m.request(outcome.requested_model, route, outcome.outcome_label, outcome.seconds)
+        for index, attempt in enumerate(outcome.attempts):
+            v = attempt.verdict
+            if v.status is not Status.UNKNOWN:
+                m.scanned(
+                    attempt.model, v.censored, v.category.value, v.topics, v.language, v.political
+                )
+            if attempt.failure is not None and index > 0:
+                m.fallback_failure(attempt.model, attempt.failure)
+            if attempt.ttft is not None:
+                m.upstream_ttft(attempt.model, attempt.ttft)
+            if attempt.seconds:
+                m.upstream_total(attempt.model, attempt.seconds)
+            if attempt.detector_seconds is not None:
+                m.detector_seconds(attempt.detector_seconds)
+            usage = attempt.usage or {}
+            if isinstance(usage.get("prompt_tokens"), int):
+                m.tokens(attempt.model, usage["prompt_tokens"], usage.get("completion_tokens") or 0)
+        answered = outcome.answered_model
+        if outcome.action is ActionName.REROUTE and answered:
+            m.reroute(outcome.requested_model, answered, outcome.reason or "censored")
+        if outcome.held_seconds:
+            m.held_seconds(answered or outcome.requested_model, outcome.held_seconds)
+        health = self._store.health()
+        m.store_state(health.reachable, health.buffered, health.dropped)
+
+    def _event(self, outcome: Outcome) -> AuditEvent:
+        first = outcome.attempts[0]
+        v = first.verdict
+        answered = outcome.answered_model
+        fallback = next(
+            (a for a in outcome.attempts[1:] if a.model == answered and answered != first.model),
+            None,
+        )
+        prompt = next(
+            (message_text(m) for m in reversed(outcome.messages) if m.get("role") == "user"), ""
+        )
+        return make_event(
+            request_id=outcome.request_id,
+            model=first.model,
+            action=(outcome.would and f"shadow:{outcome.would.value}") or outcome.action.value,
+            redaction=self._settings.redaction,
+            excerpt_chars=self._settings.excerpt_chars,
+            prompt=prompt,
+            answer=first.answer,
+            fallback_answer=fallback.answer if fallback else None,
+            tenant=outcome.tenant or "default",
+            key_id=outcome.key_id,
+            fallback_model=fallback.model if fallback else None,
+            category=v.category.value,
+            topics=v.topics or outcome.topics,
+            language=v.language,
+            score=v.score,
+            signals=[s.name for s in v.signals],
+        )
