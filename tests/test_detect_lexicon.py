@@ -1,5 +1,7 @@
 """Phrase and topic matching."""
 
+import itertools
+
 from proxy.detect.lexicon import Lexicon, PhraseRule
 from proxy.detect.text import normalize, words
 from proxy.detect.topics import Topic, TopicIndex
@@ -15,7 +17,8 @@ LEXICON = Lexicon(
 def _hits(text: str) -> list[tuple[str, str]]:
     norm = normalize(text)
     toks = words(norm)
-    grams = set(toks) | {f"{a} {b}" for a, b in zip(toks, toks[1:], strict=False)}
+    grams = set(toks) | {f"{a} {b}" for a, b in itertools.pairwise(toks)}
+    grams |= {a + b for a, b in itertools.pairwise(text)}
     return [(h.category, text[h.start : h.end]) for h in LEXICON.find(text, norm, grams)]
 
 

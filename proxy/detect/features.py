@@ -6,6 +6,7 @@ is bounded whatever the answer's length; length, language and structure carry th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from itertools import pairwise
 from operator import add
@@ -16,6 +17,8 @@ from proxy.detect.text import cjk_runs, guess_language, normalize, words
 
 _LEN_EDGES = (1, 50, 200, 500, 1000, 2000, 4000)
 _OPENING = 160
+_STEM = 5
+_QUOTED = re.compile(r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」')
 _QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
 _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
 
@@ -70,6 +73,8 @@ def _len_bucket(n: int) -> str:
 def _grams(grams: set[str], toks: list[str], text: str, cjk_major: bool) -> None:
     grams.update(toks)
     grams.update(map(" ".join, pairwise(toks)))
+    # Word stems stand in for inflected forms (Finnish cases, English plurals).
+    grams.update([t[:_STEM] + "~" for t in toks if len(t) > _STEM + 1])
     if cjk_major:
         # One pass over all character pairs; pairs with punctuation are harmless extra keys.
         grams.update(map(add, text, text[1:]))
@@ -103,6 +108,12 @@ def extract(
     body = visible.strip()
     n = len(body)
     head = visible[: win.head]
+    if '"' in head or "“" in head or "「" in head:
+        # Quoted speech (a refusal being reported, say) is not what the answer itself says.
+        blanked = _QUOTED.sub(lambda m: " " * len(m.group()), head)
+        if blanked != head:
+            feats["quotes"] = 1.0
+            head = blanked
     head_norm = normalize(head)
     toks = words(head_norm)
     lang = language or guess_language(body)
@@ -115,6 +126,7 @@ def extract(
         tail_toks = words(tail_norm)
         tail_grams = set(tail_toks)
         tail_grams.update(map(" ".join, pairwise(tail_toks)))
+        tail_grams.update(map(add, tail, tail[1:]))
         hits += lexicon.find(tail, tail_norm, tail_grams, start)
     pl = req.language
     counts: dict[str, int] = {}
@@ -142,6 +154,10 @@ def extract(
     if req.asks_creative:
         feats["ask:creative"] = 1.0
     feats["think:" + view.think_state] = 1.0
+    if view.think_chars:
+        feats["thinklen:" + _len_bucket(view.think_chars)] = 1.0
+    if lang != "zh" and cjk_runs(head):
+        feats["mixed_script"] = 1.0
     if view.think_state == "empty":
         feats["think:empty&" + lang] = 1.0
     if view.reasoning_chars == 0:

@@ -6,7 +6,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from proxy.detect.text import normalize, trie_pattern, words
+from proxy.detect.text import normalize, words
 
 LEXICON_CATEGORIES = frozenset(
     {"refusal", "deflection", "propaganda", "evasion", "safety", "engagement"}
@@ -36,29 +36,31 @@ class PhraseHit:
 class Lexicon:
     """Matches word-token phrases (Latin scripts) and literal CJK phrases.
 
-    Latin phrases are keyed by their first word pair (or word): a set intersection with the
-    text's own word pairs, which the feature extractor builds anyway, finds the candidates, and
-    only those are confirmed with a per-phrase regex.
+    Latin phrases are keyed by their first word pair (or word), CJK phrases by their first
+    character pair: a set intersection with the text's own pairs, which the feature extractor
+    builds anyway, finds the candidates, and only those are confirmed and located.
     """
 
     def __init__(self, rules: Sequence[PhraseRule]) -> None:
         self.rules = tuple(rules)
         self._by_key: dict[str, list[tuple[re.Pattern[str], PhraseRule]]] = {}
-        self._cjk_rule: dict[str, PhraseRule] = {}
+        self._cjk_by_key: dict[str, list[tuple[str, PhraseRule]]] = {}
         for rule in self.rules:
             for phrase in rule.phrases:
-                if _HAS_CJK.search(phrase):
-                    self._cjk_rule.setdefault(phrase, rule)
+                if _HAS_CJK.search(phrase) and len(phrase) >= 2:
+                    self._cjk_by_key.setdefault(phrase[:2], []).append((phrase, rule))
                     continue
                 toks = words(normalize(phrase))
                 if not toks:
                     continue
                 key = " ".join(toks[:2])
                 body = r"\W+".join(re.escape(t) for t in toks)
-                rx = re.compile(rf"(?<![\w']){body}(?![\w'])")
+                # No lookbehind: a pattern that starts with a literal lets sre skip ahead fast;
+                # the left word boundary is checked by hand.
+                rx = re.compile(rf"{body}(?![\w'])")
                 self._by_key.setdefault(key, []).append((rx, rule))
         self.keys = frozenset(self._by_key)
-        self._cjk = re.compile(trie_pattern(list(self._cjk_rule))) if self._cjk_rule else None
+        self.cjk_keys = frozenset(self._cjk_by_key)
 
     def find(self, text: str, norm: str, grams: set[str], base: int = 0) -> list[PhraseHit]:
         """Hits in `text` (normalised `norm`, word/word-pair set `grams`), offset by `base`.
@@ -72,11 +74,12 @@ class Lexicon:
                     hits.append(
                         PhraseHit(rule.name, rule.category, base + m.start(), base + m.end())
                     )
-        if self._cjk is not None:
-            for m in self._cjk.finditer(text):
-                found = self._cjk_rule.get(m.group())
-                if found is not None:
-                    hits.append(
-                        PhraseHit(found.name, found.category, base + m.start(), base + m.end())
-                    )
+        # CJK phrases are keyed by their first character pair, which `grams` holds too.
+        for key in self.cjk_keys.intersection(grams):
+            for phrase, rule in self._cjk_by_key[key]:
+                pos = text.find(phrase)
+                while pos >= 0:
+                    end = pos + len(phrase)
+                    hits.append(PhraseHit(rule.name, rule.category, base + pos, base + end))
+                    pos = text.find(phrase, end)
         return hits

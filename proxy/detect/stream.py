@@ -35,6 +35,7 @@ class CandorStreamJudge:
         self._decision = Decision.HOLD
         self._carry = ""
         self._early: float | None = None
+        self._early_verdict: Verdict | None = None
         self._stopped: Verdict | None = None
 
     def _text(self) -> str:
@@ -80,8 +81,19 @@ class CandorStreamJudge:
         if self._early is None and visible >= window:
             return self._checkpoint(self._thresholds.stop, self._thresholds.release)
         if self._early is not None and visible >= self._settings.max_hold_chars:
-            return self._checkpoint(self._thresholds.settle, self._thresholds.settle)
+            return self._settle()
         return StreamStep(Decision.HOLD, self._released)
+
+    def _settle(self) -> StreamStep:
+        """At the hold bound, the first-window score decides against the `settle` threshold."""
+        assert self._early is not None and self._early_verdict is not None
+        if self._early >= self._thresholds.settle:
+            self._decision = Decision.CENSORED
+            self._stopped = self._early_verdict
+            return StreamStep(Decision.CENSORED, self._released, self._stopped)
+        self._decision = Decision.RELEASE
+        self._released = self._length
+        return StreamStep(Decision.RELEASE, self._released)
 
     def _checkpoint(self, stop: float, release: float) -> StreamStep:
         start = self._visible_start
@@ -90,6 +102,7 @@ class CandorStreamJudge:
         state = split_think(text[:start]).state if start else "none"
         score, verdict = self._detector.early_score(self._req, visible, state, self._reasoning)
         self._early = score
+        self._early_verdict = verdict
         if score >= stop:
             self._decision = Decision.CENSORED
             self._stopped = verdict

@@ -77,6 +77,7 @@ def _cross_validate(
             [data[i] for i in train] + extra_data,
             [examples[i] for i in train] + extra,
             settings,
+            calibrate=[True] * len(train) + [False] * len(extra),
         )
         detector = CandorDetector(dataclasses.replace(parts, scorer=scorer))
         outcomes += run(detector, test, stream=args.stream)

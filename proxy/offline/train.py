@@ -32,7 +32,7 @@ class TrainSettings:
     l2: float = 1e-3
     iterations: int = 150
     learning_rate: float = 0.1
-    min_df: int = 3
+    min_df: int = 5
     inner_folds: int = 3
     fpr_cap: float = 0.015
     early_fpr_cap: float = 0.008
@@ -171,9 +171,16 @@ def choose_thresholds(
 
 
 def train_scorer(
-    data: Sequence[Featurized], examples: Sequence[Example], s: TrainSettings
+    data: Sequence[Featurized],
+    examples: Sequence[Example],
+    s: TrainSettings,
+    calibrate: Sequence[bool] | None = None,
 ) -> Scorer:
-    """Fit both models on all rows; pick thresholds on inner folds grouped by model."""
+    """Fit both models on all rows; pick thresholds on inner folds grouped by model.
+
+    Only rows marked in `calibrate` (default: all) choose the thresholds, so that extra
+    training sets of another shape do not move them.
+    """
     y = np.asarray([1.0 if ex.censored else 0.0 for ex in examples])
     long = np.asarray([d.long for d in data])
     folds = group_folds([ex.model for ex in examples], s.inner_folds)
@@ -189,7 +196,8 @@ def train_scorer(
         for i in test:
             oof_whole[i] = mw.probability(data[i].whole)
             oof_early[i] = me.probability(data[i].early)
-    thresholds = choose_thresholds(oof_whole, oof_early, y, long, s)
+    mask = np.asarray(calibrate if calibrate is not None else [True] * len(data))
+    thresholds = choose_thresholds(oof_whole[mask], oof_early[mask], y[mask], long[mask], s)
     whole = fit([d.whole for d in data], y, s)
     early = fit([d.early for d in data], y, s)
     return Scorer(whole=whole, early=early, thresholds=thresholds)

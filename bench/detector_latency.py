@@ -1,0 +1,67 @@
+"""Detector latency on one core for 2,000-character answers (issue 3: p50 <= 200 us, p99 <= 1 ms).
+
+Usage: python bench/detector_latency.py [--policies DIR] [--rounds N]
+Answers are built from the detector's own test fixtures, so no external data is needed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+import time
+
+from proxy.detect import Decision, Exchange
+from proxy.offline.loader import DEFAULT_POLICIES, load_detector
+
+FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "detect"
+LENGTH = 2000
+
+
+def _exchanges() -> list[Exchange]:
+    out = []
+    for line in (FIXTURES / "cases.jsonl").read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        if not case["response"]:
+            continue
+        answer = (case["response"] + "\n\n") * (LENGTH // max(len(case["response"]), 1) + 1)
+        out.append(
+            Exchange(messages=[{"role": "user", "content": case["prompt"]}], answer=answer[:LENGTH])
+        )
+    return out
+
+
+def _quantiles(samples: list[int]) -> dict[str, float]:
+    samples.sort()
+    return {
+        "p50_us": round(samples[len(samples) // 2] / 1000, 1),
+        "p99_us": round(samples[int(len(samples) * 0.99)] / 1000, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--policies", type=pathlib.Path, default=DEFAULT_POLICIES)
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    detector = load_detector(args.policies)
+    exchanges = _exchanges()
+    whole: list[int] = []
+    stream: list[int] = []
+    for _ in range(args.rounds):
+        for exchange in exchanges:
+            start = time.perf_counter_ns()
+            detector.judge(exchange)
+            whole.append(time.perf_counter_ns() - start)
+            start = time.perf_counter_ns()
+            judge = detector.open_stream(exchange)
+            for i in range(0, LENGTH, 16):
+                if judge.feed(exchange.answer[i : i + 16]).decision is Decision.CENSORED:
+                    break
+            judge.finish("stop")
+            stream.append(time.perf_counter_ns() - start)
+    print(json.dumps({"chars": LENGTH, "judge": _quantiles(whole), "stream": _quantiles(stream)}))
+
+
+if __name__ == "__main__":
+    main()

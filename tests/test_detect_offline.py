@@ -1,0 +1,141 @@
+"""The I/O side: policy loading errors, label shapes, training, eval figures and floors."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import pathlib
+import shutil
+from typing import Any
+
+import pytest
+
+from proxy.detect import Exchange
+from proxy.offline import commands
+from proxy.offline.dataset import parse_label, read_examples
+from proxy.offline.evaluate import check_floors
+from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "detect"
+
+
+def _policies_copy(tmp_path: pathlib.Path) -> pathlib.Path:
+    target = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICIES / "detector", target / "detector")
+    return target
+
+
+def _cli(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="candor")
+    commands.register(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_lexicon_error_names_file_rule_and_field(tmp_path: pathlib.Path) -> None:
+    policies = _policies_copy(tmp_path)
+    lexicon = policies / "detector" / "lexicon.yaml"
+    lexicon.write_text("rules:\n  - name: odd\n    category: gossip\n    phrases: [x]\n")
+    with pytest.raises(PolicyError) as info:
+        load_detector(policies)
+    message = str(info.value)
+    assert "lexicon.yaml" in message and "'odd'" in message and "'category'" in message
+
+
+def test_weights_error_names_the_threshold(tmp_path: pathlib.Path) -> None:
+    policies = _policies_copy(tmp_path)
+    weights = policies / "detector" / "weights.json"
+    doc = json.loads(weights.read_text(encoding="utf-8"))
+    doc["thresholds"]["flag"] = 3
+    weights.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"weights.json: thresholds: field 'flag'"):
+        load_detector(policies)
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({"label": "COMPLETE"}, (False, "")),
+        ({"label": "EVASIVE"}, (True, "evasion")),
+        ({"label": "DENIAL"}, (True, "refusal")),
+        ({"label": "D (Deflection)"}, (True, "deflection")),
+        ({"label": "T (Truthful)"}, (False, "")),
+        ({"label": "refusal=0;ccp_propaganda=1;answers_question=0"}, (True, "propaganda")),
+        ({"label": "2_full_refusal"}, (True, "refusal")),
+        ({"label": "1_full_compliance"}, (False, "")),
+        ({"censored": True}, (True, "censored")),
+        ({"label": None}, (None, "")),
+    ],
+)
+def test_label_shapes(row: dict[str, Any], expected: tuple[bool | None, str]) -> None:
+    assert parse_label(row) == expected
+
+
+def test_floors_compare_lower_bounds_and_ceilings() -> None:
+    report = {"f1": 0.8, "fpr": 0.03, "by_language": {"en": {"f1": 0.9}}}
+    assert (
+        check_floors(report, {"f1": 0.7, "fpr_max": 0.05, "by_language": {"en": {"f1": 0.8}}}) == []
+    )
+    failures = check_floors(report, {"f1": 0.85, "fpr_max": 0.02, "by_language": {"zh": {"f1": 1}}})
+    assert len(failures) == 3
+
+
+def test_eval_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -> None:
+    args = _cli(["eval", str(FIXTURES / "cases.jsonl"), "--stream", "--json"])
+    assert args.func(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in (
+        "n",
+        "precision",
+        "recall",
+        "f1",
+        "fpr",
+        "latency_us",
+        "by_language",
+        "by_category",
+    ):
+        assert key in report
+    assert set(report["latency_us"]) >= {"p50", "p99"}
+    assert set(report["stream"]) >= {"prerelease_recall", "false_stop_rate", "held_chars_p50_clean"}
+    assert set(report["by_language"]) == {"und"}  # the fixture rows carry no language field
+
+
+def test_eval_floors_fail_when_below(tmp_path: pathlib.Path) -> None:
+    floors = tmp_path / "floors.yaml"
+    floors.write_text("f1: 1.01\n")
+    args = _cli(["eval", str(FIXTURES / "cases.jsonl"), "--json", "--floors", str(floors)])
+    assert args.func(args) == 1
+
+
+def test_train_writes_weights_the_loader_reads(tmp_path: pathlib.Path) -> None:
+    rows = [json.loads(line) for line in (FIXTURES / "cases.jsonl").read_text().splitlines()]
+    data = tmp_path / "train.jsonl"
+    with data.open("w", encoding="utf-8") as handle:
+        for i, row in enumerate(rows * 3):
+            handle.write(json.dumps({**row, "model": f"m{i % 3}"}, ensure_ascii=False) + "\n")
+    policies = _policies_copy(tmp_path)
+    out = policies / "detector" / "weights.json"
+    args = _cli(["train", str(data), "--policies", str(policies), "--out", str(out)])
+    assert args.func(args) == 0
+    detector = load_detector(policies)
+    answer = "I am sorry, I cannot answer that question."
+    verdict = detector.judge(
+        Exchange(messages=[{"role": "user", "content": "Tiananmen?"}], answer=answer)
+    )
+    assert verdict.score > 0.5
+    assert len(read_examples([data])) == len(rows) * 3
+
+
+def test_scan_reads_json_or_plain_text(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = {"prompt": "Tiananmen 1989?", "response": "I am sorry, I cannot answer that question."}
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(doc)))
+    args = _cli(["scan"])
+    assert args.func(args) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["verdict"] == "censored"
+    assert verdict["topics"] == ["tiananmen"]
+    monkeypatch.setattr("sys.stdin", io.StringIO("Plants turn light into sugar."))
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out)["topics"] == []
