@@ -34,4 +34,9 @@ demo: install ## run Candor with its built-in demo models (no outside model need
 serve: install ## run Candor with CONFIG=path/to/candor.yaml
 	candor serve --config $(CONFIG)
 
-.PHONY: help install test lint demo serve
+bench: install ## measure Candor vs a direct call, LiteLLM and a bare pass-through (BENCH_ARGS=--quick)
+	@command -v wrk >/dev/null || apt-get install -y -q wrk || { echo "wrk missing: apt-get install -y wrk"; exit 1; }
+	$(PIP) install -q -e '.[bench]'
+	$(PYTHON) -m bench.run --data $(SHARED_DATA)/speechmap_dev.jsonl $(BENCH_ARGS)
+
+.PHONY: help install test lint demo serve bench
