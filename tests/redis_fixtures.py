@@ -43,6 +43,7 @@ class RedisServer:
             "--appendfsync", "always",
             "--save", "",
             "--protected-mode", "no",
+            "--enable-debug-command", "local",  # DEBUG SLEEP plays a stalled Redis
             *self._extra,
         ]  # fmt: skip
         log = (self.workdir / "redis.log").open("ab")

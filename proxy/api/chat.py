@@ -7,6 +7,7 @@ from starlette.responses import Response, StreamingResponse
 
 from proxy.api.body import parse_chat_request, read_body
 from proxy.api.context import request_id, services
+from proxy.auth import admit
 
 router = APIRouter()
 
@@ -15,6 +16,7 @@ router = APIRouter()
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions, streamed or not, judged on the way back."""
     svc = services(request)
+    await admit(request)  # before the body: an unknown caller does not get to upload 4 MiB
     raw = await read_body(request, svc.settings.server.max_body_bytes)
     chat = parse_chat_request(raw, request_id(request))
     if chat.stream:

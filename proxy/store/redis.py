@@ -43,10 +43,11 @@ class RedisStore:
 
     kind = "redis"
 
-    def __init__(self, settings: StoreSettings) -> None:
+    def __init__(self, settings: StoreSettings, clock: Callable[[], float] = time.time) -> None:
         if settings.redis_url is None:
             raise ValueError("RedisStore needs store.redis_url")
         self._settings = settings
+        self._clock = clock  # for the count windows; rate limits use Redis's own clock
         self._url = settings.redis_url
         self._keys = Keys(settings.key_prefix)
         self._window = Window(settings.window_seconds, settings.window_buckets)
@@ -66,7 +67,7 @@ class RedisStore:
             "retry": Retry(NoBackoff(), 1),  # one retry replaces a pooled socket Redis closed
         }
         if self._settings.cluster:
-            return RedisCluster.from_url(self._url, cluster_error_retry_attempts=1, **options)
+            return RedisCluster.from_url(self._url, **options)
         return Redis.from_url(self._url, **options)
 
     async def start(self) -> None:
@@ -214,7 +215,7 @@ class RedisStore:
         return EventPage(found, last)
 
     async def record_verdict(self, model: str, topics: Sequence[str], censored: bool) -> None:
-        bucket = self._window.bucket(time.time())
+        bucket = self._window.bucket(self._clock())
         key = self._keys.counts(model, bucket)
 
         async def write() -> None:
@@ -233,7 +234,7 @@ class RedisStore:
 
         async def read() -> WindowCounts:
             pipe = self._require().pipeline(transaction=False)
-            for bucket in self._window.live(time.time()):
+            for bucket in self._window.live(self._clock()):
                 pipe.hmget(self._keys.counts(model, bucket), list(fields))
             rows: list[list[bytes | None]] = await pipe.execute()
             censored = sum(int(row[0] or 0) for row in rows)

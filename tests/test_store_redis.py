@@ -1,0 +1,193 @@
+"""The Redis store against a real redis-server (and a real three-node Redis Cluster): the
+shared contract, state shared by two store instances, and Redis dying or stalling under load."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+
+from proxy.settings import RateLimits, StoreSettings, StoreTimeouts
+from proxy.store.redis import RedisStore
+from tests.redis_fixtures import RedisCluster, RedisServer, redis_cluster, redis_server
+from tests.store_contract import StoreContract, all_events, event
+
+__all__ = ["redis_cluster", "redis_server"]
+pytestmark = pytest.mark.redis
+
+Pair = tuple[RedisStore, RedisStore]
+
+
+def settings_for(url: str, *, cluster: bool = False, **extra: Any) -> StoreSettings:
+    # Generous operation timeouts: the test machine is shared and a spurious timeout would
+    # fail open; the kill tests show how fast the store gives up on a Redis that is gone.
+    options: dict[str, Any] = {
+        "key_prefix": f"t{uuid.uuid4().hex[:10]}",
+        "timeouts": StoreTimeouts(connect=1.0, operation=2.0, retry_interval=0.1),
+        **extra,
+    }
+    return StoreSettings(redis_url=url, cluster=cluster, **options)
+
+
+async def started(settings: StoreSettings, count: int = 2) -> list[RedisStore]:
+    stores = [RedisStore(settings) for _ in range(count)]
+    for store in stores:
+        await store.start()
+    return stores
+
+
+async def eventually(check: Any, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+async def pair(redis_server: RedisServer) -> AsyncIterator[Pair]:
+    """Two store instances on one Redis: two replicas of Candor."""
+    one, two = await started(settings_for(redis_server.url))
+    yield one, two
+    await one.aclose()
+    await two.aclose()
+
+
+@pytest.fixture
+def store(pair: Pair) -> RedisStore:
+    return pair[0]
+
+
+@pytest.fixture
+def other(pair: Pair) -> RedisStore:
+    return pair[1]
+
+
+class TestRedisStore(StoreContract):
+    pass
+
+
+class TestRedisClusterStore(StoreContract):
+    """The same behaviour, unchanged, on a three-node Redis Cluster."""
+
+    @pytest.fixture
+    async def pair(self, redis_cluster: RedisCluster) -> AsyncIterator[Pair]:
+        one, two = await started(settings_for(redis_cluster.url, cluster=True))
+        yield one, two
+        await one.aclose()
+        await two.aclose()
+
+    async def test_keys_spread_over_the_nodes(self, store: RedisStore, other: RedisStore) -> None:
+        limits = RateLimits(requests_per_minute=5)
+        for n in range(30):
+            await store.record_verdict(f"model{n}", ["tibet"], censored=True)
+            await store.take(f"key{n}", limits=limits)
+            await store.remember_censored(f"model{n}", "f" * 64)
+        assert all([await other.was_censored(f"model{n}", "f" * 64) for n in range(30)])
+        counts = [await other.censorship_rate(f"model{n}", "tibet") for n in range(30)]
+        assert all(c.censored == 1 for c in counts)
+
+
+async def test_redis_killed_mid_load(redis_server: RedisServer) -> None:
+    """Calls keep returning, fast and permissive, while Redis is gone; every audit event
+    written or buffered meanwhile is in the log exactly once after Redis comes back."""
+    one, two = await started(settings_for(redis_server.url))
+    sent: list[str] = []
+    slowest = 0.0
+    unlimited = RateLimits(requests_per_minute=1_000_000)
+
+    async def replica(store: RedisStore, name: str) -> None:
+        nonlocal slowest
+        for n in range(80):
+            began = time.monotonic()
+            await store.append_event(event(n, event_id=f"{name}-{n}"))
+            sent.append(f"{name}-{n}")
+            assert (await store.take("k", limits=unlimited)).allowed
+            await store.record_verdict("qwen", ["tibet"], censored=n % 2 == 0)
+            await store.was_censored("qwen", "f" * 64)
+            slowest = max(slowest, time.monotonic() - began)
+            await asyncio.sleep(0.01)
+
+    async def crash() -> None:
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(redis_server.kill)
+
+    try:
+        await asyncio.gather(replica(one, "a"), replica(two, "b"), crash())
+        assert not one.health().reachable and not two.health().reachable
+        assert one.health().buffered + two.health().buffered > 0
+        assert slowest < 5.0
+        await asyncio.to_thread(redis_server.start)
+        await eventually(lambda: one.health().buffered == two.health().buffered == 0)
+        assert one.health().reachable and one.health().dropped == two.health().dropped == 0
+        logged = [e.id for e in await all_events(one)]
+        assert sorted(logged) == sorted(sent)
+    finally:
+        await one.aclose()
+        await two.aclose()
+
+
+async def test_a_write_that_timed_out_lands_once(redis_server: RedisServer) -> None:
+    """A stalled Redis runs the write after the store gave up and buffered it: the event id
+    makes the retry a no-op."""
+    (store,) = await started(
+        settings_for(redis_server.url, timeouts=StoreTimeouts(operation=0.3, retry_interval=0.1)),
+        count=1,
+    )
+    try:
+        stall = asyncio.create_task(asyncio.to_thread(redis_server.cli, "debug", "sleep", "1.5"))
+        await asyncio.sleep(0.2)
+        await store.append_event(event(1))
+        assert store.health().buffered == 1
+        await stall
+        await eventually(lambda: store.health().buffered == 0 and store.health().reachable)
+        assert [e.id for e in await all_events(store)] == ["evt1"]
+    finally:
+        await store.aclose()
+
+
+async def test_buffer_overflow_is_counted(redis_server: RedisServer) -> None:
+    (store,) = await started(settings_for(redis_server.url, buffer_size=3), count=1)
+    try:
+        redis_server.kill()
+        for n in range(5):
+            await store.append_event(event(n))
+        health = store.health()
+        assert (health.reachable, health.buffered, health.dropped) == (False, 3, 2)
+        redis_server.start()
+        await eventually(lambda: store.health().buffered == 0)
+        assert [e.id for e in await all_events(store)] == ["evt2", "evt1", "evt0"]
+        assert store.health().dropped == 2
+    finally:
+        await store.aclose()
+
+
+async def test_fail_open_answers_without_waiting(redis_server: RedisServer) -> None:
+    (store,) = await started(settings_for(redis_server.url), count=1)
+    try:
+        limits = RateLimits(requests_per_minute=1)
+        await store.remember_censored("qwen", "abc")
+        redis_server.kill()
+        began = time.monotonic()
+        for _ in range(20):
+            assert (await store.take("k", limits=limits)).allowed
+            assert not await store.was_censored("qwen", "abc")
+            assert (await store.censorship_rate("qwen", "tibet")).scanned == 0
+        assert time.monotonic() - began < 5.0
+        assert not await store.ping()
+    finally:
+        await store.aclose()
+
+
+async def test_event_retention_is_bounded(redis_server: RedisServer) -> None:
+    (store,) = await started(settings_for(redis_server.url, event_retention_count=10), count=1)
+    try:
+        for n in range(300):
+            await store.append_event(event(n))
+        length = int(redis_server.cli("xlen", f"{store._keys.events}"))
+        assert 10 <= length < 300
+    finally:
+        await store.aclose()
