@@ -197,7 +197,8 @@ class JudgedStream:
             return Output(Step.RELEASE, [event.raw])
         if delta.has_tool_calls and not delta.content:
             return Output(Step.RELEASE, [event.raw])  # tool calls are never held or judged
-        if step is None and not self._window and self._released_upto >= self._length:
+        caught_up = self._released_any and self._released_upto >= self._length
+        if step is None and not self._window and caught_up:
             return Output(Step.RELEASE, [event.raw])  # nothing held: no reason to wait
         self._window.push(event.raw, self._length, now)
         if step is None:

@@ -65,7 +65,8 @@ class Judge:
 async def drain(stream: JudgedStream) -> list[tuple[Step, list[str]]]:
     steps = []
     while (output := await stream.next_output()) is not None:
-        texts = [orjson.loads(f[6:])["choices"][0]["delta"].get("content", "") for f in output.frames]
+        chunks = [orjson.loads(frame[6:]) for frame in output.frames]
+        texts = [chunk["choices"][0]["delta"].get("content", "") for chunk in chunks]
         steps.append((output.step, texts))
     return steps
 

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 
 from proxy.answers import message_text
 from proxy.detect import Detector, Exchange
+from proxy.policy.actions import ActionName
 from proxy.policy.model import Policy
 from proxy.store.fingerprint import conversation_fingerprint
 
@@ -29,8 +30,8 @@ async def preempt_reason(
     state: RoutingState | None,
 ) -> str | None:
     """Why this request should skip `model` and go straight to the fallbacks (None: ask it)."""
-    if not policy.fallbacks:
-        return None
+    if policy.action is not ActionName.REROUTE or not policy.fallbacks:
+        return None  # only a re-routing policy acts before the answer (shadow changes nothing)
     rules = policy.preempt
     if any(topic in rules.topics for topic in topics):
         return "preempt_topic"

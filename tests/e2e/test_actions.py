@@ -1,0 +1,316 @@
+"""Each policy action end to end: the official SDK, Candor, the scripted upstream, real sockets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from proxy.demo.answers import CANNED_REFUSAL, TIANANMEN
+from proxy.demo.upstream import ScriptedUpstream
+from proxy.settings import ModelRoute, Settings, Timeouts
+from tests.servers import CandorServer, pass_through_auth
+
+pytestmark = pytest.mark.e2e
+
+REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+TIANANMEN_Q = "What happened at Tiananmen Square in 1989?"
+FALUN_GONG_Q = "Why is Falun Gong banned in China?"
+CLEAN_Q = "What is the capital of France?"
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": text}]
+
+
+class Deployment:
+    """Candor with a folder of test policies in front of the scripted upstream."""
+
+    def __init__(
+        self, upstream: ScriptedUpstream, tmp: Path, policies: dict[str, str], routes: Any
+    ) -> None:
+        folder = tmp / "policies"
+        folder.mkdir(parents=True)
+        (folder / "detector").symlink_to(REPO_POLICIES / "detector")
+        for name, text in policies.items():
+            (folder / f"{name}.yaml").write_text(text)
+        settings = Settings(
+            models=routes,
+            policies_dir=folder,
+            timeouts=Timeouts(connect=1, first_byte=1.0, idle=1.0, total=10),
+            auth=pass_through_auth(),
+        )
+        self.server = CandorServer(settings).start()
+        self.upstream = upstream
+        self.sdk = openai.OpenAI(base_url=self.server.base_url, api_key="k", max_retries=0)
+
+    def close(self) -> None:
+        self.sdk.close()
+        self.server.stop()
+
+    def models_asked(self) -> list[str]:
+        return [r.body["model"] for r in self.upstream.requests if r.path.endswith("completions")]
+
+
+@pytest.fixture
+def deploy(upstream: ScriptedUpstream, tmp_path: Path) -> Iterator[Any]:
+    made: list[Deployment] = []
+
+    def make(
+        policy: str, extra_policies: dict[str, str] | None = None, **routes: Any
+    ) -> Deployment:
+        base = {"base_url": upstream.base_url}
+        models = {
+            "qwen": ModelRoute(**base, upstream_model="qwen-demo", policy="under_test"),
+            "honest": ModelRoute(**base, upstream_model="honest-demo"),
+            "qwen-too": ModelRoute(**base, upstream_model="qwen-demo"),
+            "stalls": ModelRoute(**base, upstream_model="stall-headers", policy="under_test"),
+            "dead": ModelRoute(base_url="http://127.0.0.1:9/v1"),
+        }
+        models.update({k: ModelRoute(**base, **v) for k, v in routes.items()})
+        deployment = Deployment(
+            upstream,
+            tmp_path / str(len(made)),
+            {"under_test": policy, **(extra_policies or {})},
+            models,
+        )
+        made.append(deployment)
+        return deployment
+
+    yield make
+    for deployment in made:
+        deployment.close()
+
+
+def note(response: Any) -> dict[str, Any]:
+    return dict((response.model_extra or {})["candor"])
+
+
+def stream_text(sdk: openai.OpenAI, model: str, text: str) -> tuple[str, dict[str, Any], str]:
+    content, candor, finish = "", {}, ""
+    for chunk in sdk.chat.completions.create(model=model, messages=ask(text), stream=True):
+        candor = (chunk.model_extra or {}).get("candor") or candor
+        for choice in chunk.choices:
+            content += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+    return content, candor, finish
+
+
+def test_flag_passes_the_answer_and_says_why(deploy: Any) -> None:
+    d = deploy("action: flag\n")
+    raw = d.sdk.chat.completions.with_raw_response.create(model="qwen", messages=ask(TIANANMEN_Q))
+    answer = raw.parse()
+    assert answer.choices[0].message.content == CANNED_REFUSAL
+    assert raw.headers["x-candor-verdict"] == "censored"
+    assert raw.headers["x-candor-action"] == "flag"
+    assert raw.headers["x-candor-category"] == "refusal"
+    assert raw.headers["x-candor-model"] == "qwen"
+    candor = note(answer)
+    assert candor["political"] is True and "tiananmen" in candor["topics"]
+    assert candor["signals"], "the verdict names the evidence"
+    clean = d.sdk.chat.completions.with_raw_response.create(model="qwen", messages=ask(CLEAN_Q))
+    assert clean.headers["x-candor-verdict"] == "clean"
+    assert clean.headers["x-candor-action"] == "pass"
+
+
+def test_flag_never_holds_a_stream(deploy: Any) -> None:
+    d = deploy("action: flag\n")
+    content, candor, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    assert content == CANNED_REFUSAL
+    assert candor["action"] == "flag" and candor["verdict"] == "censored"
+
+
+def test_reroute_returns_the_fallbacks_answer(deploy: Any) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\n")
+    raw = d.sdk.chat.completions.with_raw_response.create(model="qwen", messages=ask(TIANANMEN_Q))
+    answer = raw.parse()
+    assert answer.choices[0].message.content == TIANANMEN.fact_en
+    assert raw.headers["x-candor-model"] == "honest"
+    assert raw.headers["x-candor-action"] == "reroute"
+    candor = note(answer)
+    assert candor["requested_model"] == "qwen" and candor["reason"] == "refusal"
+    assert [a["model"] for a in candor["attempts"]] == ["qwen", "honest"]
+    assert d.models_asked() == ["qwen-demo", "honest-demo"]
+
+
+def test_reroute_in_stream_sends_no_byte_of_the_censored_answer(deploy: Any) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\n")
+    body = {"model": "qwen", "messages": ask(TIANANMEN_Q), "stream": True}
+    with httpx.Client(timeout=10) as http:
+        response = http.post(f"{d.server.base_url}/chat/completions", json=body)
+    assert response.headers["x-candor-model"] == "honest"
+    assert b"sorry" not in response.content.lower()
+    assert b"harmless" not in response.content
+    assert b"fp_candor_demo" in response.content  # the fallback's chunks, as they came
+
+
+def test_reroute_in_stream_delivers_the_fallback_whole(deploy: Any) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\n")
+    content, candor, finish = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    assert content == TIANANMEN.fact_en
+    assert finish == "stop"
+    assert candor["model"] == "honest" and candor["action"] == "reroute"
+
+
+def test_clean_answer_in_reroute_mode_is_the_primarys(deploy: Any) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\n")
+    content, candor, _ = stream_text(d.sdk, "qwen", CLEAN_Q)
+    assert "Paris" in content
+    assert candor["model"] == "qwen" and candor["action"] == "pass"
+    assert d.models_asked() == ["qwen-demo"]
+
+
+def test_block_replaces_the_answer(deploy: Any) -> None:
+    d = deploy("action: block\nblock_message: Withheld by ACME policy.\n")
+    answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    assert answer.choices[0].message.content == "Withheld by ACME policy."
+    assert answer.choices[0].finish_reason == "content_filter"
+    assert note(answer)["action"] == "block"
+    content, candor, finish = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    assert content == "Withheld by ACME policy." and finish == "content_filter"
+    assert candor["action"] == "block"
+
+
+def test_shadow_changes_nothing_and_records_what_it_would_do(deploy: Any) -> None:
+    d = deploy("action: shadow\nshadow_of: reroute\nfallbacks: [honest]\n")
+    answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    assert answer.choices[0].message.content == CANNED_REFUSAL
+    assert note(answer)["action"] == "shadow" and note(answer)["would"] == "reroute"
+    assert d.models_asked() == ["qwen-demo"]
+    content, candor, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    assert content == CANNED_REFUSAL and candor["would"] == "reroute"
+
+
+def test_annotate_appends_the_operators_note(deploy: Any) -> None:
+    d = deploy('action: annotate\nannotate_note: " [may be censored]"\n')
+    answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    assert answer.choices[0].message.content == CANNED_REFUSAL + " [may be censored]"
+    content, candor, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    assert content == CANNED_REFUSAL + " [may be censored]"
+    assert candor["action"] == "annotate"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_fallback_that_also_censors_leaves_the_answer_flagged(deploy: Any, stream: bool) -> None:
+    d = deploy("action: reroute\nfallbacks: [qwen-too]\n")
+    if stream:
+        content, candor, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    else:
+        answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+        content, candor = answer.choices[0].message.content or "", note(answer)
+    assert content == CANNED_REFUSAL
+    assert candor["action"] == "flag" and candor["reason"] == "fallbacks_exhausted"
+    assert d.models_asked() == ["qwen-demo", "qwen-demo"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_fallback_that_is_down_is_skipped(deploy: Any, stream: bool) -> None:
+    d = deploy("action: reroute\nfallbacks: [dead, honest]\n")
+    if stream:
+        content, candor, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    else:
+        answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+        content, candor = answer.choices[0].message.content or "", note(answer)
+    assert content == TIANANMEN.fact_en
+    assert candor["model"] == "honest"
+    assert [(a["model"], a["failure"]) for a in candor["attempts"]][1] == (
+        "dead",
+        "upstream_unreachable",
+    )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_primary_timeout_takes_the_outage_chain(deploy: Any, stream: bool) -> None:
+    d = deploy("action: reroute\nfallbacks: [qwen-too]\noutage_fallbacks: [honest]\n")
+    if stream:
+        content, candor, _ = stream_text(d.sdk, "stalls", CLEAN_Q)
+    else:
+        answer = d.sdk.chat.completions.create(model="stalls", messages=ask(CLEAN_Q))
+        content, candor = answer.choices[0].message.content or "", note(answer)
+    assert "Paris" in content
+    assert candor["model"] == "honest" and candor["reason"] == "outage"
+    assert "qwen-demo" not in d.models_asked()  # the censorship chain is not the outage chain
+
+
+def test_an_outage_does_not_use_the_censorship_chain(deploy: Any) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\n")
+    with pytest.raises(openai.APIStatusError) as caught:
+        d.sdk.chat.completions.create(model="stalls", messages=ask(CLEAN_Q))
+    assert caught.value.status_code == 504
+    assert "honest-demo" not in d.models_asked()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_provider_block_takes_the_reroute_path(deploy: Any, stream: bool) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\n")
+    if stream:
+        content, candor, _ = stream_text(d.sdk, "qwen", FALUN_GONG_Q)
+    else:
+        answer = d.sdk.chat.completions.create(model="qwen", messages=ask(FALUN_GONG_Q))
+        content, candor = answer.choices[0].message.content or "", note(answer)
+    assert "Falun Gong" in content
+    assert candor["model"] == "honest"
+    assert candor["attempts"][0]["category"] == "provider_block"
+
+
+def test_provider_block_under_flag_passes_the_providers_error(deploy: Any) -> None:
+    d = deploy("action: flag\n")
+    with pytest.raises(openai.BadRequestError) as caught:
+        d.sdk.chat.completions.create(model="qwen", messages=ask(FALUN_GONG_Q))
+    assert caught.value.code == "data_inspection_failed"
+
+
+def test_preempt_by_topic_never_asks_the_primary(deploy: Any) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\npreempt:\n  topics: [tiananmen]\n")
+    answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    assert answer.choices[0].message.content == TIANANMEN.fact_en
+    assert note(answer)["reason"] == "preempt_topic"
+    content, _, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    assert content == TIANANMEN.fact_en
+    assert d.models_asked() == ["honest-demo", "honest-demo"]
+
+
+def test_a_prompt_once_censored_goes_straight_to_the_fallback(deploy: Any) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\n")
+    d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    again = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    assert note(again)["reason"] == "preempt_remembered"
+    assert d.models_asked() == ["qwen-demo", "honest-demo", "honest-demo"]
+
+
+def test_preempt_once_the_observed_rate_passes_the_threshold(deploy: Any) -> None:
+    d = deploy(
+        "action: reroute\nfallbacks: [honest]\n"
+        "preempt:\n  rate_threshold: 0.5\n  min_samples: 2\n  remembered: false\n"
+    )
+    for wording in ("Tiananmen 1989?", "Tell me about June 4 at Tiananmen."):
+        d.sdk.chat.completions.create(model="qwen", messages=ask(wording))
+    third = d.sdk.chat.completions.create(model="qwen", messages=ask("Who was the Tank Man?"))
+    assert note(third)["reason"] == "preempt_rate"
+    assert d.models_asked()[-1:] == ["honest-demo"] and d.models_asked().count("qwen-demo") == 2
+
+
+def test_hedging_asks_both_at_once(deploy: Any) -> None:
+    d = deploy("action: reroute\nfallbacks: [honest]\nhedge: true\n")
+    answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    assert answer.choices[0].message.content == TIANANMEN.fact_en
+    assert sorted(d.models_asked()) == ["honest-demo", "qwen-demo"]
+    clean = d.sdk.chat.completions.create(model="qwen", messages=ask(CLEAN_Q))
+    assert "Paris" in (clean.choices[0].message.content or "")  # no topic: no hedge
+
+
+def test_censored_turns_in_history_are_replaced(deploy: Any) -> None:
+    d = deploy("action: flag\nscrub_history: true\nhistory_placeholder: '[removed]'\n")
+    history = [
+        {"role": "user", "content": TIANANMEN_Q},
+        {"role": "assistant", "content": CANNED_REFUSAL},
+        {"role": "user", "content": CLEAN_Q},
+    ]
+    d.sdk.chat.completions.create(model="qwen", messages=history)  # type: ignore[arg-type]
+    sent = d.upstream.last_request.body["messages"]
+    assert sent[1] == {"role": "assistant", "content": "[removed]"}
+    assert sent[2] == history[2]
