@@ -1,0 +1,124 @@
+"""GET /admin/events and `candor events tail` against Candor on a real Redis, with the events
+written by another replica's store."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import orjson
+import pytest
+
+from proxy.demo.upstream import ScriptedUpstream
+from proxy.settings import StoreSettings, StoreTimeouts
+from proxy.store.redis import RedisStore
+from tests.e2e.conftest import start_candor
+from tests.redis_fixtures import RedisServer, redis_server
+from tests.servers import TEST_ADMIN_KEY, CandorServer
+from tests.store_contract import event
+
+__all__ = ["redis_server"]
+pytestmark = [pytest.mark.e2e, pytest.mark.redis]
+ADMIN = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
+
+
+def store_settings(redis: RedisServer) -> StoreSettings:
+    return StoreSettings(
+        redis_url=redis.url,
+        timeouts=StoreTimeouts(connect=1.0, operation=2.0, retry_interval=0.1),
+    )
+
+
+@pytest.fixture
+def candor_on_redis(
+    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream, redis_server: RedisServer
+) -> Iterator[CandorServer]:
+    server = start_candor(monkeypatch, upstream, store=store_settings(redis_server))
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+async def replica(redis_server: RedisServer) -> AsyncIterator[RedisStore]:
+    """Another Candor replica's store, writing to the same Redis."""
+    store = RedisStore(store_settings(redis_server))
+    await store.start()
+    yield store
+    await store.aclose()
+
+
+def get(server: CandorServer, path: str, **params: object) -> httpx.Response:
+    with httpx.Client(timeout=15) as http:
+        return http.get(f"{server.url}{path}", params=params, headers=ADMIN)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("headers", [{}, {"authorization": "Bearer ck-not-admin"}])
+def test_admin_needs_the_admin_key(candor_on_redis: CandorServer, headers: dict[str, str]) -> None:
+    with httpx.Client(timeout=15) as http:
+        response = http.get(f"{candor_on_redis.url}/admin/events", headers=headers)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_admin_key"
+
+
+async def test_events_filtered_and_paginated(
+    candor_on_redis: CandorServer, replica: RedisStore
+) -> None:
+    now = time.time()
+    for n in range(7):
+        model = "qwen" if n % 2 == 0 else "deepseek"
+        await replica.append_event(event(n, model=model, topics=["tibet"], at=now - 100 + n))
+    response = get(candor_on_redis, "/admin/events", limit=3)
+    assert response.status_code == 200
+    page = response.json()
+    assert [e["id"] for e in page["data"]] == ["evt6", "evt5", "evt4"]
+    seen = [e["id"] for e in page["data"]]
+    while page["next_cursor"]:
+        page = get(candor_on_redis, "/admin/events", limit=3, cursor=page["next_cursor"]).json()
+        seen += [e["id"] for e in page["data"]]
+    assert seen == [f"evt{n}" for n in reversed(range(7))]
+    qwen = get(candor_on_redis, "/admin/events", model="qwen", since=now - 97).json()["data"]
+    assert [e["id"] for e in qwen] == ["evt6", "evt4"]
+    assert get(candor_on_redis, "/admin/events", topic="taiwan").json()["data"] == []
+
+
+@pytest.mark.parametrize("params", [{"cursor": "drop table"}, {"limit": 0}, {"since": "x"}])
+def test_bad_queries_are_400(candor_on_redis: CandorServer, params: dict[str, object]) -> None:
+    response = get(candor_on_redis, "/admin/events", **params)
+    assert response.status_code == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+async def test_events_tail_prints_json_lines(
+    candor_on_redis: CandorServer, replica: RedisStore
+) -> None:
+    for n in range(3):
+        await replica.append_event(event(n, prompt="What happened in 1989?"))
+    env = {**os.environ, "MY_ADMIN": TEST_ADMIN_KEY}
+    cmd = [sys.executable, "-m", "proxy.cli", "events", "tail", "--once"]
+    cmd += ["--url", candor_on_redis.url, "--admin-key-env", "MY_ADMIN"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=True)
+    lines = [orjson.loads(line) for line in out.stdout.splitlines()]
+    assert [e["id"] for e in lines] == ["evt0", "evt1", "evt2"]
+    assert lines[0]["prompt_excerpt"] == "What happened in 1989?"
+    assert TEST_ADMIN_KEY not in out.stdout + out.stderr
+
+
+def test_readiness_degrades_and_requests_flow_without_redis(
+    candor_on_redis: CandorServer, redis_server: RedisServer
+) -> None:
+    assert get(candor_on_redis, "/readyz").json()["status"] == "ready"
+    redis_server.kill()
+    ready = get(candor_on_redis, "/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["status"] == "degraded"
+    assert ready.json()["store"]["reachable"] is False
+    body = {"model": "honest-demo", "messages": [{"role": "user", "content": "Hi"}]}
+    with httpx.Client(timeout=15) as http:
+        answer = http.post(f"{candor_on_redis.base_url}/chat/completions", json=body)
+    assert answer.status_code == 200
+    events = get(candor_on_redis, "/admin/events")
+    assert events.status_code == 503 and events.json()["error"]["code"] == "store_unavailable"

@@ -1,0 +1,70 @@
+"""Candor API keys and per-key rate limits, seen by the official OpenAI SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import openai
+import pytest
+
+from proxy.auth import hash_key, new_key
+from proxy.demo.upstream import ScriptedUpstream
+from proxy.settings import ApiKeyEntry, AuthSettings, RateLimits
+from tests.e2e.conftest import UPSTREAM_KEY, start_candor
+from tests.servers import TEST_ADMIN_KEY, CandorServer
+
+pytestmark = pytest.mark.e2e
+ASK = [{"role": "user", "content": "Hi"}]
+KEY, LIMITED = new_key(), new_key()
+
+
+@pytest.fixture(scope="module")
+def guarded(scripted: ScriptedUpstream) -> Iterator[CandorServer]:
+    auth = AuthSettings(
+        keys=[
+            ApiKeyEntry(id="app", hash=hash_key(KEY, None), tenant="acme"),
+            ApiKeyEntry(
+                id="tight",
+                hash=hash_key(LIMITED, None),
+                rate_limits=RateLimits(requests_per_minute=2),
+            ),
+        ],
+        admin_key_hash=hash_key(TEST_ADMIN_KEY, None),
+    )
+    mp = pytest.MonkeyPatch()
+    server = start_candor(mp, scripted, auth=auth)
+    yield server
+    server.stop()
+    mp.undo()
+
+
+def client(server: CandorServer, key: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=server.base_url, api_key=key, max_retries=0)
+
+
+def test_a_valid_key_is_served(guarded: CandorServer, upstream: ScriptedUpstream) -> None:
+    with client(guarded, KEY) as sdk:
+        answer = sdk.chat.completions.create(model="honest-demo", messages=ASK)
+    assert answer.choices[0].message.content
+    # The upstream sees the proxy's own upstream key, never the client's Candor key.
+    assert upstream.last_request.headers.get("authorization") == f"Bearer {UPSTREAM_KEY}"
+
+
+@pytest.mark.parametrize("key", ["ck-wrong", "sk-an-openai-key"])
+def test_an_unknown_key_is_401(guarded: CandorServer, key: str) -> None:
+    with client(guarded, key) as sdk, pytest.raises(openai.AuthenticationError) as refused:
+        sdk.chat.completions.create(model="honest-demo", messages=ASK)
+    assert refused.value.code == "invalid_api_key"
+    assert refused.value.status_code == 401
+
+
+def test_rate_limit_is_429_with_retry_after(guarded: CandorServer) -> None:
+    with client(guarded, LIMITED) as sdk:
+        for _ in range(2):
+            sdk.chat.completions.create(model="honest-demo", messages=ASK)
+        with pytest.raises(openai.RateLimitError) as limited:
+            sdk.chat.completions.create(model="honest-demo", messages=ASK)
+    assert limited.value.code == "rate_limit_exceeded"
+    assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
+    with client(guarded, KEY) as sdk:  # other keys are not affected
+        sdk.chat.completions.create(model="honest-demo", messages=ASK)
