@@ -9,7 +9,11 @@ STAMP := .make
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  %-12s %s\n", $$1, $$2}'
 
-install: $(STAMP)/python $(STAMP)/node ## install Candor and its test tools (idempotent)
+install: $(STAMP)/system $(STAMP)/python $(STAMP)/node ## install Candor and its test tools (idempotent)
+
+$(STAMP)/system: scripts/system-deps.sh
+	scripts/system-deps.sh
+	@mkdir -p $(STAMP) && touch $@
 
 $(STAMP)/python: pyproject.toml
 	$(PIP) install -q -e '.[test]'
@@ -28,7 +32,7 @@ lint: install ## ruff lint + format check, mypy --strict on proxy/
 	ruff format --check proxy tests
 	mypy proxy
 
-demo: install ## run Candor with its built-in demo models (no outside model needed)
+demo: $(STAMP)/python ## run Candor with its built-in demo models (no outside model needed)
 	candor demo
 
 serve: install ## run Candor with CONFIG=path/to/candor.yaml
