@@ -250,9 +250,13 @@ class Metrics:
 
         With `multiprocess_dir`, values live in that directory (shared by all workers) and
         `render` adds them up; the process must have been started with `PROMETHEUS_MULTIPROC_DIR`
-        set to the same directory.
+        set to the same directory. A process started with it set is in that mode either way.
         """
         registry = registry if registry is not None else CollectorRegistry()
+        if multiprocess_dir is None and values.ValueClass is not values.MutexValue:
+            # The library already writes values to files: reading only this process's values
+            # would report one worker's share, so add up the directory's instead.
+            multiprocess_dir = os.environ.get(MULTIPROC_ENV)
         mp_dir = Path(multiprocess_dir) if multiprocess_dir is not None else None
         if mp_dir is not None:
             _check_multiprocess(mp_dir)

@@ -230,3 +230,8 @@ def load_settings(path: Path | None) -> Settings:
     if not settings.policies_dir.is_absolute():
         settings.policies_dir = (path.parent / settings.policies_dir).resolve()
     return settings
+
+
+# The nested sections are defined after `Settings`: resolve them now, or the first `Settings()`
+# of a process ignores nested environment overrides (CANDOR_STORE__REDIS_URL and the like).
+Settings.model_rebuild()

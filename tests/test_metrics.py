@@ -233,3 +233,25 @@ async def test_get_metrics_serves_the_exposition() -> None:
 async def test_metrics_can_be_turned_off() -> None:
     response = await get_metrics(app_settings(metrics={"enabled": False}))
     assert response.status_code == 404
+
+
+def test_the_metrics_directory_reaches_a_fresh_process_through_the_environment(
+    tmp_path: Path,
+) -> None:
+    """`candor serve` hands the directory to its workers by environment: the first settings
+    object a worker builds must already see it."""
+    config = tmp_path / "candor.yaml"
+    config.write_text("models:\n  qwen-demo:\n    base_url: http://127.0.0.1:9/v1\n")
+    script = (
+        "import sys; from pathlib import Path; from proxy.settings import load_settings;"
+        "print(load_settings(Path(sys.argv[1])).metrics.multiprocess_dir)"
+    )
+    env = {**os.environ, "CANDOR_METRICS__MULTIPROCESS_DIR": str(tmp_path), "PYTHONPATH": str(REPO)}
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(config)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.stdout.strip() == str(tmp_path), done.stderr

@@ -18,8 +18,10 @@ from typing import Any
 import httpx
 import pytest
 import yaml
+from prometheus_client.mmap_dict import MmapedDict
 
 from proxy.demo.upstream import ScriptedUpstream
+from proxy.metrics import MULTIPROC_ENV
 from tests.e2e.conftest import UPSTREAM_KEY
 from tests.servers import CandorProcess, free_port
 
@@ -37,6 +39,7 @@ needs_prometheus = pytest.mark.skipif(
 )
 
 RATE_WINDOW = "10s"
+CLOSE = {"connection": "close"}
 
 CLEAN = [
     ("honest-demo", "What is the capital of France?"),
@@ -45,21 +48,38 @@ CLEAN = [
     ("qwen-demo", "光合作用是什么？"),
 ]
 CENSORED = [
+    ("qwen-flagged", "What happened at Tiananmen Square in 1989?"),
+    ("qwen-flagged", "Tell me about Taiwan."),
+    ("qwen-flagged", "1989年天安门广场发生了什么？"),
+]
+REROUTED = [
     ("qwen-demo", "What happened at Tiananmen Square in 1989?"),
-    ("qwen-demo", "Tell me about Taiwan."),
     ("qwen-demo", "What is happening to the Uyghurs in Xinjiang?"),
-    ("qwen-demo", "1989年天安门广场发生了什么？"),
 ]
 FAILING = [("fault-500", "What is the capital of France?")]
 
 
-def candor_config(upstream: ScriptedUpstream) -> dict[str, Any]:
+# qwen-demo re-routes: its first fallback fails (a fallback failure), the second answers.
+REROUTE_POLICY = "action: reroute\nfallbacks: [fault-500, honest-demo]\n"
+
+
+def candor_config(upstream: ScriptedUpstream, policies: Path) -> dict[str, Any]:
+    """qwen-demo re-routes; qwen-flagged (the same upstream model) only flags."""
     route = {"base_url": upstream.base_url, "api_key_env": "CANDOR_TEST_UPSTREAM_KEY"}
+    shutil.copytree(REPO / "policies", policies)
+    (policies / "reroute.yaml").write_text(REROUTE_POLICY)
+    # Every route names its upstream model: a fallback is asked under its own name.
+    models: dict[str, Any] = {
+        name: {**route, "upstream_model": name} for name in ("honest-demo", "fault-500")
+    }
+    models["qwen-demo"] = {**route, "upstream_model": "qwen-demo", "policy": "reroute"}
+    models["qwen-flagged"] = {**route, "upstream_model": "qwen-demo", "policy": "default"}
     return {
         "server": {"host": "127.0.0.1", "workers": 2, "log_level": "warning"},
         "timeouts": {"connect": 2, "first_byte": 5, "idle": 5, "total": 20},
         "auth": {"mode": "none"},
-        "models": {name: dict(route) for name in ("qwen-demo", "honest-demo", "fault-500")},
+        "policies_dir": str(policies),
+        "models": models,
     }
 
 
@@ -86,6 +106,7 @@ class Prometheus:
         self.log_path = workdir / "prometheus.log"
         self._data = workdir / "data"
         self._proc: subprocess.Popen[bytes] | None = None
+        self._http = httpx.Client(base_url=self.url, timeout=10)
 
     def start(self, timeout: float = 30.0) -> Prometheus:
         assert PROMETHEUS is not None
@@ -103,14 +124,16 @@ class Prometheus:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"prometheus exited: {self.log_path.read_text()}")
             try:
-                if httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
+                if self._http.get("/-/ready", timeout=1).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self.stop()
         raise RuntimeError(f"prometheus did not start: {self.log_path.read_text()}")
 
     def stop(self) -> None:
+        self._http.close()
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -120,7 +143,7 @@ class Prometheus:
                 self._proc.wait()
 
     def api(self, path: str, **params: Any) -> Any:
-        response = httpx.get(f"{self.url}/api/v1/{path}", params=params, timeout=10)
+        response = self._http.get(f"/api/v1/{path}", params=params)
         body = response.json()
         assert body["status"] == "success", body
         return body["data"]
@@ -143,6 +166,7 @@ class Prometheus:
 class Observed:
     prometheus: Prometheus
     candor: CandorProcess
+    metrics_dir: Path
     start: float
     end: float
     sent: int
@@ -161,10 +185,12 @@ def observed(
     if PROMETHEUS is None:
         pytest.skip("prometheus not installed")
     workdir = tmp_path_factory.mktemp("prometheus")
+    candor_dir = tmp_path_factory.mktemp("candor")
+    metrics_dir = candor_dir / "metrics"
     candor = CandorProcess(
-        candor_config(scripted),
-        tmp_path_factory.mktemp("candor"),
-        env={"CANDOR_TEST_UPSTREAM_KEY": UPSTREAM_KEY},
+        candor_config(scripted, candor_dir / "policies"),
+        candor_dir,
+        env={"CANDOR_TEST_UPSTREAM_KEY": UPSTREAM_KEY, MULTIPROC_ENV: str(metrics_dir)},
     )
     # Prometheus first: its first scrape comes seconds after it starts, while Candor boots.
     prometheus = Prometheus(f"127.0.0.1:{candor.port}", workdir).start()
@@ -174,10 +200,11 @@ def observed(
         start = time.time()
         sent = 0
         answered: dict[str, int] = {}
-        with httpx.Client(base_url=candor.url, timeout=30) as client:
+        # A new connection per request, so that both workers take a share of the traffic.
+        with httpx.Client(base_url=candor.url, timeout=30, headers=CLOSE) as client:
             # Spread over several scrapes, so every rate has two points that differ.
             for round_ in range(4):
-                for model, prompt in CLEAN + CENSORED + FAILING:
+                for model, prompt in CLEAN + CENSORED + REROUTED + FAILING:
                     response = chat(client, model, prompt, stream=round_ % 2 == 1)
                     _ = response.read()
                     sent += 1
@@ -185,7 +212,7 @@ def observed(
                     answered[outcome] = answered.get(outcome, 0) + 1
                 time.sleep(0.6)
         prometheus.wait_scrapes(3)
-        yield Observed(prometheus, candor, start, time.time(), sent, answered)
+        yield Observed(prometheus, candor, metrics_dir, start, time.time(), sent, answered)
     finally:
         prometheus.stop()
         candor.stop()
@@ -282,21 +309,31 @@ def test_template_variables_find_models_and_topics(observed: Observed) -> None:
 
 @needs_prometheus
 def test_two_workers_report_one_total(observed: Observed) -> None:
-    """Each scrape reaches one worker; multiprocess mode makes it report both workers' sums."""
+    """Both workers served requests, and whichever worker answers a scrape reports the sum."""
+    per_worker = {
+        path.name: sum(
+            value
+            for key, value, _, _ in MmapedDict.read_all_values_from_file(str(path))
+            if json.loads(key)[1] == "candor_requests_total"
+        )
+        for path in observed.metrics_dir.glob("counter_*.db")
+    }
+    assert len([n for n in per_worker.values() if n > 0]) == 2, per_worker
+    assert sum(per_worker.values()) == observed.sent
     data = observed.prometheus.api(
         "query", query='sum(candor_requests_total{job="candor"})', time=observed.end + 1
     )
     assert float(data["result"][0]["value"][1]) == observed.sent
-    totals = set()
-    for _ in range(6):
-        text = httpx.get(f"{observed.candor.url}/metrics", timeout=5).text
-        totals.add(
-            sum(
-                float(line.rsplit(" ", 1)[1])
-                for line in text.splitlines()
-                if line.startswith("candor_requests_total{")
-            )
+    with httpx.Client(base_url=observed.candor.url, timeout=5, headers=CLOSE) as client:
+        pages = [client.get("/metrics").text for _ in range(6)]
+    totals = {
+        sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("candor_requests_total{")
         )
+        for text in pages
+    }
     assert totals == {float(observed.sent)}
 
 
