@@ -87,8 +87,8 @@ class OpenAICompatUpstream:
         return _AiohttpChunkStream(response, self._timeouts, deadline)
 
     async def _post(self, body: dict[str, Any], request_id: str) -> aiohttp.ClientResponse:
-        if self._upstream_model is not None:
-            body = {**body, "model": self._upstream_model}
+        # A fallback gets the client's body: it must still name this route's model.
+        body = {**body, "model": self._upstream_model or self.model}
         headers = {**self._headers, "x-request-id": request_id}
         return await self._session.post(
             self._url, data=orjson.dumps(body), headers=headers, timeout=self._client_timeout
