@@ -38,15 +38,12 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--access-log", action="store_true", help="log every request line")
     serve.set_defaults(func=_serve)
 
-    demo = sub.add_parser("demo", help="run Candor in front of built-in demo models")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8080)
-    demo.set_defaults(func=_demo)
+    from proxy.commands import demo, events, keys, probe
 
-    from proxy.commands import events, keys
-
+    demo.register(sub)
     keys.register(sub)
     events.register(sub)
+    probe.register(sub)
     return parser
 
 
@@ -57,13 +54,6 @@ def _serve(args: argparse.Namespace) -> int:
     config = args.config or (Path(env_config) if env_config else None)
     overrides = {"host": args.host, "port": args.port, "workers": args.workers}
     run(config, overrides, access_log=args.access_log)
-    return 0
-
-
-def _demo(args: argparse.Namespace) -> int:
-    from proxy.commands.demo import run
-
-    run(args.host, args.port)
     return 0
 
 
