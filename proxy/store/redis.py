@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import ClusterError, ReadOnlyError, RedisError, ResponseError
 
 from proxy.errors import StoreUnavailable
 from proxy.settings import RateLimits, StoreSettings
@@ -36,6 +36,9 @@ Client = Redis | RedisCluster
 SCAN_BATCH = 200
 SCAN_LIMIT = 5000  # entries read per page at most; a sparse filter continues via the cursor
 CLOCK_SKEW = 60.0  # seconds between replicas' clocks that `since` tolerates
+# How long an event id is remembered: a retried write within it lands once. Bounded so the
+# dedupe keys of a busy deployment do not outgrow the stream itself.
+DEDUPE_SECONDS = 86400
 
 
 class RedisStore:
@@ -116,10 +119,13 @@ class RedisStore:
             return fallback
         try:
             # Cluster calls may retry internally: bound the whole call, not only each socket.
-            async with asyncio.timeout(self._timeout * 4 + self._settings.timeouts.connect):
+            async with asyncio.timeout(2 * (self._timeout + self._settings.timeouts.connect)):
                 result = await call()
-        except ResponseError:
-            log.exception("Redis refused a store command")
+        except ResponseError as exc:
+            if not isinstance(exc, ClusterError | ReadOnlyError):  # those mean: Redis is away
+                log.exception("Redis refused a store command")
+                return fallback
+            self._mark(False, exc)
             return fallback
         except (RedisError, OSError, TimeoutError) as exc:
             self._mark(False, exc)
@@ -160,7 +166,7 @@ class RedisStore:
         args = [
             orjson.dumps(event.to_dict()),
             self._settings.event_retention_count,
-            retention or 7 * 86400,
+            DEDUPE_SECONDS,
             min_id,
         ]
         keys = [self._keys.events, self._keys.event_seen(event.id)]
