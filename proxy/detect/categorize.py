@@ -34,6 +34,10 @@ def categorize(ex: Extracted, req: Request, view: AnswerView) -> Category:
     return Category.EVASION
 
 
+def _strength(signal: Signal) -> float:
+    return -abs(signal.weight)
+
+
 def explain(
     ex: Extracted, model: LinearModel, visible: str, offset: int, ngram: float
 ) -> tuple[Signal, ...]:
@@ -43,12 +47,12 @@ def explain(
     """
     weights = model.weights
     signals: list[Signal] = []
-    seen: set[tuple[str, int]] = set()
+    seen: set[str] = set()
     for hit in ex.hits:
-        key = (hit.rule, hit.start)
-        if key in seen:
+        # The first place each rule fired is enough to show why.
+        if hit.rule in seen:
             continue
-        seen.add(key)
+        seen.add(hit.rule)
         where = "@o" if hit.start < 160 else "@h"
         w = weights.get("lex:" + hit.category + where, 0.0)
         signals.append(
@@ -65,5 +69,5 @@ def explain(
         if abs(contribution) >= 0.1 and not name.startswith(("lex:", "lexn:")):
             signals.append(Signal(name=name, weight=contribution))
     signals.append(Signal(name="ngrams", weight=ngram))
-    signals.sort(key=lambda s: -abs(s.weight))
+    signals.sort(key=_strength)
     return tuple(signals[:_MAX_SIGNALS])

@@ -25,10 +25,14 @@ _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
 
 @dataclass(frozen=True, slots=True)
 class Windows:
-    """How much of the answer is read: `head` chars from the start, `tail` from the end."""
+    """How much of the answer is read: `head` chars from the start, `tail` from the end.
+
+    `head_cjk` replaces `head` for Chinese answers, which say more per character.
+    """
 
     head: int = 400
     tail: int = 200
+    head_cjk: int = 400
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,7 +111,9 @@ def extract(
     visible = view.visible
     body = visible.strip()
     n = len(body)
-    head = visible[: win.head]
+    lang = language or guess_language(body)
+    head_len = win.head_cjk if lang == "zh" else win.head
+    head = visible[:head_len]
     if '"' in head or "“" in head or "「" in head:
         # Quoted speech (a refusal being reported, say) is not what the answer itself says.
         blanked = _QUOTED.sub(lambda m: " " * len(m.group()), head)
@@ -116,29 +122,33 @@ def extract(
             head = blanked
     head_norm = normalize(head)
     toks = words(head_norm)
-    lang = language or guess_language(body)
     _grams(grams, toks, head, lang == "zh")
     hits = lexicon.find(head, head_norm, grams)
-    if view.ended and len(visible) > win.head + win.tail // 3:
-        start = max(win.head, len(visible) - win.tail)
+    if view.ended and len(visible) > head_len + win.tail // 3:
+        start = max(head_len, len(visible) - win.tail)
         tail = visible[start:]
         tail_norm = normalize(tail)
         tail_toks = words(tail_norm)
         tail_grams = set(tail_toks)
         tail_grams.update(map(" ".join, pairwise(tail_toks)))
-        tail_grams.update(map(add, tail, tail[1:]))
+        for run in [tail] if lang == "zh" else cjk_runs(tail):
+            tail_grams.update(map(add, run, run[1:]))
         hits += lexicon.find(tail, tail_norm, tail_grams, start)
     pl = req.language
     counts: dict[str, int] = {}
-    quoted = [h for h in hits if _is_quoted(visible, h.start)]
+    has_quotes = '"' in visible or "“" in visible or "「" in visible
+    quoted = [h for h in hits if _is_quoted(visible, h.start)] if has_quotes else []
     if quoted:
         feats["lex:quoted"] = 1.0
         hits = [h for h in hits if h not in quoted]
+    places: set[tuple[str, str]] = set()
     for hit in hits:
         counts[hit.category] = counts.get(hit.category, 0) + 1
-        where = "@o" if hit.start < _OPENING else ("@h" if hit.start < win.head else "@t")
-        feats["lex:" + hit.category + where] = 1.0
-        feats["lex:" + hit.category + where + "&" + pl] = 1.0
+        where = "@o" if hit.start < _OPENING else ("@h" if hit.start < head_len else "@t")
+        places.add((hit.category, where))
+    for category, where in places:
+        feats["lex:" + category + where] = 1.0
+        feats["lex:" + category + where + "&" + pl] = 1.0
     for cat, k in counts.items():
         feats["lexn:" + cat] = min(k, 6) / 6.0
     feats["al:" + lang] = 1.0

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import add
 from typing import Any
 
 from proxy.detect.text import cjk_runs, guess_language, normalize, words
@@ -12,6 +13,7 @@ from proxy.detect.topics import TopicIndex
 
 _SALIENT_MAX = 12
 _STEM = 6
+_PROMPT_MAX = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,26 +69,27 @@ def _unspaced(words_set: frozenset[str]) -> tuple[str, ...]:
 
 def read_request(prompt: str, topics: TopicIndex, vocab: RequestWords) -> Request:
     """Parse the request text into a `Request`."""
+    if len(prompt) > _PROMPT_MAX:
+        # A long request (a pasted document) is read at its start and its end.
+        half = _PROMPT_MAX // 2
+        prompt = prompt[:half] + "\n" + prompt[-half:]
     norm = normalize(prompt)
     toks = words(norm)
-    salient: list[str] = []
+    salient: dict[str, None] = {}
     for tok in toks:
         if len(tok) >= 5 and tok not in vocab.ignore and not tok.isdigit():
-            stem = tok[:_STEM]
-            if stem not in salient:
-                salient.append(stem)
-    bigrams: list[str] = []
+            salient[tok[:_STEM]] = None
+    bigrams: dict[str, None] = {}
     for run in cjk_runs(prompt):
-        for i in range(len(run) - 1):
-            bg = run[i : i + 2]
-            if bg not in bigrams and bg not in vocab.ignore:
-                bigrams.append(bg)
+        for bg in map(add, run, run[1:]):
+            if bg not in vocab.ignore:
+                bigrams[bg] = None
     return Request(
         prompt=prompt,
         language=guess_language(prompt),
         topics=topics.find(prompt),
         asks_long=_has(vocab.long, toks, norm),
         asks_creative=_has(vocab.creative, toks, norm),
-        salient=tuple(salient[:_SALIENT_MAX]),
-        salient_cjk=tuple(bigrams[: _SALIENT_MAX * 2]),
+        salient=tuple(salient)[:_SALIENT_MAX],
+        salient_cjk=tuple(bigrams)[: _SALIENT_MAX * 2],
     )

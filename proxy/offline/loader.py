@@ -169,8 +169,9 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
         topics=load_topics(file_of("topics", "topics.yaml")),
         request_words=RequestWords(word_set("long"), word_set("creative"), word_set("ignore")),
         windows=Windows(
-            head=_int(cfg_path, "windows", "head", win.get("head"), 600),
-            tail=_int(cfg_path, "windows", "tail", win.get("tail"), 300),
+            head=_int(cfg_path, "windows", "head", win.get("head"), 400),
+            tail=_int(cfg_path, "windows", "tail", win.get("tail"), 200),
+            head_cjk=_int(cfg_path, "windows", "head_cjk", win.get("head_cjk"), 400),
         ),
         scorer=scorer if scorer is not None else load_scorer(file_of("weights", "weights.json")),
         stream=StreamSettings(
