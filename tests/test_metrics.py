@@ -255,3 +255,26 @@ def test_the_metrics_directory_reaches_a_fresh_process_through_the_environment(
         timeout=60,
     )
     assert done.stdout.strip() == str(tmp_path), done.stderr
+
+
+def test_serve_gives_several_workers_a_clean_metrics_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proxy.commands.serve import _metrics_dir
+
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    one = Settings(server={"workers": 1})  # type: ignore[arg-type]
+    with _metrics_dir(one) as directory:
+        assert directory is None
+    chosen = tmp_path / "metrics"
+    chosen.mkdir()
+    (chosen / "counter_123.db").write_bytes(b"stale")
+    (chosen / "keep.txt").write_text("not ours")
+    two = Settings(server={"workers": 2}, metrics={"multiprocess_dir": chosen})  # type: ignore[arg-type]
+    with _metrics_dir(two) as directory:
+        assert directory == chosen
+        assert sorted(p.name for p in chosen.iterdir()) == ["keep.txt"]
+    with _metrics_dir(Settings(server={"workers": 2})) as directory:  # type: ignore[arg-type]
+        assert directory is not None and directory.is_dir()
+        made = directory
+    assert not made.exists()
