@@ -141,12 +141,12 @@ class RedisStore:
         self._reachable = reachable
 
     async def _supervise(self) -> None:
-        """Probe Redis while it is away and flush the buffer when it is back."""
+        """Probe Redis and flush the buffer whenever it answers."""
         while True:
             await asyncio.sleep(self._settings.timeouts.retry_interval)
             try:
-                if not self._reachable:
-                    await self.ping()
+                # Probing while reachable too keeps health() true for idle replicas.
+                await self.ping()
                 if self._reachable and len(self._buffer):
                     await self._flush()
             except Exception:
