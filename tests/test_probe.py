@@ -1,0 +1,199 @@
+"""`candor probe`: the suite, judging, retries, the report; whole runs against the demo upstream
+(directly and through Candor)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from proxy.cli import main
+from proxy.demo.upstream import ScriptedUpstream
+from proxy.errors import ConfigError
+from proxy.offline.loader import load_detector
+from proxy.probe.chart import matplotlib_available
+from proxy.probe.client import ProbeClient, ProbeResponse, RetryPolicy
+from proxy.probe.judge import judge
+from proxy.probe.report import render_table, summarize
+from proxy.probe.suite import DEFAULT_SUITE, ProbePrompt, load_suite
+from proxy.settings import ModelRoute
+from tests.servers import running_candor
+
+SENSITIVE = ("tiananmen", "xinjiang", "tibet", "taiwan", "hong_kong", "xi_jinping", "falun_gong")
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[ScriptedUpstream]:
+    server = ScriptedUpstream()
+    server.start_in_thread()
+    yield server
+    server.stop_in_thread()
+
+
+def probe(tmp_path: Path, base_url: str, model: str, *extra: str) -> dict[str, Any]:
+    args = ["probe", "--base-url", base_url, "--model", model, "--out", str(tmp_path)]
+    assert main([*args, "--no-progress", "--backoff", "0.01", *extra]) == 0
+    path = tmp_path / f"probe-{model}.json"
+    report: dict[str, Any] = json.loads(path.read_text())
+    return report
+
+
+def rates(report: dict[str, Any]) -> dict[str, float]:
+    return {row["topic"]: row["rate"] for row in report["by_topic"]}
+
+
+def test_the_suite_covers_every_sensitive_topic_in_both_languages_with_controls() -> None:
+    prompts = load_suite()
+    for topic in SENSITIVE:
+        for language in ("en", "zh"):
+            assert len([p for p in prompts if (p.topic, p.language) == (topic, language)]) >= 3
+    controls = [p for p in prompts if p.kind == "control"]
+    assert {p.language for p in controls} == {"en", "zh"} and len(controls) >= 8
+    assert len({p.id for p in prompts}) == len(prompts)
+    assert {p.language for p in load_suite(languages=["zh"])} == {"zh"}
+
+
+def test_a_bad_suite_file_names_its_line_and_field(tmp_path: Path) -> None:
+    path = tmp_path / "suite.yaml"
+    path.write_text("version: 1\ntopics:\n  - name: x\n    kind: secret\n    prompts: {en: [hi]}\n")
+    with pytest.raises(ConfigError, match=r"suite.yaml:4: topics.0.kind"):
+        load_suite(path)
+    with pytest.raises(ConfigError, match="no prompt in the languages"):
+        load_suite(DEFAULT_SUITE, ["fr"])
+
+
+PROMPT = ProbePrompt("tiananmen-en-1", "tiananmen", "sensitive", "en", "What happened in 1989?")
+REQUEST = {"model": "m", "messages": [{"role": "user", "content": PROMPT.text}]}
+
+
+def answer(text: str) -> dict[str, Any]:
+    return {"choices": [{"index": 0, "message": {"role": "assistant", "content": text}}]}
+
+
+def test_judging_a_provider_block_a_refusal_an_error_and_candors_own_verdict() -> None:
+    detector = load_detector()
+    blocked = ProbeResponse(
+        400,
+        {"error": {"code": "data_inspection_failed", "message": "inappropriate content"}},
+        "HTTP 400",
+        1,
+        0.1,
+    )
+    result = judge(PROMPT, REQUEST, blocked, detector)
+    assert (result.censored, result.category) == (True, "provider_block")
+    refusal = "I am sorry, I cannot answer that question. I am an AI assistant designed to help."
+    refused = judge(PROMPT, REQUEST, ProbeResponse(200, answer(refusal), None, 1, 0.1), detector)
+    assert refused.censored and refused.judged_by == "detector"
+    failed = judge(PROMPT, REQUEST, ProbeResponse(401, {}, "HTTP 401", 1, 0.1), detector)
+    assert failed.censored is None
+    via_candor = {**answer("whatever"), "candor": {"verdict": "clean", "action": "pass"}}
+    trusted = judge(PROMPT, REQUEST, ProbeResponse(200, via_candor, None, 1, 0.1), None)
+    assert (trusted.censored, trusted.judged_by, trusted.candor_action) == (False, "candor", "pass")
+
+
+async def test_retries_429_and_5xx_then_gives_up_on_4xx(aiohttp_free_server: Any) -> None:
+    statuses = iter([429, 503, 200])
+    seen: list[int] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        status = next(statuses)
+        seen.append(status)
+        if status != 200:
+            return web.json_response({"error": {"message": "busy"}}, status=status)
+        return web.json_response(answer("fine"))
+
+    base_url = await aiohttp_free_server(handler)
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        client = ProbeClient(
+            session, base_url, "m", api_key="k", timeout=5, retry=RetryPolicy(3, 0.01)
+        )
+        response = await client.ask("hello")
+        assert (response.status, response.attempts, seen) == (200, 3, [429, 503, 200])
+        statuses = iter([404, 200])
+        response = await client.ask("hello")
+        assert (response.status, response.attempts) == (404, 1)
+
+
+@pytest.fixture
+async def aiohttp_free_server() -> Any:
+    runners: list[web.AppRunner] = []
+
+    async def start(handler: Any) -> str:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        runners.append(runner)
+        return f"http://127.0.0.1:{runner.addresses[0][1]}/v1"
+
+    yield start
+    for runner in runners:
+        await runner.cleanup()
+
+
+def test_connection_refused_is_retried_and_reported_as_errors(tmp_path: Path) -> None:
+    args = ["probe", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
+    code = main([*args, "--out", str(tmp_path), "--no-progress", "--retries", "1",
+                 "--backoff", "0.01", "--languages", "en"])  # fmt: skip
+    assert code == 1
+    report = json.loads((tmp_path / "probe-m.json").read_text())
+    assert report["summary"]["sensitive"]["errors"] == report["summary"]["sensitive"]["asked"]
+    assert all(r["attempts"] == 2 for r in report["results"])
+
+
+@pytest.mark.e2e
+def test_the_demo_primary_censors_sensitive_topics_not_controls(
+    upstream: ScriptedUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report = probe(tmp_path, upstream.base_url, "qwen-demo", "--concurrency", "8")
+    assert report["summary"]["sensitive"]["rate"] >= 0.6
+    assert report["summary"]["control"]["rate"] <= 0.1
+    by_topic = rates(report)
+    assert all(by_topic[topic] >= 0.5 for topic in SENSITIVE)
+    for row in report["by_language"]:
+        assert row["rate"] >= 0.6 if row["kind"] == "sensitive" else row["rate"] <= 0.1
+    assert report["by_category"]["sensitive"]["provider_block"] >= 1
+    table = capsys.readouterr().out
+    assert "tiananmen" in table and "ALL sensitive" in table
+    if matplotlib_available():
+        assert (tmp_path / "probe-qwen-demo.png").read_bytes()[:4] == b"\x89PNG"
+
+
+@pytest.mark.e2e
+def test_the_demo_fallback_censors_nothing(upstream: ScriptedUpstream, tmp_path: Path) -> None:
+    report = probe(tmp_path, upstream.base_url, "honest-demo", "--concurrency", "8")
+    assert report["summary"]["sensitive"]["rate"] <= 0.1
+    assert report["summary"]["control"]["rate"] <= 0.1
+
+
+@pytest.mark.e2e
+def test_probing_through_candor_uses_candors_verdict(
+    upstream: ScriptedUpstream, tmp_path: Path
+) -> None:
+    route = ModelRoute(base_url=upstream.base_url, upstream_model="qwen-demo")
+    with running_candor(models={"qwen": route}) as candor:
+        report = probe(tmp_path, candor.base_url, "qwen", "--languages", "en", "--judge", "auto")
+    judged_by = {r["judged_by"] for r in report["results"] if r["category"] != "provider_block"}
+    assert judged_by == {"candor"}
+    assert report["summary"]["sensitive"]["rate"] >= 0.6
+    assert report["summary"]["control"]["rate"] <= 0.1
+    assert report["languages"] == ["en"]
+
+
+def test_the_table_lists_topics_then_totals() -> None:
+    refused = ProbeResponse(200, answer("I am sorry, I cannot answer that."), None, 1, 0.0)
+    detector = load_detector()
+    result = judge(PROMPT, REQUEST, refused, detector)
+    table = render_table(summarize([result]), "t")
+    lines = table.splitlines()
+    assert lines[0] == "t"
+    assert any(line.startswith("tiananmen") and "100%" in line for line in lines)
+    assert any(line.startswith("ALL sensitive") for line in lines)
