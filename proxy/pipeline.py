@@ -163,6 +163,11 @@ class Pipeline:
 
     # ---- shared steps
 
+    @property
+    def topic_names(self) -> tuple[str, ...]:
+        """Every topic the detector knows (the status page's rows)."""
+        return self._detector.topic_names
+
     def _policy(self, request: ChatRequest) -> Policy:
         name = request.policy or self._model_policies.get(request.model, "default")
         return self._policies[name] if name in self._policies else self._policies["default"]
