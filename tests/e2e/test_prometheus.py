@@ -10,7 +10,9 @@ import re
 import shutil
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -170,7 +172,7 @@ class Observed:
     start: float
     end: float
     sent: int
-    answered: dict[str, int]
+    answered: Counter[str]
 
 
 def chat(client: httpx.Client, model: str, prompt: str, stream: bool) -> httpx.Response:
@@ -198,19 +200,26 @@ def observed(
         candor.start(timeout=60)
         prometheus.wait_scrapes(2)
         start = time.time()
-        sent = 0
-        answered: dict[str, int] = {}
-        # A new connection per request, so that both workers take a share of the traffic.
-        with httpx.Client(base_url=candor.url, timeout=30, headers=CLOSE) as client:
+        answered: Counter[str] = Counter()
+        # Concurrent requests on fresh connections, so that both workers take a share.
+        with (
+            httpx.Client(base_url=candor.url, timeout=30, headers=CLOSE) as client,
+            ThreadPoolExecutor(max_workers=4) as pool,
+        ):
             # Spread over several scrapes, so every rate has two points that differ.
             for round_ in range(4):
-                for model, prompt in CLEAN + CENSORED + REROUTED + FAILING:
-                    response = chat(client, model, prompt, stream=round_ % 2 == 1)
-                    _ = response.read()
-                    sent += 1
-                    outcome = response.headers.get("x-candor-action", str(response.status_code))
-                    answered[outcome] = answered.get(outcome, 0) + 1
+                stream = round_ % 2 == 1
+                calls = [
+                    pool.submit(chat, client, model, prompt, stream)
+                    for model, prompt in CLEAN + CENSORED + REROUTED + FAILING
+                ]
+                for call in calls:
+                    response = call.result()
+                    answered[
+                        response.headers.get("x-candor-action", str(response.status_code))
+                    ] += 1
                 time.sleep(0.6)
+        sent = sum(answered.values())
         prometheus.wait_scrapes(3)
         yield Observed(prometheus, candor, metrics_dir, start, time.time(), sent, answered)
     finally:
