@@ -1,8 +1,10 @@
-"""Two `candor serve` processes on one real Redis: one rate limit across both, and Redis
-killed under load loses no request."""
+"""Two `candor serve` processes on one real Redis: the censored-prompt memory, the censorship
+counts, the audit log and one rate limit shared across both; Redis killed under load loses no
+request."""
 
 from __future__ import annotations
 
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -13,9 +15,10 @@ import pytest
 
 from proxy.auth import hash_key, new_key
 from proxy.demo.upstream import ScriptedUpstream
+from proxy.settings import REPO_POLICIES
 from tests.e2e.conftest import UPSTREAM_KEY
 from tests.redis_fixtures import RedisServer, redis_server
-from tests.servers import CandorProcess
+from tests.servers import TEST_ADMIN_KEY, CandorProcess
 
 __all__ = ["redis_server"]
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
@@ -99,3 +102,78 @@ def test_redis_killed_under_load_loses_no_request(
             while http.get(f"{server.url}/readyz").json()["status"] != "ready":
                 assert time.monotonic() < deadline
                 time.sleep(0.1)
+
+
+# A re-routing policy that also pre-empts on the shared counts after two samples.
+SHARED_POLICY = """
+action: reroute
+fallbacks: [honest-demo]
+preempt:
+  rate_threshold: 0.5
+  min_samples: 2
+  remembered: true
+"""
+
+
+@pytest.fixture
+def rerouting_replicas(
+    scripted: ScriptedUpstream, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[list[CandorProcess]]:
+    policies = tmp_path / "policies"
+    shutil.copytree(REPO_POLICIES, policies)
+    (policies / "shared.yaml").write_text(SHARED_POLICY)
+    config = {
+        "models": {
+            "qwen-demo": {"base_url": scripted.base_url, "policy": "shared"},
+            "honest-demo": {"base_url": scripted.base_url},
+        },
+        "policies_dir": str(policies),
+        "store": {"redis_url": redis_server.url},
+    }
+    started = []
+    try:
+        for name in ("a", "b"):
+            (tmp_path / name).mkdir()
+            started.append(CandorProcess(config, tmp_path / name).start())
+        yield started
+    finally:
+        for server in started:
+            server.stop()
+
+
+def ask_qwen(
+    server: CandorProcess, upstream: ScriptedUpstream, question: str
+) -> tuple[str, list[str]]:
+    """Candor's reason for the answer, and the models the upstream was asked for."""
+    upstream.reset()
+    body = {"model": "qwen-demo", "messages": [{"role": "user", "content": question}]}
+    with httpx.Client(timeout=30) as http:
+        response = http.post(f"{server.base_url}/chat/completions", json=body)
+    assert response.status_code == 200
+    candor = response.json()["candor"]
+    assert candor["model"] == "honest-demo"
+    return candor["reason"], [r.body.get("model") for r in upstream.requests]
+
+
+def test_two_processes_share_memory_counts_and_audit_log(
+    rerouting_replicas: list[CandorProcess], upstream: ScriptedUpstream
+) -> None:
+    a, b = rerouting_replicas
+    first = "What happened at Tiananmen Square in 1989?"
+    assert ask_qwen(a, upstream, first) == ("refusal", ["qwen-demo", "honest-demo"])
+    # B never saw this conversation: A's memory of it sends B straight to the fallback.
+    assert ask_qwen(b, upstream, first) == ("preempt_remembered", ["honest-demo"])
+    other = "Tell me about the 1989 Tiananmen protests"
+    assert ask_qwen(b, upstream, other) == ("refusal", ["qwen-demo", "honest-demo"])
+    # Two censored answers on the topic, one from each process: A pre-empts on the shared rate.
+    third = "Why is Tiananmen 1989 censored?"
+    assert ask_qwen(a, upstream, third) == ("preempt_rate", ["honest-demo"])
+    with httpx.Client(timeout=30) as http:
+        headers = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
+        events = http.get(f"{a.url}/admin/events", headers=headers).json()["data"]
+    assert len(events) == 4
+    censored = [e for e in events if e["model"] == "qwen-demo"]
+    assert len(censored) == 2
+    assert all(
+        e["fallback_model"] == "honest-demo" and e["category"] == "refusal" for e in censored
+    )
