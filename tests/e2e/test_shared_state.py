@@ -74,36 +74,6 @@ def test_two_processes_share_one_rate_limit(replicas: list[CandorProcess]) -> No
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
 
 
-def test_redis_killed_under_load_loses_no_request(
-    replicas: list[CandorProcess], redis_server: RedisServer
-) -> None:
-    statuses: list[int] = []
-
-    def load(server: CandorProcess) -> None:
-        with httpx.Client(timeout=30) as http:
-            for _ in range(25):
-                statuses.append(ask(http, server, BUSY).status_code)
-                time.sleep(0.02)
-
-    threads = [threading.Thread(target=load, args=(server,)) for server in replicas]
-    for thread in threads:
-        thread.start()
-    time.sleep(0.3)
-    redis_server.kill()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert statuses == [200] * 50
-    with httpx.Client(timeout=30) as http:
-        for server in replicas:
-            assert http.get(f"{server.url}/readyz").json()["status"] == "degraded"
-        redis_server.start()
-        deadline = time.monotonic() + 30
-        for server in replicas:
-            while http.get(f"{server.url}/readyz").json()["status"] != "ready":
-                assert time.monotonic() < deadline
-                time.sleep(0.1)
-
-
 # A re-routing policy that also pre-empts on the shared counts after two samples.
 SHARED_POLICY = """
 action: reroute
@@ -177,3 +147,73 @@ def test_two_processes_share_memory_counts_and_audit_log(
     assert all(
         e["fallback_model"] == "honest-demo" and e["category"] == "refusal" for e in censored
     )
+
+
+def admin_events(server: CandorProcess) -> list[dict[str, object]]:
+    headers = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
+    found: list[dict[str, object]] = []
+    cursor = None
+    with httpx.Client(timeout=30) as http:
+        while True:
+            params = {"limit": 500, **({"cursor": cursor} if cursor else {})}
+            page = http.get(f"{server.url}/admin/events", params=params, headers=headers).json()
+            found += page["data"]
+            cursor = page["next_cursor"]
+            if not cursor:
+                return found
+
+
+def test_redis_killed_under_load_loses_no_request_and_no_event(
+    rerouting_replicas: list[CandorProcess], redis_server: RedisServer
+) -> None:
+    """Every request is answered while Redis is gone; once it is back, the audit events the
+    replicas buffered meanwhile are written, each exactly once."""
+    answered: list[str] = []
+    failures: list[int] = []
+
+    def load(server: CandorProcess, name: str) -> None:
+        with httpx.Client(timeout=30) as http:
+            for n in range(25):
+                question = f"What happened at Tiananmen Square in 1989? ({name}{n})"
+                body = {"model": "qwen-demo", "messages": [{"role": "user", "content": question}]}
+                response = http.post(f"{server.base_url}/chat/completions", json=body)
+                if response.status_code == 200:
+                    answered.append(response.json()["candor"]["request_id"])
+                else:
+                    failures.append(response.status_code)
+                time.sleep(0.02)
+
+    threads = [
+        threading.Thread(target=load, args=(server, name))
+        for server, name in zip(rerouting_replicas, "ab", strict=True)
+    ]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    redis_server.kill()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert failures == [] and len(answered) == 50
+    with httpx.Client(timeout=30) as http:
+        for server in rerouting_replicas:
+            ready = http.get(f"{server.url}/readyz").json()
+            assert ready["status"] == "degraded"
+        assert (
+            sum(
+                http.get(f"{s.url}/readyz").json()["store"]["buffered_events"]
+                for s in rerouting_replicas
+            )
+            > 0
+        )
+        redis_server.start()
+        deadline = time.monotonic() + 30
+        for server in rerouting_replicas:
+            while True:
+                ready = http.get(f"{server.url}/readyz").json()
+                if ready["status"] == "ready" and ready["store"]["buffered_events"] == 0:
+                    assert ready["store"]["dropped_events"] == 0
+                    break
+                assert time.monotonic() < deadline, ready
+                time.sleep(0.1)
+    logged = [str(e["request_id"]) for e in admin_events(rerouting_replicas[0])]
+    assert sorted(logged) == sorted(answered)
