@@ -8,6 +8,7 @@ import shutil
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -17,10 +18,10 @@ from proxy.auth import hash_key, new_key
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import REPO_POLICIES
 from tests.e2e.conftest import UPSTREAM_KEY
-from tests.redis_fixtures import RedisServer, redis_server
+from tests.redis_fixtures import RedisCluster, RedisServer, redis_cluster, redis_server
 from tests.servers import TEST_ADMIN_KEY, CandorProcess
 
-__all__ = ["redis_server"]
+__all__ = ["redis_cluster", "redis_server"]
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 KEY, BUSY = new_key(), new_key()
 ASK = {"model": "honest-demo", "messages": [{"role": "user", "content": "Hi"}]}
@@ -85,10 +86,11 @@ preempt:
 """
 
 
-@pytest.fixture
-def rerouting_replicas(
-    scripted: ScriptedUpstream, redis_server: RedisServer, tmp_path: Path
+@contextmanager
+def rerouting(
+    scripted: ScriptedUpstream, store: dict[str, object], tmp_path: Path
 ) -> Iterator[list[CandorProcess]]:
+    """Two processes routing `qwen-demo` under SHARED_POLICY, on the given store."""
     policies = tmp_path / "policies"
     shutil.copytree(REPO_POLICIES, policies)
     (policies / "shared.yaml").write_text(SHARED_POLICY)
@@ -98,7 +100,7 @@ def rerouting_replicas(
             "honest-demo": {"base_url": scripted.base_url},
         },
         "policies_dir": str(policies),
-        "store": {"redis_url": redis_server.url},
+        "store": store,
     }
     started = []
     try:
@@ -109,6 +111,23 @@ def rerouting_replicas(
     finally:
         for server in started:
             server.stop()
+
+
+@pytest.fixture
+def rerouting_replicas(
+    scripted: ScriptedUpstream, redis_server: RedisServer, tmp_path: Path
+) -> Iterator[list[CandorProcess]]:
+    with rerouting(scripted, {"redis_url": redis_server.url}, tmp_path) as replicas:
+        yield replicas
+
+
+@pytest.fixture
+def cluster_replicas(
+    scripted: ScriptedUpstream, redis_cluster: RedisCluster, tmp_path: Path
+) -> Iterator[list[CandorProcess]]:
+    store = {"redis_url": redis_cluster.url, "cluster": True, "key_prefix": tmp_path.name[-30:]}
+    with rerouting(scripted, store, tmp_path) as replicas:
+        yield replicas
 
 
 def ask_qwen(
@@ -128,7 +147,17 @@ def ask_qwen(
 def test_two_processes_share_memory_counts_and_audit_log(
     rerouting_replicas: list[CandorProcess], upstream: ScriptedUpstream
 ) -> None:
-    a, b = rerouting_replicas
+    check_shared_state(rerouting_replicas, upstream)
+
+
+def test_the_same_on_a_three_node_redis_cluster(
+    cluster_replicas: list[CandorProcess], upstream: ScriptedUpstream
+) -> None:
+    check_shared_state(cluster_replicas, upstream)
+
+
+def check_shared_state(replicas: list[CandorProcess], upstream: ScriptedUpstream) -> None:
+    a, b = replicas
     first = "What happened at Tiananmen Square in 1989?"
     assert ask_qwen(a, upstream, first) == ("refusal", ["qwen-demo", "honest-demo"])
     # B never saw this conversation: A's memory of it sends B straight to the fallback.
