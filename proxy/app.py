@@ -12,7 +12,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from proxy import __version__
-from proxy.api import admin, chat, errors, health, metrics, models
+from proxy.api import admin, chat, errors, health, metrics, models, ui
 from proxy.api.request_id import RequestIdMiddleware
 from proxy.auth import Authenticator, check_startup
 from proxy.detect import Category
@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.services = svc
     errors.install(app)
-    for router in (chat.router, models.router, health.router, admin.router):
+    for router in (chat.router, models.router, health.router, admin.router, ui.router):
         app.include_router(router)
     if settings.metrics.enabled:
         app.include_router(metrics.router)

@@ -7,6 +7,8 @@ command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)
+# Chinese glyphs in the status page's screenshot (docs/status-page.png)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
