@@ -139,3 +139,19 @@ def test_scan_reads_json_or_plain_text(
     monkeypatch.setattr("sys.stdin", io.StringIO("Plants turn light into sugar."))
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["topics"] == []
+
+
+def test_missing_weights_file_is_named(tmp_path: pathlib.Path) -> None:
+    policies = _policies_copy(tmp_path)
+    (policies / "detector" / "weights.json").unlink()
+    with pytest.raises(PolicyError, match=r"weights.json: file: field '-': not found"):
+        load_detector(policies)
+
+
+def test_topic_error_names_the_topic(tmp_path: pathlib.Path) -> None:
+    policies = _policies_copy(tmp_path)
+    (policies / "detector" / "topics.yaml").write_text(
+        "topics:\n  - name: tibet\n    keywords: []\n"
+    )
+    with pytest.raises(PolicyError, match=r"topics.yaml: topic 'tibet': field 'keywords'"):
+        load_detector(policies)

@@ -123,3 +123,10 @@ def test_feeding_is_linear_in_the_answer(detector: CandorDetector) -> None:
     # Without a rescan, a million characters in 20,000 deltas take well under a second; this
     # checks only that parts are not joined per delta once released.
     assert judge.released == 20_000 * len(chunk)
+
+
+def test_hold_bounds_come_from_the_caller(detector: CandorDetector) -> None:
+    short = detector.with_stream(window=40, max_hold_chars=80)
+    steps = _replay(short, "Explain how photosynthesis works.", CLEAN_EN, 10)
+    first = next(i for i, s in enumerate(steps) if s.decision is not Decision.HOLD)
+    assert (first + 1) * 10 <= 80

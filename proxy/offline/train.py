@@ -39,6 +39,7 @@ class TrainSettings:
     release_miss: float = 0.05
     release_clean: float = 0.75
     prune: float = 1e-3
+    meta_l2_factor: float = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,6 +87,11 @@ def fit(rows: Sequence[Features], y: Floats, settings: TrainSettings) -> LinearM
     c = np.asarray(c_idx, dtype=np.int64)
     v = np.asarray(vals, dtype=np.float64)
     n, d = len(rows), len(vocab)
+    # Named (meta) features carry over between models better than n-grams of one model's style.
+    l2 = np.full(d, settings.l2)
+    for name, j in vocab.items():
+        if ":" in name:
+            l2[j] *= settings.meta_l2_factor
     w = np.zeros(d)
     b = 0.0
     m_w, s_w = np.zeros(d), np.zeros(d)
@@ -95,7 +101,7 @@ def fit(rows: Sequence[Features], y: Floats, settings: TrainSettings) -> LinearM
         z = np.bincount(r, weights=v * w[c], minlength=n) + b
         p = 1.0 / (1.0 + np.exp(-np.clip(z, -30, 30)))
         g = p - y
-        gw = np.bincount(c, weights=v * g[r], minlength=d) / n + settings.l2 * w
+        gw = np.bincount(c, weights=v * g[r], minlength=d) / n + l2 * w
         gb = float(g.mean())
         m_w = beta1 * m_w + (1 - beta1) * gw
         s_w = beta2 * s_w + (1 - beta2) * gw * gw
