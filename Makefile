@@ -35,6 +35,9 @@ lint: install ## ruff lint + format check, mypy --strict on proxy/
 demo: $(STAMP)/python ## run Candor with its built-in demo models (no outside model needed)
 	candor demo
 
+probe: $(STAMP)/python ## measure a model's censorship: BASE_URL=... MODEL=... [PROBE_ARGS=--api-key-env VAR]
+	candor probe --base-url $(BASE_URL) --model $(MODEL) $(PROBE_ARGS)
+
 serve: install ## run Candor with CONFIG=path/to/candor.yaml
 	candor serve --config $(CONFIG)
 
@@ -43,4 +46,4 @@ bench: install ## measure Candor vs a direct call, LiteLLM and a bare pass-throu
 	$(PIP) install -q -e '.[bench]'
 	$(PYTHON) -m bench.run --data $(SHARED_DATA)/speechmap_dev.jsonl $(BENCH_ARGS)
 
-.PHONY: help install test lint demo serve bench
+.PHONY: help install test lint demo probe serve bench

@@ -60,11 +60,20 @@ def demo_settings(upstream_url: str, host: str, port: int) -> Settings:
 
 
 def _main(args: argparse.Namespace) -> int:
+    try:
+        sock = _bind(args.host, args.port)
+    except OSError as exc:
+        print(
+            f"candor demo: cannot listen on {args.host}:{args.port}: {exc.strerror} "
+            "(pick another with --port, or --port 0 for any free one)",
+            file=sys.stderr,
+        )
+        return 2
     with contextlib.suppress(KeyboardInterrupt):
         return asyncio.run(
             _serve(
+                sock,
                 args.host,
-                args.port,
                 token_delay=args.token_delay,
                 tour=not args.no_script,
                 keep_serving=not args.script_only,
@@ -75,7 +84,7 @@ def _main(args: argparse.Namespace) -> int:
 
 
 async def _serve(
-    host: str, port: int, *, token_delay: float, tour: bool, keep_serving: bool
+    sock: socket.socket, host: str, *, token_delay: float, tour: bool, keep_serving: bool
 ) -> int:
     # Imported here: `candor --help` and the other commands need none of the server.
     import uvicorn
@@ -84,12 +93,13 @@ async def _serve(
     from proxy.commands.demo_tour import run_tour
     from proxy.demo.upstream import ScriptedUpstream
 
-    sock = _bind(host, port)
     bound = int(sock.getsockname()[1])
     upstream = ScriptedUpstream(token_delay=token_delay)
     await upstream.start()
     settings = demo_settings(upstream.base_url, host, bound)
     logging.basicConfig(level="WARNING", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Pass-through auth is the demo's design, not a misconfiguration worth a warning.
+    logging.getLogger("proxy.auth").setLevel(logging.ERROR)
     app = create_app(settings)
     config = uvicorn.Config(app, http="httptools", log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
