@@ -27,12 +27,15 @@ _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
 class Windows:
     """How much of the answer is read: `head` chars from the start, `tail` from the end.
 
-    `head_cjk` replaces `head` for Chinese answers, which say more per character.
+    `head_cjk` replaces `head` for Chinese answers, which say more per character. `body`
+    chars after the head are read as word stems only (not for Chinese answers), a cheap view of
+    whether the rest of the answer is on topic and well formed.
     """
 
     head: int = 400
     tail: int = 200
     head_cjk: int = 400
+    body: int = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +127,9 @@ def extract(
     toks = words(head_norm)
     _grams(grams, toks, head, lang == "zh")
     hits = lexicon.find(head, head_norm, grams)
+    if win.body and lang != "zh" and len(visible) > head_len:
+        rest = words(normalize(visible[head_len : head_len + win.body]))
+        grams.update([t[:_STEM] + "^" for t in rest])
     if view.ended and len(visible) > head_len + win.tail // 3:
         start = max(head_len, len(visible) - win.tail)
         tail = visible[start:]

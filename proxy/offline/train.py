@@ -62,7 +62,7 @@ def featurize(parts: DetectorParts, ex: Example) -> Featurized:
     whole = extract(view, req, parts.lexicon, parts.windows).features()
     window = parts.stream.window
     early_view = AnswerView(split.visible[:window], False, split.state, 0, reasoning)
-    early = extract(early_view, req, parts.lexicon, Windows(head=window, tail=0)).features()
+    early = extract(early_view, req, parts.lexicon, Windows(head=window, tail=0, body=0)).features()
     return Featurized(whole, early, len(split.visible) >= window)
 
 
