@@ -10,6 +10,7 @@ COLORS = {
     "passthrough": "#6a9fd8",
     "candor-1w": "#d9534f",
     "candor-2w": "#f0a04b",
+    "candor-nodetect": "#f7c6c5",
     "litellm": "#5cb85c",
     "candor-flag": "#d9534f",
     "candor-reroute": "#8e44ad",
@@ -19,6 +20,7 @@ LABELS = {
     "passthrough": "bare FastAPI+aiohttp",
     "candor-1w": "Candor, 1 worker",
     "candor-2w": "Candor, 2 workers",
+    "candor-nodetect": "Candor, detector off",
     "litellm": "LiteLLM proxy",
     "candor-flag": "Candor flag",
     "candor-reroute": "Candor reroute",
@@ -55,12 +57,12 @@ def draw(report: dict[str, Any], path: Path) -> None:
         ax,
         [f"{c} concurrent" for c in levels],
         {n: [r[c]["rps"] for c in levels] for n, r in rows.items()},
-        0.16,
+        0.13,
     )
     ax.set_yscale("log")
     ax.set_ylabel("requests / s (log)")
     ax.set_title("Non-streamed throughput (higher is better)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="lower left")
 
     ax = axes[0][1]
     names = list(rows)
@@ -76,7 +78,7 @@ def draw(report: dict[str, Any], path: Path) -> None:
             ]
             for n in names
         },
-        0.16,
+        0.13,
     )
     ax.set_yscale("log")
     ax.set_ylabel("latency, ms (log)")
@@ -106,7 +108,7 @@ def draw(report: dict[str, Any], path: Path) -> None:
         ax,
         ["idle", "under load (100 concurrent)"],
         {n: [idle[n], loaded.get(n, 0.0)] for n in names},
-        0.16,
+        0.13,
     )
     scale = report.get("scale")
     if scale:

@@ -15,6 +15,7 @@ import json
 import platform
 import resource
 import shutil
+import statistics
 import sys
 import time
 import urllib.request
@@ -30,6 +31,7 @@ from bench.procs import Sampler, Service, machine, run_json_tool
 from bench.targets import evaluate
 
 CONCURRENCY = (1, 20, 100)
+MEDIAN_KEYS = ("rps", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "cpu_ms_per_request")
 NOFILE = 65536
 
 
@@ -73,25 +75,40 @@ def sanity(service: Service, key: str) -> dict[str, Any]:
 
 
 def nonstreamed(
-    services: dict[str, Service], keys: dict[str, str], seconds: float
+    services: dict[str, Service], keys: dict[str, str], seconds: float, rounds: int
 ) -> dict[str, Any]:
-    """wrk at 1, 20 and 100 connections, systems interleaved at each level."""
+    """wrk at 1, 20 and 100 connections; systems interleaved, `rounds` times, medians kept.
+
+    Interleaving spreads the drift of a shared machine over every system alike; the server's
+    CPU time per request is also kept, as it drifts less than throughput does.
+    """
     results: dict[str, dict[str, Any]] = {name: {} for name in services}
     for name, service in services.items():
         run_wrk(f"{service.url}/v1/chat/completions", chat_body("bench"), 4, 1, keys[name])
     for concurrency in CONCURRENCY:
-        for name, service in services.items():
-            url = f"{service.url}/v1/chat/completions"
-            pids = service.workers()
-            with Sampler(pids) as sampler:
-                result = run_wrk(url, chat_body("bench"), concurrency, seconds, keys[name])
-            row = result.to_dict()
-            row["server_cpu_percent"] = round(sampler.usage.cpu_percent)
-            row["peak_rss_mb_per_worker"] = round(max(sampler.usage.peak_rss_mb.values()), 1)
-            results[name][str(concurrency)] = row
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in services}
+        for _ in range(rounds):
+            for name, service in services.items():
+                url = f"{service.url}/v1/chat/completions"
+                with Sampler(service.workers()) as sampler:
+                    result = run_wrk(url, chat_body("bench"), concurrency, seconds, keys[name])
+                row = result.to_dict()
+                cpu = sampler.usage.cpu_percent * sampler.usage.seconds / 100
+                row["cpu_ms_per_request"] = round(1000 * cpu / max(result.requests, 1), 3)
+                row["server_cpu_percent"] = round(sampler.usage.cpu_percent)
+                row["peak_rss_mb_per_worker"] = round(max(sampler.usage.peak_rss_mb.values()), 1)
+                runs[name].append(row)
+        for name, rows in runs.items():
+            merged = {k: statistics.median(r[k] for r in rows) for k in MEDIAN_KEYS}
+            merged["errors"] = sum(r["errors"] for r in rows)
+            merged["requests"] = sum(r["requests"] for r in rows)
+            merged["peak_rss_mb_per_worker"] = max(r["peak_rss_mb_per_worker"] for r in rows)
+            merged["rounds"] = [{k: r[k] for k in ("rps", "p50_ms", "p99_ms")} for r in rows]
+            results[name][str(concurrency)] = merged
             log(
-                f"non-streamed {name:>12} c={concurrency:<3} {result.rps:>8.1f} req/s "
-                f"p50 {result.p50_ms:.2f} ms p99 {result.p99_ms:.2f} ms errors {result.errors}"
+                f"non-streamed {name:>16} c={concurrency:<3} {merged['rps']:>8.1f} req/s "
+                f"p50 {merged['p50_ms']:.2f} ms p99 {merged['p99_ms']:.2f} ms "
+                f"cpu {merged['cpu_ms_per_request']:.3f} ms/req errors {merged['errors']}"
             )
     return results
 
@@ -108,42 +125,63 @@ def ratios(rows: dict[str, dict[str, Any]]) -> dict[str, Any]:
                 c: round(mine[c]["rps"] / max(rows[other][c]["rps"], 1e-9), 2) for c in mine
             }
             out[f"{candor}/{other}"]["label"] = f"(b)/({label})"
+            out[f"{candor}/{other}"]["cpu_per_request"] = round(
+                mine["20"]["cpu_ms_per_request"]
+                / max(rows[other]["20"]["cpu_ms_per_request"], 1e-9),
+                2,
+            )
     added = {}
+    bare = rows.get("passthrough")
     for name, row in rows.items():
         if name != "upstream":
             added[name] = {
                 "p50_ms": round(row["1"]["p50_ms"] - rows["upstream"]["1"]["p50_ms"], 3),
                 "p99_ms": round(row["1"]["p99_ms"] - rows["upstream"]["1"]["p99_ms"], 3),
             }
+            if bare is not None:
+                added[name]["p50_ms_over_passthrough"] = round(
+                    row["1"]["p50_ms"] - bare["1"]["p50_ms"], 3
+                )
     out["added_latency_at_1"] = added
     return out
 
 
-def stream_client(base_url: str, model: str, answer: str, key: str, n: int) -> dict[str, Any]:
+def stream_client(
+    base_url: str, model: str, answer: str, key: str, n: int, concurrency: int
+) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "bench.streamclient", "latency", "--url", base_url]
     cmd += ["--model", model, "--answer", answer, "--key", key, "--n", str(n)]
+    cmd += ["--concurrency", str(concurrency)]
     return dict(json.loads(run_json_tool(cmd, timeout=300)))
 
 
 def streams(
-    services: dict[str, Service], keys: dict[str, str], n: int
+    services: dict[str, Service], keys: dict[str, str], n1: int, n10: int
 ) -> dict[str, dict[str, Any]]:
-    """TTFT and inter-chunk gaps for clean and censored answers through each system."""
+    """TTFT and inter-chunk gaps for clean and censored answers through each system.
+
+    One stream at a time (`name/answer`: what Candor itself adds) and 10 at once
+    (`name/answer@10`).
+    """
     results: dict[str, dict[str, Any]] = {}
-    for name, service in services.items():
-        for model, answer in (("bench", "clean"), ("bench-censored", "censored")):
-            result = stream_client(f"{service.url}/v1", model, answer, keys[name], n)
-            results[f"{name}/{answer}"] = result
-            log(
-                f"stream {name:>15} {answer:<8} TTFT p50 {result['ttft']['p50_ms']:.2f} ms "
-                f"gap p50 {result['inter_chunk']['p50_ms']:.2f} p99 "
-                f"{result['inter_chunk']['p99_ms']:.2f} ms errors {result['errors']} "
-                f"actions {result['actions']} by {result['answered_by']}"
-            )
-    direct = {a: results[f"upstream/{a}"] for a in ("clean", "censored")}
+    for concurrency, n, suffix in ((1, n1, ""), (10, n10, "@10")):
+        for name, service in services.items():
+            for model, answer in (("bench", "clean"), ("bench-censored", "censored")):
+                result = stream_client(
+                    f"{service.url}/v1", model, answer, keys[name], n, concurrency
+                )
+                result["concurrency"] = concurrency
+                results[f"{name}/{answer}{suffix}"] = result
+                log(
+                    f"stream {name:>15} {answer + suffix:<11} TTFT p50 "
+                    f"{result['ttft']['p50_ms']:.2f} ms gap p50 "
+                    f"{result['inter_chunk']['p50_ms']:.2f} p99 "
+                    f"{result['inter_chunk']['p99_ms']:.2f} ms errors {result['errors']} "
+                    f"actions {result['actions']} by {result['answered_by']}"
+                )
     for key, result in results.items():
-        answer = key.split("/")[1]
-        base = direct[answer]
+        name, case = key.split("/")
+        base = results[f"upstream/{case}"]
         result["added"] = {
             "ttft_p50_ms": round(result["ttft"]["p50_ms"] - base["ttft"]["p50_ms"], 3),
             "ttft_p99_ms": round(result["ttft"]["p99_ms"] - base["ttft"]["p99_ms"], 3),
@@ -154,13 +192,21 @@ def streams(
                 result["inter_chunk"]["p99_ms"] - base["inter_chunk"]["p99_ms"], 3
             ),
         }
+        bare = results.get(f"passthrough/{case}")
+        if bare is not None:
+            result["added"]["ttft_p50_ms_over_passthrough"] = round(
+                result["ttft"]["p50_ms"] - bare["ttft"]["p50_ms"], 3
+            )
     return results
 
 
 def scale(
     service: Service, key: str, streams_open: int, seconds: float, ramp: float
 ) -> dict[str, Any]:
-    """Hold many streams open through one system; errors, RSS per worker, CPU."""
+    """Hold many streams open through one system; errors, RSS per worker, CPU.
+
+    Run against the upstream itself it gives the ceiling of the client and upstream.
+    """
     cmd = [sys.executable, "-m", "bench.streamclient", "scale", "--url", f"{service.url}/v1"]
     cmd += ["--model", "bench", "--key", key, "--streams", str(streams_open)]
     cmd += ["--seconds", str(seconds), "--ramp", str(ramp)]
@@ -198,18 +244,22 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark Candor against a direct call, LiteLLM")
     parser.add_argument("--quick", action="store_true", help="short runs (about 2 minutes)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
-    parser.add_argument("--seconds", type=float, default=5.0, help="per wrk run")
-    parser.add_argument("--stream-n", type=int, default=60, help="streams per stream case")
+    parser.add_argument("--seconds", type=float, default=3.0, help="per wrk run")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved wrk rounds")
+    parser.add_argument("--stream-n1", type=int, default=12, help="streams, one at a time")
+    parser.add_argument("--stream-n", type=int, default=40, help="streams, 10 at a time")
     parser.add_argument("--token-delay", type=float, default=0.02, help="stream case: 50 tok/s")
     parser.add_argument("--scale-streams", type=int, default=1000)
     parser.add_argument("--scale-seconds", type=float, default=60.0)
     parser.add_argument("--scale-token-delay", type=float, default=0.1, help="scale: 10 tok/s")
+    parser.add_argument("--scale-workers", type=int, default=1)
     parser.add_argument("--data", type=Path, default=Path("../shared/data/speechmap_dev.jsonl"))
     parser.add_argument("--no-litellm", action="store_true", help="skip LiteLLM's proxy")
     parser.add_argument("--modes", default="flag,reroute", help="stream policy modes to measure")
     args = parser.parse_args(argv)
     if args.quick:
-        args.seconds, args.stream_n, args.scale_seconds = 2.0, 20, 15.0
+        args.seconds, args.rounds, args.scale_seconds = 2.0, 1, 15.0
+        args.stream_n1, args.stream_n = 5, 20
     return args
 
 
@@ -239,6 +289,10 @@ def main(argv: Sequence[str] | None = None) -> None:
             ("passthrough", lambda: systems.passthrough(out, fast_url)),
             ("candor-1w", lambda: systems.candor(out, "candor-1w", fast_url, 1, ckeys)),
             ("candor-2w", lambda: systems.candor(out, "candor-2w", fast_url, 2, ckeys)),
+            (
+                "candor-nodetect",
+                lambda: systems.candor(out, "candor-nodetect", fast_url, 1, ckeys, detector="none"),
+            ),
         ]
         if not args.no_litellm:
             builders.append(("litellm", lambda: systems.litellm(out, fast_url, litellm_key)))
@@ -250,7 +304,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         report["idle_rss_mb"] = {n: idle_rss(s) for n, s in services.items()}
         report["sanity"] = {n: sanity(s, keys[n]) for n, s in services.items()}
         log(f"sanity: {report['sanity']}")
-        rows = nonstreamed(services, keys, args.seconds)
+        rows = nonstreamed(services, keys, args.seconds, args.rounds)
         report["nonstreamed"] = rows
         report["ratios"] = ratios(rows)
         report["after_load_rss_mb"] = {n: idle_rss(s) for n, s in services.items()}
@@ -274,7 +328,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 systems.candor(out, name, slow_url, 1, ckeys, policy)
             )
         keys = {n: ckeys.client if n.startswith("candor") else litellm_key for n in streamed}
-        report["streams"] = streams(streamed, keys, args.stream_n)
+        report["streams"] = streams(streamed, keys, args.stream_n1, args.stream_n)
 
     log("detector alone")
     report["detector"] = detector_alone(args.data, args.quick)
@@ -286,9 +340,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             systems.upstream(out, "upstream-scale", args.scale_token_delay, repeat)
         )
         candor = stack.enter_context(systems.candor(out, "candor-scale", f"{up.url}/v1", 1, ckeys))
+        direct_seconds = min(args.scale_seconds, 20.0)
+        log(f"scale, direct to the upstream: {args.scale_streams} streams, {direct_seconds} s")
+        direct = scale(up, "unused", args.scale_streams, direct_seconds, 5.0)
+        log(f"scale direct: {direct}")
         log(f"scale: {args.scale_streams} streams for {args.scale_seconds} s")
         result = scale(candor, ckeys.client, args.scale_streams, args.scale_seconds, 5.0)
+        result["direct_to_upstream"] = direct
         result["token_delay"] = args.scale_token_delay
+        result["offered_events_per_s"] = round(args.scale_streams / args.scale_token_delay)
         result["upstream_cpu_percent_note"] = "upstream and client share the same 2 cores"
         report["scale"] = result
         log(f"scale: {result}")

@@ -168,7 +168,7 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
     body = request_body(args.model, args.answer)
     headers = {"content-type": "application/json", "authorization": f"Bearer {args.key}"}
     errors: Counter[str] = Counter()
-    counts = {"completed": 0, "open": 0, "peak_open": 0, "reads": 0, "bytes": 0}
+    counts = {"completed": 0, "open": 0, "peak_open": 0, "reads": 0, "bytes": 0, "events": 0}
     ttfbs: list[float] = []
     began = time.perf_counter()
     deadline = began + args.seconds
@@ -190,6 +190,7 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
                         first = False
                     counts["reads"] += 1
                     counts["bytes"] += len(chunk)
+                    counts["events"] += chunk.count(b"data: ")
                     if b'data: {"error"' in chunk:
                         errors["error_event"] += 1
                     tail = (tail + chunk)[-64:]
@@ -227,6 +228,7 @@ async def scale(args: argparse.Namespace) -> dict[str, Any]:
         "errors": dict(errors),
         "error_count": sum(errors.values()),
         "reads_per_s": round(counts["reads"] / elapsed),
+        "events_per_s": round(counts["events"] / elapsed),
         "mb_received": round(counts["bytes"] / 1e6, 1),
         "ttfb": summary_ms(ttfbs),
     }

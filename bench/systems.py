@@ -82,6 +82,7 @@ def candor_config(
     keys: CandorKeys,
     policy: dict[str, Any] | None = None,
     extra_models: dict[str, Any] | None = None,
+    detector: str = "default",
 ) -> dict[str, Any]:
     """A Candor config routing the bench models to `upstream_url`, detection on.
 
@@ -96,7 +97,7 @@ def candor_config(
         "server": {"host": "127.0.0.1", "port": port, "workers": workers, "log_level": "warning"},
         "auth": {"mode": "keys", "keys": [{"id": "bench", "hash": keys.client_hash()}]},
         "models": models,
-        "detector": "default",
+        "detector": detector,
     }
     if policy is not None:
         config["policies_dir"] = policy["policies_dir"]
@@ -111,10 +112,11 @@ def candor(
     keys: CandorKeys,
     policy: dict[str, Any] | None = None,
     extra_models: dict[str, Any] | None = None,
+    detector: str = "default",
 ) -> Service:
     port = free_port()
     path = out / f"{name}.yaml"
-    config = candor_config(upstream_url, port, workers, keys, policy, extra_models)
+    config = candor_config(upstream_url, port, workers, keys, policy, extra_models, detector)
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     cmd = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(path)]
     env = {"CANDOR_ADMIN_KEY": keys.admin}

@@ -39,17 +39,18 @@ def evaluate(report: dict[str, Any]) -> list[dict[str, Any]]:
         out.append(
             _target("added p50 latency, 1 concurrent, non-streamed", "<= 1 ms", added, added <= 1)
         )
-    flag = report.get("streams", {}).get("candor-flag/clean")
-    if flag is not None:
-        added_ttft = flag["added"]["ttft_p50_ms"]
-        out.append(
-            _target(
-                "added time to first token, flag mode (p50)",
-                "<= 1 ms",
-                added_ttft,
-                added_ttft <= 1,
+    for answer in ("clean", "censored"):
+        flag = report.get("streams", {}).get(f"candor-flag/{answer}")
+        if flag is not None:
+            added_ttft = flag["added"]["ttft_p50_ms"]
+            out.append(
+                _target(
+                    f"added time to first token, flag mode, {answer} answers (p50, 1 stream)",
+                    "<= 1 ms",
+                    added_ttft,
+                    added_ttft <= 1,
+                )
             )
-        )
     scale = report.get("scale")
     if scale is not None:
         rss = max(scale["peak_rss_mb_per_worker"].values())
