@@ -127,9 +127,13 @@ def extract(
     toks = words(head_norm)
     _grams(grams, toks, head, lang == "zh")
     hits = lexicon.find(head, head_norm, grams)
-    if win.body and lang != "zh" and len(visible) > head_len:
-        rest = words(normalize(visible[head_len : head_len + win.body]))
-        grams.update([t[:_STEM] + "^" for t in rest])
+    if win.body and len(visible) > head_len:
+        rest_text = visible[head_len : head_len + win.body]
+        if lang == "zh":
+            # The set of characters used: a crude bag of the rest's vocabulary, nearly free.
+            grams.update([ch + "^" for ch in set(rest_text) if ch > "\u3000"])
+        else:
+            grams.update([t[:_STEM] + "^" for t in words(normalize(rest_text))])
     if view.ended and len(visible) > head_len + win.tail // 3:
         start = max(head_len, len(visible) - win.tail)
         tail = visible[start:]
