@@ -130,8 +130,9 @@ def extract(
     if win.body and len(visible) > head_len:
         rest_text = visible[head_len : head_len + win.body]
         if lang == "zh":
-            # The set of characters used: a crude bag of the rest's vocabulary, nearly free.
-            grams.update([ch + "^" for ch in set(rest_text) if ch > "\u3000"])
+            # The set of ideographs used: a crude bag of the rest's vocabulary, nearly free. Single
+            # ideographs never occur among the other grams (pairs, Latin words), so no marker.
+            grams.update(set("".join(cjk_runs(rest_text))))
         else:
             grams.update([t[:_STEM] + "^" for t in words(normalize(rest_text))])
     if view.ended and len(visible) > head_len + win.tail // 3:

@@ -97,8 +97,8 @@ def _print_table(report: dict[str, Any]) -> None:
         print(line(lang, r))
     for cat, r in report["by_category"].items():
         print(f"category {cat:<12} n={r['n']:<5} recall={r['recall']:.3f}")
-    lat = report["latency_us"]
-    print(f"latency_us p50={lat['p50']} p99={lat['p99']}")
+    lat, cpu = report["latency_us"], report["latency_cpu_us"]
+    print(f"latency_us p50={lat['p50']} p99={lat['p99']} (cpu p50={cpu['p50']} p99={cpu['p99']})")
     if "stream" in report:
         s = report["stream"]
         print(

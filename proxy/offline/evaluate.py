@@ -23,6 +23,7 @@ class Outcome:
     flagged: bool
     category: str
     latency_ns: int
+    cpu_ns: int = 0
     prerelease_stop: bool = False
     stopped: bool = False
     held: int = 0
@@ -61,7 +62,9 @@ def run(detector: Detector, examples: Sequence[Example], stream: bool = False) -
     for ex in examples:
         exchange = ex.exchange()
         start = time.perf_counter_ns()
+        cpu = time.thread_time_ns()
         verdict = detector.judge(exchange)
+        cpu = time.thread_time_ns() - cpu
         elapsed = time.perf_counter_ns() - start
         pre = stopped = False
         held = 0
@@ -75,6 +78,7 @@ def run(detector: Detector, examples: Sequence[Example], stream: bool = False) -
                 flagged=verdict.censored,
                 category=verdict.category.value,
                 latency_ns=elapsed,
+                cpu_ns=cpu,
                 prerelease_stop=pre,
                 stopped=stopped,
                 held=held,
@@ -128,6 +132,12 @@ def summarize(outcomes: Sequence[Outcome], stream: bool = False) -> dict[str, An
         "p99": round(_quantile(lat, 0.99), 1),
     }
     langs = sorted({o.language for o in outcomes})
+    # Thread CPU time: the same calls without the time spent descheduled on a busy machine.
+    cpu = [o.cpu_ns / 1000.0 for o in outcomes]
+    report["latency_cpu_us"] = {
+        "p50": round(_quantile(cpu, 0.5), 1),
+        "p99": round(_quantile(cpu, 0.99), 1),
+    }
     report["by_language"] = {
         lang: _figures([o for o in outcomes if o.language == lang]) for lang in langs
     }
