@@ -197,3 +197,24 @@ def test_the_table_lists_topics_then_totals() -> None:
     assert lines[0] == "t"
     assert any(line.startswith("tiananmen") and "100%" in line for line in lines)
     assert any(line.startswith("ALL sensitive") for line in lines)
+
+
+def test_progress_writes_a_line_per_quarter_when_not_on_a_terminal() -> None:
+    import io
+
+    from proxy.probe.progress import Progress
+
+    out = io.StringIO()
+    progress = Progress(8, out)
+    for censored in (True, False, None, True, True, False, False, True):
+        progress.advance(censored)
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4
+    assert lines[-1].endswith("8/8  censored 4  errors 1") and "#" * 30 in lines[-1]
+
+
+def test_retry_after_wins_over_backoff_and_is_capped() -> None:
+    policy = RetryPolicy(retries=3, backoff=1.0, max_backoff=4.0)
+    assert policy.delay(0, "2") == 2.0
+    assert policy.delay(0, "3600") == 30.0
+    assert 2.0 <= policy.delay(5, None) <= 4.0
