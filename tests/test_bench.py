@@ -1,0 +1,52 @@
+"""The benchmark harness's pure parts: the bench upstream's wire shapes, percentiles, targets."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import orjson
+
+from bench.streamclient import percentile, summary_ms
+from bench.targets import evaluate
+from bench.upstream import CENSORED, CLEAN, completion, stream_frames
+from proxy.wire import SseParser
+
+RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "report.json"
+
+
+def test_bench_upstream_streams_the_whole_answer_then_done() -> None:
+    events = list(SseParser().feed(b"".join(stream_frames("bench", repeat=2))))
+    assert events[-1].done
+    text = "".join(
+        e.data["choices"][0]["delta"].get("content") or "" for e in events if e.data is not None
+    )
+    assert text == f"{CLEAN} {CLEAN}"
+    assert events[-2].data is not None
+    assert events[-2].data["choices"][0]["finish_reason"] == "stop"
+
+
+def test_bench_upstream_answers_by_model_name() -> None:
+    body = orjson.loads(completion("bench-censored"))
+    assert body["choices"][0]["message"]["content"] == CENSORED
+    assert orjson.loads(completion("bench"))["choices"][0]["message"]["content"] == CLEAN
+
+
+def test_percentiles_are_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert percentile(values, 50) == 50.0
+    assert percentile(values, 99) == 99.0
+    assert percentile([], 50) == 0.0
+    assert summary_ms([0.001, 0.002, 0.003])["p50_ms"] == 2.0
+
+
+def test_published_report_states_every_target() -> None:
+    report = json.loads(RESULTS.read_text())
+    targets = evaluate(report)
+    names = [t["name"] for t in targets]
+    assert any("LiteLLM" in n for n in names)
+    assert any("pass-through" in n for n in names)
+    assert any("time to first token" in n for n in names)
+    assert any("RSS" in n for n in names)
+    assert all(isinstance(t["met"], bool) for t in targets)
+    assert targets == report["targets"]
