@@ -1,0 +1,46 @@
+"""The `x-candor-*` headers and the `candor` body object of an answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from proxy.outcome import Outcome
+
+
+def annotation(outcome: Outcome, model: str) -> tuple[dict[str, str], dict[str, Any]]:
+    """The `x-candor-*` headers and the `candor` body object for an outcome."""
+    verdict = outcome.judged
+    headers = {
+        "x-candor-verdict": verdict.status.value,
+        "x-candor-action": outcome.action.value,
+        "x-candor-category": verdict.category.value,
+        "x-candor-model": model,
+        "x-request-id": outcome.request_id,
+    }
+    body: dict[str, Any] = {
+        "request_id": outcome.request_id,
+        "model": model,
+        "requested_model": outcome.requested_model,
+        "action": outcome.action.value,
+        "policy": outcome.policy,
+        **verdict.to_dict(),
+    }
+    if outcome.attempts and outcome.attempts[0].model != model:
+        # The client gets no byte of an answer it was spared, quoted evidence included.
+        body["signals"] = [{**s, "text": ""} for s in body["signals"]]
+    if outcome.would is not None:
+        body["would"] = outcome.would.value
+    if outcome.reason is not None:
+        body["reason"] = outcome.reason
+    if len(outcome.attempts) > 1 or outcome.reason:
+        body["attempts"] = [
+            {
+                "model": a.model,
+                "verdict": a.verdict.status.value,
+                "category": a.verdict.category.value,
+                "score": round(a.verdict.score, 4),
+                "failure": a.failure,
+            }
+            for a in outcome.attempts
+        ]
+    return headers, body

@@ -1,0 +1,267 @@
+"""Streamed answers: held and judged before the first byte when the action needs it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from proxy import wire
+from proxy.answers import request_exchange
+from proxy.detect import UNKNOWN
+from proxy.errors import CandorError, UpstreamError, UpstreamRejected
+from proxy.holdback import HoldBounds, JudgedStream, Output, Step
+from proxy.outcome import Attempt, Outcome
+from proxy.pipeline.annotate import annotation
+from proxy.pipeline.steps import Steps, is_outage
+from proxy.pipeline.types import ChatRequest, StreamReply
+from proxy.policy.actions import Action, ActionName, BlockAction
+from proxy.policy.model import Policy
+from proxy.policy.routing import preempt_reason
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _Live:
+    """One model's stream being judged (`stream` is None when the provider refused it)."""
+
+    model: str
+    stream: JudgedStream | None
+    first: Output
+    attempt: Attempt
+    pending: list[bytes] = field(default_factory=list)
+    rejected: UpstreamRejected | None = None
+
+    async def close(self) -> None:
+        if self.stream is not None:
+            await self.stream.aclose()
+
+
+class StreamedAnswers(Steps):
+    """`stream`: the request path for streams."""
+
+    async def stream(self, request: ChatRequest) -> StreamReply:
+        started = asyncio.get_running_loop().time()
+        policy, body, outcome = self._prepare(request)
+        action = self._actions[policy.name]
+        try:
+            served = await self._open_stream(request, policy, action, body, outcome)
+        except CandorError as exc:
+            outcome.error = exc.code or exc.type
+            await self._finish(outcome, started)
+            raise
+        if isinstance(served, list):  # blocked: the replacement stream
+            headers, _ = annotation(outcome, request.model)
+            chunks = self._frames(served, outcome, started)
+        else:
+            outcome.answered_model = served.model
+            headers, _ = annotation(outcome, served.model)
+            chunks = self._relay(served, policy, action, outcome, started)
+        return StreamReply({**headers, **wire.SSE_HEADERS}, chunks)
+
+    def _stream_chain(
+        self, request: ChatRequest, policy: Policy, action: Action, reason: str | None
+    ) -> list[tuple[str, bool]]:
+        """(model, is_primary) in the order to try them."""
+        primary = [(request.model, True)]
+        fallbacks = [(m, False) for m in policy.fallbacks if m != request.model]
+        if reason is not None:
+            return fallbacks + primary
+        return primary + fallbacks if action.name is ActionName.REROUTE else primary
+
+    async def _open_stream(
+        self,
+        request: ChatRequest,
+        policy: Policy,
+        action: Action,
+        body: dict[str, Any],
+        outcome: Outcome,
+    ) -> _Live | list[bytes]:
+        """The stream to serve. With a holding action each candidate is judged before its
+        first byte goes out; a censored one is set aside (not yet aborted) for the next."""
+        reason = await preempt_reason(
+            policy, request.model, outcome.topics, body["messages"], self._state
+        )
+        outcome.reason = reason
+        hold = HoldBounds(policy.stream.hold_chars, policy.stream.hold_ms)
+        set_aside: list[_Live] = []
+        error: CandorError | None = None
+        for name, primary in self._stream_chain(request, policy, action, reason):
+            holds = action.holds_stream or not primary
+            try:
+                live = await self._open_one(
+                    name, body, outcome, hold if holds else None, policy, primary
+                )
+            except CandorError as exc:
+                error = error or exc
+                continue
+            first, verdict = live.first, live.first.verdict or UNKNOWN
+            if first.step is Step.FAILED:
+                await live.close()
+                error = error or first.error
+                continue
+            censored = first.step is Step.CENSORED or (first.step is Step.END and verdict.censored)
+            if censored and (not primary or policy.acts_on(verdict.category, verdict.political)):
+                if primary and isinstance(action, BlockAction):
+                    await _close_all([live, *set_aside])
+                    outcome.action = ActionName.BLOCK
+                    return action.stream_frames(
+                        live.stream.first if live.stream else None, policy.wording
+                    )
+                set_aside.append(live)
+                continue
+            if censored:  # not a category this policy acts on: passes as it is
+                live.pending = live.stream.stop_holding() if live.stream else []
+            await _close_all(set_aside)
+            if not primary or (reason is not None):
+                outcome.action = ActionName.REROUTE
+                outcome.reason = reason or (
+                    set_aside[0].attempt.verdict.category.value if set_aside else "outage"
+                )
+            return live
+        return await self._exhausted(set_aside, error, outcome)
+
+    async def _exhausted(
+        self, set_aside: list[_Live], error: CandorError | None, outcome: Outcome
+    ) -> _Live:
+        """No candidate gave a clean answer: the first censored one goes out, flagged."""
+        keep = next((live for live in set_aside if live.stream is not None), None)
+        await _close_all([live for live in set_aside if live is not keep])
+        if keep is None or keep.stream is None:
+            rejected = next((live.rejected for live in set_aside if live.rejected), None)
+            raise rejected or error or UpstreamError("no model in the chain gave an answer")
+        outcome.action, outcome.reason = ActionName.FLAG, "fallbacks_exhausted"
+        keep.pending = keep.stream.stop_holding()
+        return keep
+
+    async def _open_one(
+        self,
+        model: str,
+        body: dict[str, Any],
+        outcome: Outcome,
+        hold: HoldBounds | None,
+        policy: Policy,
+        primary: bool,
+    ) -> _Live:
+        """Open one model's stream (down the outage chain for the primary) and, when holding,
+        read it up to its first decision."""
+        loop = asyncio.get_running_loop()
+        chain = [model, *(policy.outage_fallbacks if primary else ())]
+        last: CandorError | None = None
+        for index, name in enumerate(chain):
+            attempt = Attempt(model=name)
+            started = loop.time()
+            try:
+                chunks = await self._upstreams.get(name).open_stream(body, outcome.request_id)
+            except UpstreamRejected as exc:
+                verdict = self._provider_block(exc, body)
+                attempt.failure, attempt.verdict = exc.code or "upstream_error", verdict
+                outcome.attempts.append(attempt)
+                if verdict.censored:
+                    first = Output(Step.END, verdict=verdict)
+                    return _Live(name, None, first, attempt, rejected=exc)
+                if not is_outage(exc):
+                    raise
+                last = exc
+                continue
+            except UpstreamError as exc:
+                attempt.failure, last = exc.code or "upstream_error", exc
+                outcome.attempts.append(attempt)
+                continue
+            attempt.ttft = loop.time() - started
+            stream = JudgedStream(chunks, self._detector.open_stream(request_exchange(body)), hold)
+            outcome.attempts.append(attempt)
+            if index > 0:
+                outcome.reason = "outage"
+            first = await _first_output(stream) if hold is not None else Output(Step.RELEASE)
+            attempt.verdict = first.verdict or attempt.verdict
+            return _Live(name, stream, first, attempt)
+        assert last is not None
+        raise last
+
+    async def _relay(
+        self, live: _Live, policy: Policy, action: Action, outcome: Outcome, started: float
+    ) -> AsyncIterator[bytes]:
+        stream = live.stream
+        assert stream is not None
+        stop_on_late = policy.stream.after_release == "error" and action.holds_stream
+        try:
+            for frame in [*live.first.frames, *live.pending]:
+                yield frame
+            output: Output | None = live.first
+            while output is not None and output.step is not Step.END:
+                output = await stream.next_output()
+                if output is None:
+                    break
+                if output.step is Step.FAILED:
+                    raise output.error or UpstreamError("upstream stream failed")
+                late = output.step is Step.CENSORED or (
+                    output.step is Step.END
+                    and output.verdict is not None
+                    and output.verdict.censored
+                )
+                verdict = output.verdict or UNKNOWN
+                if late and stop_on_late and policy.acts_on(verdict.category, verdict.political):
+                    live.attempt.verdict = verdict
+                    outcome.action, outcome.reason = ActionName.FLAG, "censored_after_release"
+                    yield wire.sse_error(
+                        "The answer was stopped: it was judged censored after part of it had "
+                        "been sent.",
+                        "content_filter",
+                        "censored_after_release",
+                    )
+                    return
+                for frame in output.frames or (stream.stop_holding() if late else []):
+                    yield frame
+            verdict = stream.verdict or live.first.verdict or UNKNOWN
+            live.attempt.verdict, live.attempt.answer = verdict, "".join(stream.text_parts)
+            live.attempt.detector_seconds = stream.judge_seconds
+            acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
+            if outcome.action is ActionName.PASS and acts:
+                outcome.action = ActionName.FLAG if action.holds_stream else action.name
+                outcome.would = getattr(action, "would", None)
+                for frame in action.stream_tail(stream.first, policy.wording):
+                    yield frame
+            _, note = annotation(outcome, live.model)
+            yield wire.annotation_chunk(stream.first, live.model, note)
+            yield wire.DONE
+        except CandorError as exc:
+            # Headers are gone: the failure becomes an error event, and no [DONE] follows.
+            outcome.error = exc.code or exc.type
+            yield wire.sse_error(exc.message, exc.type, exc.code, exc.param)
+        except Exception:
+            outcome.error = "internal_error"
+            log.exception("stream %s failed", outcome.request_id)
+            yield wire.sse_error("internal error in Candor", "server_error", "internal_error")
+        finally:
+            outcome.held_seconds = stream.held_seconds
+            await stream.aclose()
+            await self._finish(outcome, started)
+
+    async def _frames(
+        self, frames: list[bytes], outcome: Outcome, started: float
+    ) -> AsyncIterator[bytes]:
+        try:
+            for frame in frames:
+                yield frame
+            _, note = annotation(outcome, outcome.requested_model)
+            yield wire.annotation_chunk(None, outcome.requested_model, note)
+            yield wire.DONE
+        finally:
+            await self._finish(outcome, started)
+
+
+async def _first_output(stream: JudgedStream) -> Output:
+    """Read until the first frames to release, a verdict, the end or a failure."""
+    while (output := await stream.next_output()) is not None:
+        if output.step is not Step.RELEASE or output.frames:
+            return output
+    return Output(Step.FAILED, error=UpstreamError("upstream stream ended early"))
+
+
+async def _close_all(lives: list[_Live]) -> None:
+    for live in lives:
+        await live.close()
