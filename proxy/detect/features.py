@@ -17,6 +17,10 @@ from proxy.detect.text import cjk_runs, guess_language, normalize, words
 
 _LEN_EDGES = (1, 50, 200, 500, 1000, 2000, 4000)
 _OPENING = 160
+_PUNCT = b'*"()[]{}#:;,.!?/<>|=+`~'
+# A byte table: str.translate is slow on non-ASCII text, and ASCII bytes never occur inside a
+# multi-byte UTF-8 character, so blanking them keeps the text valid.
+_PUNCT_TO_SPACE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
 _STEM = 5
 _QUOTED = re.compile(r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」')
 _QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
@@ -28,7 +32,7 @@ class Windows:
     """How much of the answer is read: `head` chars from the start, `tail` from the end.
 
     `head_cjk` replaces `head` for Chinese answers, which say more per character. `body`
-    chars after the head are read as word stems only (not for Chinese answers), a cheap view of
+    chars after the head are read as a set of words only (not for Chinese answers), a cheap view of
     whether the rest of the answer is on topic and well formed.
     """
 
@@ -134,7 +138,10 @@ def extract(
             # ideographs never occur among the other grams (pairs, Latin words), so no marker.
             grams.update(set("".join(cjk_runs(rest_text))))
         else:
-            grams.update([t[:_STEM] + "^" for t in words(normalize(rest_text))])
+            # Whitespace split after blanking punctuation: a fraction of the regex's cost.
+            blanked = normalize(rest_text).encode().translate(_PUNCT_TO_SPACE).decode()
+            rest = set(blanked.split())
+            grams.update(map("^".__add__, rest))
     if view.ended and len(visible) > head_len + win.tail // 3:
         start = max(head_len, len(visible) - win.tail)
         tail = visible[start:]
