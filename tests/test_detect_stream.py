@@ -130,3 +130,8 @@ def test_hold_bounds_come_from_the_caller(detector: CandorDetector) -> None:
     steps = _replay(short, "Explain how photosynthesis works.", CLEAN_EN, 10)
     first = next(i for i, s in enumerate(steps) if s.decision is not Decision.HOLD)
     assert (first + 1) * 10 <= 80
+
+
+def test_stream_ending_in_tool_calls_is_not_a_non_answer(detector: CandorDetector) -> None:
+    judge = detector.open_stream(_ask("What's the weather in Paris?"))
+    assert judge.finish("tool_calls").status.value == "clean"

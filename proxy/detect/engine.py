@@ -119,6 +119,8 @@ class CandorDetector:
         wants_json: bool = False,
     ) -> Verdict:
         """The whole-answer verdict from an already read request (shared with streams)."""
+        # A stream may only learn of tool calls from its finish reason.
+        has_tool_calls = has_tool_calls or finish_reason == "tool_calls"
         split = split_think(answer)
         body = split.visible.strip()
         lang = guess_language(body)

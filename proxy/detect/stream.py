@@ -1,8 +1,8 @@
 """The incremental judge: holds the first window of an answer, then releases or stops.
 
 Per delta it only appends and looks for the end of a leading `<think>` block near the new
-text; the text is scored at most twice (at the window and at the hold bound), on bounded
-prefixes, and once more as a whole when the stream finishes.
+text; the first window is scored once (that score also settles the hold bound), and the whole
+answer once more when the stream finishes. A leading `<think>` block is held until it closes.
 """
 
 from __future__ import annotations
