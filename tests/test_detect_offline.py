@@ -155,3 +155,8 @@ def test_topic_error_names_the_topic(tmp_path: pathlib.Path) -> None:
     )
     with pytest.raises(PolicyError, match=r"topics.yaml: topic 'tibet': field 'keywords'"):
         load_detector(policies)
+
+
+def test_cv_needs_enough_models() -> None:
+    args = _cli(["eval", str(FIXTURES / "cases.jsonl"), "--cv-by-model", "3"])
+    assert args.func(args) == 2

@@ -115,6 +115,14 @@ def evaluate(args: argparse.Namespace) -> int:
         print("no labelled rows in the given files", file=sys.stderr)
         return 2
     if args.cv_by_model:
+        models = {ex.model for ex in examples}
+        if len(models) < args.cv_by_model:
+            print(
+                f"--cv-by-model {args.cv_by_model} needs at least as many models in the rows "
+                f"(found {len(models)})",
+                file=sys.stderr,
+            )
+            return 2
         extra = read_examples(args.train_extra) if args.train_extra else []
         outcomes = _cross_validate(args, examples, extra)
     else:
