@@ -8,6 +8,7 @@ supervised background task sees Redis again and flushes the buffered audit event
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import time
@@ -61,6 +62,7 @@ class RedisStore:
         self._reachable = False
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
+        self._closing = asyncio.Event()
 
     def _connect(self) -> Client:
         timeouts = self._settings.timeouts
@@ -85,6 +87,7 @@ class RedisStore:
         self._task = asyncio.create_task(self._supervise(), name="candor-store-supervisor")
 
     async def aclose(self) -> None:
+        self._closing.set()
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
@@ -121,14 +124,14 @@ class RedisStore:
             # Cluster calls may retry internally: bound the whole call, not only each socket.
             async with asyncio.timeout(2 * (self._timeout + self._settings.timeouts.connect)):
                 result = await call()
-        except ResponseError as exc:
-            if not isinstance(exc, ClusterError | ReadOnlyError):  # those mean: Redis is away
+        except (RedisError, OSError, TimeoutError) as exc:
+            if _being_cancelled():
+                # redis-py can report a cancelled read as a connection error: keep the cancel.
+                raise asyncio.CancelledError from exc
+            if isinstance(exc, ResponseError) and not isinstance(exc, ClusterError | ReadOnlyError):
                 log.exception("Redis refused a store command")
                 return fallback
-            self._mark(False, exc)
-            return fallback
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._mark(False, exc)
+            self._mark(False, exc)  # unreachable, cluster down, or a read-only replica
             return fallback
         self._mark(True)
         return result
@@ -142,8 +145,10 @@ class RedisStore:
 
     async def _supervise(self) -> None:
         """Probe Redis and flush the buffer whenever it answers."""
-        while True:
-            await asyncio.sleep(self._settings.timeouts.retry_interval)
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._closing.wait(), self._settings.timeouts.retry_interval)
+                return
             try:
                 # Probing while reachable too keeps health() true for idle replicas.
                 await self.ping()
@@ -282,3 +287,8 @@ class RedisStore:
             return
         keys = [self._keys.budget(key_id)]
         await self._bounded(lambda: script(keys=keys, args=[tokens]), None)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
