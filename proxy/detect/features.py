@@ -31,9 +31,9 @@ _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
 class Windows:
     """How much of the answer is read: `head` chars from the start, `tail` from the end.
 
-    `head_cjk` replaces `head` for Chinese answers, which say more per character. `body`
-    chars after the head are read as a set of words only (not for Chinese answers), a cheap view of
-    whether the rest of the answer is on topic and well formed.
+    `head_cjk` replaces `head` for Chinese answers, which say more per character. `body` chars
+    after the head are read only as a set of word stems (of ideographs for Chinese answers), a
+    cheap view of whether the rest of the answer is on topic and well formed.
     """
 
     head: int = 400
@@ -140,7 +140,7 @@ def extract(
         else:
             # Whitespace split after blanking punctuation: a fraction of the regex's cost.
             blanked = normalize(rest_text).encode().translate(_PUNCT_TO_SPACE).decode()
-            rest = set(blanked.split())
+            rest = {t[:_STEM] for t in blanked.split()}
             grams.update(map("^".__add__, rest))
     if view.ended and len(visible) > head_len + win.tail // 3:
         start = max(head_len, len(visible) - win.tail)
