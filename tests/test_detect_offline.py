@@ -108,6 +108,7 @@ def test_eval_floors_fail_when_below(tmp_path: pathlib.Path) -> None:
 
 
 def test_train_writes_weights_the_loader_reads(tmp_path: pathlib.Path) -> None:
+    pytest.importorskip("numpy")  # a training-time dependency only
     rows = [json.loads(line) for line in (FIXTURES / "cases.jsonl").read_text().splitlines()]
     data = tmp_path / "train.jsonl"
     with data.open("w", encoding="utf-8") as handle:
