@@ -191,3 +191,26 @@ async def test_event_retention_is_bounded(redis_server: RedisServer) -> None:
         assert 10 <= length < 300
     finally:
         await store.aclose()
+
+
+async def test_close_and_cancel_are_prompt_while_redis_stalls(redis_server: RedisServer) -> None:
+    """A call cut short by its caller stays cancelled, and closing the store does not wait for
+    a stalled Redis beyond its own timeouts."""
+    (store,) = await started(
+        settings_for(redis_server.url, timeouts=StoreTimeouts(operation=0.5, retry_interval=0.05)),
+        count=1,
+    )
+    stall = asyncio.create_task(asyncio.to_thread(redis_server.cli, "debug", "sleep", "2"))
+    try:
+        await asyncio.sleep(0.2)
+        call = asyncio.create_task(store.was_censored("qwen", "abc"))
+        await asyncio.sleep(0.1)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        began = time.monotonic()
+        await store.aclose()
+        assert time.monotonic() - began < 1.9
+    finally:
+        await stall
+        await store.aclose()
