@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from proxy import __version__
 from proxy.api import admin, chat, errors, health, metrics, models, ui
+from proxy.api.fast_path import ChatFastPath
 from proxy.api.request_id import RequestIdMiddleware
 from proxy.auth import Authenticator, check_startup
 from proxy.detect import Category
@@ -110,7 +111,8 @@ def create_app(settings: Settings) -> FastAPI:
         app.include_router(router)
     if settings.metrics.enabled:
         app.include_router(metrics.router)
-    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(ChatFastPath)
+    app.add_middleware(RequestIdMiddleware)  # added last: outermost, so the fast path has the id
     return app
 
 

@@ -10,9 +10,10 @@ from proxy.api.context import request_id, services
 from proxy.auth import admit
 
 router = APIRouter()
+CHAT_PATH = "/v1/chat/completions"
 
 
-@router.post("/v1/chat/completions", tags=["openai"])
+@router.post(CHAT_PATH, tags=["openai"])
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions, streamed or not, judged on the way back."""
     svc = services(request)
