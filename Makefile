@@ -27,6 +27,9 @@ $(STAMP)/node: tests/e2e/node/package.json tests/e2e/node/package-lock.json
 test: install ## run the whole test suite (unit + end-to-end on loopback)
 	$(PYTHON) -m pytest -q
 
+screenshots: install ## refresh docs/status-page.png from the headless-Chromium test
+	CANDOR_UPDATE_SCREENSHOTS=1 $(PYTHON) -m pytest -q tests/e2e/test_ui.py
+
 lint: install ## ruff lint + format check, mypy --strict on proxy/
 	ruff check proxy tests
 	ruff format --check proxy tests
@@ -46,4 +49,4 @@ bench: install ## measure Candor vs a direct call, LiteLLM and a bare pass-throu
 	$(PIP) install -q -e '.[bench]'
 	$(PYTHON) -m bench.run --data $(SHARED_DATA)/speechmap_dev.jsonl $(BENCH_ARGS)
 
-.PHONY: help install test lint demo probe serve bench
+.PHONY: help install test screenshots lint demo probe serve bench
