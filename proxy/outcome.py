@@ -46,9 +46,15 @@ class Outcome:
     key_id: str | None = None
 
     @property
+    def primary(self) -> Attempt | None:
+        """The requested model's attempt (None when pre-empted: it was never asked)."""
+        return next((a for a in self.attempts if a.model == self.requested_model), None)
+
+    @property
     def judged(self) -> Verdict:
         """The verdict that decided the action: the requested model's answer."""
-        return self.attempts[0].verdict if self.attempts else UNKNOWN
+        primary = self.primary
+        return primary.verdict if primary is not None else UNKNOWN
 
     @property
     def outcome_label(self) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from proxy.answers import message_text
 from proxy.detect import Status
 from proxy.metrics import Metrics
@@ -32,12 +35,15 @@ class Recorder:
         for attempt in judged:
             v = attempt.verdict
             await self._store.record_verdict(attempt.model, v.topics, v.censored)
-        first = outcome.attempts[0] if outcome.attempts else None
-        acted = outcome.action in AUDITED and first is not None and first.verdict.censored
-        if acted and first is not None:
+        primary = outcome.primary
+        if outcome.action in AUDITED and primary is not None and primary.verdict.censored:
             await self._store.remember_censored(
-                first.model, conversation_fingerprint(first.model, outcome.messages)
+                primary.model, conversation_fingerprint(primary.model, outcome.messages)
             )
+        if outcome.key_id is not None:
+            spent = sum(_total_tokens(a.usage) for a in outcome.attempts)
+            if spent:
+                await self._store.add_tokens(outcome.key_id, spent)
         if outcome.action in AUDITED or outcome.would is not None:
             await self._store.append_event(self._event(outcome))
 
@@ -71,24 +77,27 @@ class Recorder:
         m.store_state(health.reachable, health.buffered, health.dropped)
 
     def _event(self, outcome: Outcome) -> AuditEvent:
-        first = outcome.attempts[0]
-        v = first.verdict
+        primary = outcome.primary
+        v = outcome.judged
         answered = outcome.answered_model
         fallback = next(
-            (a for a in outcome.attempts[1:] if a.model == answered and answered != first.model),
+            (a for a in outcome.attempts if a.model == answered != outcome.requested_model),
             None,
         )
         prompt = next(
             (message_text(m) for m in reversed(outcome.messages) if m.get("role") == "user"), ""
         )
+        signals = [s.name for s in v.signals]
+        if primary is None and outcome.reason:
+            signals = [outcome.reason]  # pre-empted: the requested model was never asked
         return make_event(
             request_id=outcome.request_id,
-            model=first.model,
+            model=outcome.requested_model,
             action=(outcome.would and f"shadow:{outcome.would.value}") or outcome.action.value,
             redaction=self._settings.redaction,
             excerpt_chars=self._settings.excerpt_chars,
             prompt=prompt,
-            answer=first.answer,
+            answer=primary.answer if primary is not None else None,
             fallback_answer=fallback.answer if fallback else None,
             tenant=outcome.tenant or "default",
             key_id=outcome.key_id,
@@ -97,5 +106,10 @@ class Recorder:
             topics=v.topics or outcome.topics,
             language=v.language,
             score=v.score,
-            signals=[s.name for s in v.signals],
+            signals=signals,
         )
+
+
+def _total_tokens(usage: Mapping[str, Any] | None) -> int:
+    total = (usage or {}).get("total_tokens")
+    return total if isinstance(total, int) and total > 0 else 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from starlette.requests import Request
 
+from proxy.auth import Principal
 from proxy.errors import InvalidRequest, PayloadTooLarge
 from proxy.pipeline import ChatRequest
 
@@ -22,7 +23,7 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(received)
 
 
-def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest:
+def parse_chat_request(raw: bytes, request_id: str, caller: Principal | None = None) -> ChatRequest:
     """Check only what the proxy needs; every other field goes upstream untouched."""
     try:
         body = orjson.loads(raw)
@@ -40,4 +41,13 @@ def parse_chat_request(raw: bytes, request_id: str) -> ChatRequest:
         raise InvalidRequest("each message must be an object with a `role`", param="messages")
     if "stream" in body and not isinstance(body["stream"], bool | None):
         raise InvalidRequest("`stream` must be a boolean", param="stream")
-    return ChatRequest(request_id=request_id, model=model, body=body)
+    if caller is None:
+        return ChatRequest(request_id=request_id, model=model, body=body)
+    return ChatRequest(
+        request_id=request_id,
+        model=model,
+        body=body,
+        policy=caller.policy,
+        tenant=caller.tenant,
+        key_id=caller.key_id,
+    )

@@ -17,9 +17,9 @@ CHAT_PATH = "/v1/chat/completions"
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions, streamed or not, judged on the way back."""
     svc = services(request)
-    await admit(request)  # before the body: an unknown caller does not get to upload 4 MiB
+    caller = await admit(request)  # before the body: an unknown caller uploads nothing
     raw = await read_body(request, svc.settings.server.max_body_bytes)
-    chat = parse_chat_request(raw, request_id(request))
+    chat = parse_chat_request(raw, request_id(request), caller)
     if chat.stream:
         streamed = await svc.pipeline.stream(chat)
         return StreamingResponse(

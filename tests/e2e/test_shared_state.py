@@ -171,11 +171,11 @@ def check_shared_state(replicas: list[CandorProcess], upstream: ScriptedUpstream
         headers = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
         events = http.get(f"{a.url}/admin/events", headers=headers).json()["data"]
     assert len(events) == 4
-    censored = [e for e in events if e["model"] == "qwen-demo"]
+    assert all(e["model"] == "qwen-demo" and e["fallback_model"] == "honest-demo" for e in events)
+    censored = [e for e in events if e["category"] == "refusal"]
     assert len(censored) == 2
-    assert all(
-        e["fallback_model"] == "honest-demo" and e["category"] == "refusal" for e in censored
-    )
+    preempted = sorted(e["signals"][0] for e in events if e["category"] == "none")
+    assert preempted == ["preempt_rate", "preempt_remembered"]  # qwen-demo was never asked
 
 
 def admin_events(server: CandorProcess) -> list[dict[str, object]]:
