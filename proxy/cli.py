@@ -39,7 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     from proxy.commands import demo, events, keys, probe
+    from proxy.offline import commands as detector_commands
 
+    detector_commands.register(sub)  # scan, eval, train
     demo.register(sub)
     keys.register(sub)
     events.register(sub)
