@@ -64,11 +64,18 @@ def _is_json(text: str) -> bool:
     return True
 
 
+_CACHED_REQUESTS = 256
+_CACHED_PROMPT_CHARS = 4096
+
+
 class CandorDetector:
     """Judges whole answers and opens incremental judges (see `proxy.detect.stream`)."""
 
     def __init__(self, parts: DetectorParts) -> None:
         self.parts = parts
+        # The proxy reads a request's topics before asking the model and again when judging
+        # its answer: remember the last few reads (short prompts only, to bound memory).
+        self._requests: dict[str, Request] = {}
 
     def with_stream(
         self, window: int | None = None, max_hold_chars: int | None = None
@@ -84,7 +91,15 @@ class CandorDetector:
     def request(self, messages: Sequence[Mapping[str, Any]]) -> Request:
         """Read the request the answer responds to."""
         p = self.parts
-        return read_request(last_user_text(messages), p.topics, p.request_words)
+        prompt = last_user_text(messages)
+        known = self._requests.get(prompt)
+        if known is None:
+            known = read_request(prompt, p.topics, p.request_words)
+            if len(prompt) <= _CACHED_PROMPT_CHARS:
+                if len(self._requests) >= _CACHED_REQUESTS:
+                    del self._requests[next(iter(self._requests))]
+                self._requests[prompt] = known
+        return known
 
     @property
     def topic_names(self) -> tuple[str, ...]:
