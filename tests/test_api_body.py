@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import orjson
 import pytest
 
-from proxy.api.body import parse_chat_request
+from proxy.api.body import json_depth_exceeds, parse_chat_request
 from proxy.errors import InvalidRequest
 
 
@@ -37,3 +40,60 @@ def test_bad_bodies_are_400_naming_the_field(raw: bytes, param: str | None) -> N
     with pytest.raises(InvalidRequest) as caught:
         parse_chat_request(raw, "r1")
     assert caught.value.status == 400 and caught.value.param == param
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"model": "m", "messages": [{"role": "user", "content": "x"}], "x": ' + (
+        b"[" * depth + b"]" * depth + b"}"
+    )
+
+
+def test_more_messages_than_the_limit_is_400_naming_messages() -> None:
+    many = [{"role": "user", "content": "hi"}] * 11
+    raw = orjson.dumps({"model": "m", "messages": many})
+    assert len(parse_chat_request(raw, "r1", max_messages=11).body["messages"]) == 11
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(raw, "r1", max_messages=10)
+    assert caught.value.status == 400 and caught.value.param == "messages"
+
+
+@pytest.mark.parametrize(("depth", "refused"), [(62, False), (63, True), (300, True)])
+def test_nesting_deeper_than_the_limit_is_400(depth: int, refused: bool) -> None:
+    raw = _nested(depth)  # the body object itself is one level
+    if not refused:
+        assert parse_chat_request(raw, "r1", max_depth=63).body["x"]
+        return
+    with pytest.raises(InvalidRequest) as caught:
+        parse_chat_request(raw, "r1", max_depth=63)
+    assert caught.value.status == 400 and "deeper than 63" in caught.value.message
+
+
+@pytest.mark.parametrize(
+    ("raw", "deep"),
+    [
+        (b'{"a": "[[[[[[[[[[ {{{{{{{{{{ \\" [[[[[["}', False),  # brackets in strings do not count
+        (b'["\\\\", [[[[]]]]]', False),  # an escaped backslash ends the string before `,`
+        (b"[[[[[[]]]]], [[[[[[]]]]]]", True),
+        (b"[{}, {}, {}, {}, {}, {}, {}, {}]", False),
+        (b"[[[[[[[[", True),  # truncated: still refused before the parser recurses
+    ],
+)
+def test_depth_is_read_from_the_text(raw: bytes, deep: bool) -> None:
+    assert json_depth_exceeds(raw, 5) is deep
+
+
+def test_a_million_nested_arrays_are_refused_without_crashing() -> None:
+    # orjson 3.8 parses by recursion and segfaults past ~200,000 levels: the check comes first.
+    # In a child process, so a regression fails this test instead of killing the run.
+    code = (
+        "from proxy.api.body import parse_chat_request\n"
+        "from proxy.errors import InvalidRequest\n"
+        "raw = b'[' * 1_000_000 + b']' * 1_000_000\n"
+        "try:\n"
+        "    parse_chat_request(raw, 'r1')\n"
+        "except InvalidRequest as exc:\n"
+        "    print(exc.message)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert b"deeper than 64 levels" in done.stdout

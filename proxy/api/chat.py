@@ -19,7 +19,14 @@ async def chat_completions(request: Request) -> Response:
     svc = services(request)
     caller = await admit(request)  # before the body: an unknown caller uploads nothing
     raw = await read_body(request, svc.settings.server.max_body_bytes)
-    chat = parse_chat_request(raw, request_id(request), caller)
+    limits = svc.settings.server
+    chat = parse_chat_request(
+        raw,
+        request_id(request),
+        caller,
+        max_messages=limits.max_messages,
+        max_depth=limits.max_json_depth,
+    )
     if chat.stream:
         streamed = await svc.pipeline.stream(chat)
         return StreamingResponse(

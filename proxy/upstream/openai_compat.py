@@ -116,7 +116,9 @@ class _AiohttpChunkStream:
                     async with asyncio.timeout(max(wait, 0.0)):
                         chunk = await content.readany()
                 except TimeoutError as exc:
-                    raise _timeout(self._timeouts, mid_stream=True) from exc
+                    late = loop.time() >= self._deadline
+                    what = "past its total time" if late else "between stream chunks"
+                    raise _timeout(self._timeouts, what) from exc
                 except aiohttp.ClientError as exc:
                     raise UpstreamBadResponse(
                         f"upstream stream broke: {type(exc).__name__}"
@@ -142,8 +144,7 @@ class _AiohttpChunkStream:
         self._response.close()
 
 
-def _timeout(timeouts: Timeouts, mid_stream: bool = False) -> UpstreamTimeout:
-    what = "between stream chunks" if mid_stream else "before answering"
+def _timeout(timeouts: Timeouts, what: str = "before answering") -> UpstreamTimeout:
     return UpstreamTimeout(f"upstream timed out {what} (limits: {timeouts.model_dump()})")
 
 
