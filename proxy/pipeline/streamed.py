@@ -177,6 +177,12 @@ class StreamedAnswers(Steps):
             if index > 0:
                 outcome.reason = "outage"
             first = await _first_output(stream) if hold is not None else Output(Step.RELEASE)
+            broke = first.error if first.step is Step.FAILED else None
+            if broke is not None and is_outage(broke) and index < len(chain) - 1:
+                # Held: no byte of it reached the client, so a break is an outage like any other.
+                await stream.aclose()
+                attempt.failure, last = broke.code or "upstream_error", broke
+                continue
             attempt.verdict = first.verdict or attempt.verdict
             return _Live(name, stream, first, attempt)
         assert last is not None

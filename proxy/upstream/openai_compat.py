@@ -151,6 +151,8 @@ def _timeout(timeouts: Timeouts, what: str = "before answering") -> UpstreamTime
 def _unreachable(exc: aiohttp.ClientError) -> UpstreamError:
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return UpstreamTimeout(f"upstream timed out: {exc}")
+    if isinstance(exc, aiohttp.ClientPayloadError):  # connected, then the body broke off
+        return UpstreamBadResponse(f"upstream response broke off: {type(exc).__name__}")
     return UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}")
 
 
