@@ -7,13 +7,14 @@ from starlette.responses import Response, StreamingResponse
 
 from proxy.api.body import parse_chat_request, read_body
 from proxy.api.context import request_id, services
+from proxy.api.openapi import CHAT_REQUEST_BODY, CHAT_RESPONSES
 from proxy.auth import admit
 
 router = APIRouter()
 CHAT_PATH = "/v1/chat/completions"
 
 
-@router.post(CHAT_PATH, tags=["openai"])
+@router.post(CHAT_PATH, tags=["openai"], openapi_extra=CHAT_REQUEST_BODY, responses=CHAT_RESPONSES)
 async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions, streamed or not, judged on the way back."""
     svc = services(request)
