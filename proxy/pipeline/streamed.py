@@ -96,11 +96,15 @@ class StreamedAnswers(Steps):
                     name, body, outcome, hold if holds else None, policy, primary
                 )
             except CandorError as exc:
+                if primary and reason is None:
+                    raise  # down or refusing, not censoring: the censorship chain is not for it
                 error = error or exc
                 continue
             first, verdict = live.first, live.first.verdict or UNKNOWN
             if first.step is Step.FAILED:
                 await live.close()
+                if primary and reason is None and first.error is not None:
+                    raise first.error
                 error = error or first.error
                 continue
             censored = first.step is Step.CENSORED or (first.step is Step.END and verdict.censored)

@@ -1,9 +1,10 @@
 """The fault matrix: every upstream failure ends in its documented outcome, promptly.
 
 Each fault model of the scripted upstream, streamed and not, under a policy without an outage
-chain (a clean error envelope or SSE error event; a 500 only when the upstream sent its own)
-and under one with `outage_fallbacks: [honest]` (the honest model answers instead, whenever no
-byte of the failed answer has reached the client).
+chain (a clean error envelope or SSE error event; a 500 only when the upstream sent its own),
+under ones with `outage_fallbacks: [honest]` (the honest model answers instead, whenever no
+byte of the failed answer has reached the client), and under reroute with only a censorship
+chain, which an outage never takes.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ POLICIES = {
     "plain": "action: flag\n",
     "outage": "action: flag\noutage_fallbacks: [honest]\n",
     "held": "action: reroute\nfallbacks: [spare]\noutage_fallbacks: [honest]\n",
+    "unchained": "action: reroute\nfallbacks: [spare]\n",  # spare is for censorship only
 }
 Outcome = tuple[Any, ...]
 TIMEOUT, BROKEN = "upstream_timeout", "bad_upstream_response"
@@ -62,6 +64,8 @@ def expected(policy: str, fault: str, stream: bool) -> Outcome:
     plain = PLAIN[fault][stream]
     if policy == "plain":
         return plain
+    if policy == "unchained":
+        return PLAIN[fault][False]  # held: it fails before its headers, as a whole answer does
     if policy == "outage" and stream and plain[0] == "event":
         return plain  # an unheld stream already sent its headers and first bytes: too late
     return RESCUED  # whole answers, failures before the headers, and held streams
