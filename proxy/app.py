@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import time
@@ -89,6 +90,10 @@ def create_app(settings: Settings) -> FastAPI:
         check_startup(settings)
         await svc.store.start()
         await upstreams.start()
+        # Everything loaded so far (detector weights, lexicons, the app) lives as long as the
+        # process: keep it out of the collector, whose full passes took ~45 ms under load.
+        gc.collect()
+        gc.freeze()
         log.info("candor ready: %d model(s) routed", len(upstreams.names))
         try:
             yield
