@@ -59,7 +59,7 @@ def _is_json(text: str) -> bool:
         return False
     try:
         json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a model can nest brackets past the parser's stack
         return False
     return True
 

@@ -79,3 +79,19 @@ def test_a_stream_longer_than_total_ends_with_an_error_event(short_total: Candor
         with pytest.raises(openai.APIError):
             for _ in stream:
                 pass
+
+
+def test_an_answer_of_deeply_nested_json_is_judged_not_a_500(candor: CandorServer) -> None:
+    # Asked for JSON, the detector checks the answer parses: 5,000 levels blew its stack.
+    nested = "[" * 5000 + "]" * 5000
+    with httpx.Client(timeout=15) as http:
+        response = http.post(
+            f"{candor.base_url}/chat/completions",
+            json={
+                "model": "echo",
+                "messages": [{"role": "user", "content": nested}],
+                "response_format": {"type": "json_object"},
+            },
+        )
+    assert response.status_code == 200
+    assert response.json()["choices"][0]["message"]["content"] == nested
