@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 import orjson
 
 DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
+# What Candor parses from an upstream and serialises again (orjson stops at 255 levels).
+MAX_UPSTREAM_DEPTH = 128
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
 
 
 def dumps(obj: Any) -> bytes:
@@ -19,6 +26,19 @@ def dumps(obj: Any) -> bytes:
 
 def loads(data: bytes | str) -> Any:
     return orjson.loads(data)
+
+
+def json_depth_exceeds(raw: bytes, limit: int) -> bool:
+    """Whether the JSON text nests arrays and objects deeper than `limit`, read without parsing.
+
+    orjson recurses while parsing: a few hundred thousand nested arrays crash the process, and
+    it cannot serialise past 255 levels. Strings are dropped, then the running sum of +1 per
+    opener and -1 per closer is taken in C (no Python loop).
+    """
+    if raw.count(b"[") + raw.count(b"{") <= limit:
+        return False
+    steps = _JSON_STRING.sub(b"", raw).translate(_BRACKET_STEPS, _NOT_BRACKETS)
+    return max(accumulate(memoryview(steps).cast("b")), default=0) > limit
 
 
 def sse_event(obj: Any) -> bytes:
@@ -86,6 +106,8 @@ def _decode(raw: bytes) -> SseEvent | None:
     payload = b"\n".join(data_lines)
     if payload.strip() == b"[DONE]":
         return SseEvent(raw=raw, data=None, done=True)
+    if json_depth_exceeds(payload, MAX_UPSTREAM_DEPTH):
+        raise ValueError("SSE data nests too deep")
     data = orjson.loads(payload)
     if not isinstance(data, dict):
         raise ValueError("SSE data is not a JSON object")

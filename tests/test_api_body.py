@@ -8,8 +8,9 @@ import sys
 import orjson
 import pytest
 
-from proxy.api.body import json_depth_exceeds, parse_chat_request
+from proxy.api.body import parse_chat_request
 from proxy.errors import InvalidRequest
+from proxy.wire import json_depth_exceeds
 
 
 def test_keeps_every_field_as_sent() -> None:

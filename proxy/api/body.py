@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from itertools import accumulate
-
 import orjson
 from starlette.requests import Request
 
 from proxy.auth import Principal
 from proxy.errors import InvalidRequest, PayloadTooLarge
 from proxy.pipeline import ChatRequest
+from proxy.wire import json_depth_exceeds
 
 MAX_MESSAGES = 2_000
 MAX_JSON_DEPTH = 64
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -32,19 +27,6 @@ async def read_body(request: Request, limit: int) -> bytes:
     return bytes(received)
 
 
-def json_depth_exceeds(raw: bytes, limit: int) -> bool:
-    """Whether the JSON text nests arrays and objects deeper than `limit`, read without parsing.
-
-    orjson recurses while parsing: a few hundred thousand nested arrays (well under the body
-    limit) crash the process, and it cannot serialise past 255 levels. Strings are dropped,
-    then the running sum of +1 per opener and -1 per closer is taken in C (no Python loop).
-    """
-    if raw.count(b"[") + raw.count(b"{") <= limit:
-        return False
-    steps = _JSON_STRING.sub(b"", raw).translate(_BRACKET_STEPS, _NOT_BRACKETS)
-    return max(accumulate(memoryview(steps).cast("b")), default=0) > limit
-
-
 def parse_chat_request(
     raw: bytes,
     request_id: str,
@@ -53,7 +35,10 @@ def parse_chat_request(
     max_messages: int = MAX_MESSAGES,
     max_depth: int = MAX_JSON_DEPTH,
 ) -> ChatRequest:
-    """Check only what the proxy needs; every other field goes upstream untouched."""
+    """Check only what the proxy needs; every other field goes upstream untouched.
+
+    The depth is read first: orjson parses by recursion and crashes on a deep enough body.
+    """
     if json_depth_exceeds(raw, max_depth):
         raise InvalidRequest(f"request body nests arrays or objects deeper than {max_depth} levels")
     try:

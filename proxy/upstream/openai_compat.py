@@ -18,7 +18,7 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
-from proxy.wire import SseEvent, SseParser
+from proxy.wire import MAX_UPSTREAM_DEPTH, SseEvent, SseParser, json_depth_exceeds
 
 _READ_SIZE = 64 * 1024
 
@@ -64,6 +64,8 @@ class OpenAICompatUpstream:
             raise _unreachable(exc) from exc
         if response.status >= 400:
             raise _rejected(response.status, raw)
+        if json_depth_exceeds(raw, MAX_UPSTREAM_DEPTH):
+            raise UpstreamBadResponse("upstream returned JSON nested too deep")
         try:
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
@@ -158,7 +160,7 @@ def _unreachable(exc: aiohttp.ClientError) -> UpstreamError:
 
 def _rejected(status: int, raw: bytes) -> UpstreamRejected:
     try:
-        body = orjson.loads(raw)
+        body = None if json_depth_exceeds(raw, MAX_UPSTREAM_DEPTH) else orjson.loads(raw)
     except orjson.JSONDecodeError:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):

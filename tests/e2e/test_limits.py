@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import json
+import threading
 import time
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import openai
 import pytest
 
 from proxy.demo.upstream import ScriptedUpstream
-from proxy.settings import Timeouts
+from proxy.settings import ModelRoute, Timeouts
 from tests.e2e.conftest import start_candor
 from tests.servers import CandorServer
 
@@ -95,3 +98,54 @@ def test_an_answer_of_deeply_nested_json_is_judged_not_a_500(candor: CandorServe
         )
     assert response.status_code == 200
     assert response.json()["choices"][0]["message"]["content"] == nested
+
+
+class _DeepUpstream(BaseHTTPRequestHandler):
+    """Answers every chat request with JSON nested 1,000,000 levels: whole or as an SSE event."""
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        deep = b'{"object": "chat.completion", "x": ' + b"[" * 10**6 + b"]" * 10**6 + b"}"
+        stream = body.get("stream") is True
+        payload = b"data: " + deep + b"\n\n" if stream else deep
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream" if stream else "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def deep_upstream() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DeepUpstream)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_answering_deeply_nested_json_is_a_clean_502(
+    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream, deep_upstream: str, stream: bool
+) -> None:
+    # Parsed as is, it crashed Candor's process (orjson recurses).
+    routes = {"deep": ModelRoute(base_url=deep_upstream)}
+    server = start_candor(monkeypatch, upstream, models=routes)
+    try:
+        with httpx.Client(timeout=15) as http:
+            response = http.post(
+                f"{server.base_url}/chat/completions",
+                json={"model": "deep", "messages": ASK, "stream": stream},
+            )
+            assert http.get(f"{server.url}/healthz").status_code == 200
+    finally:
+        server.stop()
+    if stream:
+        assert response.status_code == 200 and '"code":"bad_upstream_response"' in response.text
+    else:
+        assert response.status_code == 502
+        assert response.json()["error"]["code"] == "bad_upstream_response"
