@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from proxy.answers import is_provider_block
 from proxy.detect import UNKNOWN, Exchange, ProviderError, Verdict
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
-from proxy.outcome import NullObserver, Observer, Outcome
+from proxy.outcome import Attempt, NullObserver, Observer, Outcome
 from proxy.pipeline.types import ChatRequest, JudgingDetector
 from proxy.policy.actions import Action, build_action
 from proxy.policy.model import Policy, PolicySet
 from proxy.policy.routing import RoutingState, scrub_history
+from proxy.upstream.base import Upstream
 from proxy.upstream.registry import Upstreams
 
 log = logging.getLogger(__name__)
@@ -25,6 +27,21 @@ def is_outage(exc: CandorError) -> bool:
     if isinstance(exc, UpstreamRejected):
         return exc.status >= 500
     return isinstance(exc, UpstreamError)
+
+
+T = TypeVar("T")
+
+
+@dataclass(slots=True)
+class Reached(Generic[T]):
+    """A model that answered down the outage chain: its result, or the refusal that stands for
+    an answer (a provider block, or the upstream's own client error)."""
+
+    name: str
+    attempt: Attempt
+    index: int
+    result: T | None = None
+    rejected: UpstreamRejected | None = None
 
 
 class Steps:
@@ -91,6 +108,46 @@ class Steps:
             await self._observer.observe(outcome)
         except Exception:  # an observer must never fail a request
             log.exception("observer failed for %s", outcome.request_id)
+
+    async def _outage_chain(
+        self,
+        names: Sequence[str],
+        body: dict[str, Any],
+        outcome: Outcome,
+        call: Callable[[Upstream], Awaitable[T]],
+        errors: list[CandorError],
+    ) -> AsyncGenerator[Reached[T], None]:
+        """Ask `names` in order, moving on past outages (recorded in `errors`); yields each
+        model that answered. A caller that finds the answer broken may go on to the next."""
+        loop = asyncio.get_running_loop()
+        for index, name in enumerate(names):
+            attempt = Attempt(model=name)
+            started = loop.time()
+            try:
+                result = await call(self._upstreams.get(name))
+            except UpstreamRejected as exc:
+                attempt.seconds = loop.time() - started
+                attempt.failure, attempt.verdict = (
+                    exc.code or "upstream_error",
+                    self._provider_block(exc, body),
+                )
+                outcome.attempts.append(attempt)
+                if attempt.verdict.censored or not is_outage(exc):
+                    yield Reached(name, attempt, index, rejected=exc)
+                    return
+                errors.append(exc)
+                continue
+            except UpstreamError as exc:
+                attempt.seconds = loop.time() - started
+                attempt.failure = exc.code or "upstream_error"
+                outcome.attempts.append(attempt)
+                errors.append(exc)
+                continue
+            attempt.seconds = loop.time() - started
+            outcome.attempts.append(attempt)
+            if index > 0:
+                outcome.reason = "outage"
+            yield Reached(name, attempt, index, result=result)
 
 
 def answer_template(model: str) -> dict[str, Any]:

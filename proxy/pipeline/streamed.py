@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from proxy.pipeline.types import ChatRequest, StreamReply
 from proxy.policy.actions import Action, ActionName, BlockAction
 from proxy.policy.model import Policy
 from proxy.policy.routing import preempt_reason
+from proxy.upstream.base import ChunkStream, Upstream
 
 log = logging.getLogger(__name__)
 
@@ -152,45 +154,36 @@ class StreamedAnswers(Steps):
     ) -> _Live:
         """Open one model's stream (down the outage chain for the primary) and, when holding,
         read it up to its first decision."""
-        loop = asyncio.get_running_loop()
         chain = [model, *(policy.outage_fallbacks if primary else ())]
-        last: CandorError | None = None
-        for index, name in enumerate(chain):
-            attempt = Attempt(model=name)
-            started = loop.time()
-            try:
-                chunks = await self._upstreams.get(name).open_stream(body, outcome.request_id)
-            except UpstreamRejected as exc:
-                verdict = self._provider_block(exc, body)
-                attempt.failure, attempt.verdict = exc.code or "upstream_error", verdict
-                outcome.attempts.append(attempt)
-                if verdict.censored:
-                    first = Output(Step.END, verdict=verdict)
-                    return _Live(name, None, first, attempt, rejected=exc)
-                if not is_outage(exc):
-                    raise
-                last = exc
-                continue
-            except UpstreamError as exc:
-                attempt.failure, last = exc.code or "upstream_error", exc
-                outcome.attempts.append(attempt)
-                continue
-            attempt.ttft = loop.time() - started
-            stream = JudgedStream(chunks, self._detector.open_stream(request_exchange(body)), hold)
-            outcome.attempts.append(attempt)
-            if index > 0:
-                outcome.reason = "outage"
-            first = await _first_output(stream) if hold is not None else Output(Step.RELEASE)
-            broke = first.error if first.step is Step.FAILED else None
-            if broke is not None and is_outage(broke) and index < len(chain) - 1:
-                # Held: no byte of it reached the client, so a break is an outage like any other.
-                await stream.aclose()
-                attempt.failure, last = broke.code or "upstream_error", broke
-                continue
-            attempt.verdict = first.verdict or attempt.verdict
-            return _Live(name, stream, first, attempt)
-        assert last is not None
-        raise last
+        errors: list[CandorError] = []
+
+        async def open_stream(upstream: Upstream) -> ChunkStream:
+            return await upstream.open_stream(body, outcome.request_id)
+
+        reached_all = self._outage_chain(chain, body, outcome, open_stream, errors)
+        async with contextlib.aclosing(reached_all) as reached_each:
+            async for reached in reached_each:
+                attempt, chunks = reached.attempt, reached.result
+                if chunks is None:
+                    assert reached.rejected is not None
+                    if not attempt.verdict.censored:
+                        raise reached.rejected
+                    first = Output(Step.END, verdict=attempt.verdict)
+                    return _Live(reached.name, None, first, attempt, rejected=reached.rejected)
+                attempt.ttft = attempt.seconds
+                judge = self._detector.open_stream(request_exchange(body))
+                stream = JudgedStream(chunks, judge, hold)
+                first = await _first_output(stream) if hold is not None else Output(Step.RELEASE)
+                broke = first.error if first.step is Step.FAILED else None
+                if broke is not None and is_outage(broke) and reached.index < len(chain) - 1:
+                    # Held: no byte of it reached the client, so a break is an outage like any.
+                    await stream.aclose()
+                    attempt.failure = broke.code or "upstream_error"
+                    errors.append(broke)
+                    continue
+                attempt.verdict = first.verdict or attempt.verdict
+                return _Live(reached.name, stream, first, attempt)
+        raise errors[-1]
 
     async def _relay(
         self, live: _Live, policy: Policy, action: Action, outcome: Outcome, started: float

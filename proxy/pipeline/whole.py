@@ -11,14 +11,15 @@ from typing import Any
 from proxy import wire
 from proxy.answers import choice_exchanges, request_exchange
 from proxy.detect import UNKNOWN, Verdict
-from proxy.errors import CandorError, UpstreamError, UpstreamRejected
-from proxy.outcome import Attempt, Outcome
+from proxy.errors import CandorError, UpstreamRejected
+from proxy.outcome import Outcome
 from proxy.pipeline.annotate import annotation
-from proxy.pipeline.steps import Steps, answer_template, is_outage
+from proxy.pipeline.steps import Steps, answer_template
 from proxy.pipeline.types import ChatRequest, Reply
 from proxy.policy.actions import ActionName
 from proxy.policy.model import Policy
 from proxy.policy.routing import preempt_reason
+from proxy.upstream.base import Upstream
 
 
 @dataclass(slots=True)
@@ -109,43 +110,28 @@ class WholeAnswers(Steps):
         policy: Policy | None = None,
     ) -> _Answer:
         """Ask one model; for the primary, an outage moves down the policy's outage chain."""
-        loop = asyncio.get_running_loop()
         chain = [model, *(policy.outage_fallbacks if policy and primary else ())]
-        last: CandorError | None = None
-        for index, name in enumerate(chain):
-            started = loop.time()
-            attempt = Attempt(model=name)
-            try:
-                response = await self._upstreams.get(name).complete(body, outcome.request_id)
-            except UpstreamRejected as exc:
-                attempt.seconds = loop.time() - started
-                verdict = self._provider_block(exc, body)
-                if verdict.censored or not is_outage(exc):
-                    attempt.verdict, attempt.failure = verdict, exc.code
-                    outcome.attempts.append(attempt)
-                    return _Answer(name, None, verdict, exc)
-                attempt.failure, last = exc.code or "upstream_error", exc
-                outcome.attempts.append(attempt)
-                continue
-            except UpstreamError as exc:
-                attempt.seconds = loop.time() - started
-                attempt.failure, last = exc.code or "upstream_error", exc
-                outcome.attempts.append(attempt)
-                continue
-            attempt.seconds = loop.time() - started
-            attempt.usage = response.get("usage")
-            exchanges = choice_exchanges(request_exchange(body), response)
-            tick = time.perf_counter()
-            judged = [self._detector.judge(ex) for ex in exchanges]
-            attempt.detector_seconds = time.perf_counter() - tick
-            attempt.verdict = max(judged, key=lambda v: (v.censored, v.score), default=UNKNOWN)
-            attempt.answer = exchanges[0].answer if exchanges else ""
-            outcome.attempts.append(attempt)
-            if index > 0:
-                outcome.reason = "outage"
-            return _Answer(name, response, attempt.verdict)
-        assert last is not None
-        raise last
+        errors: list[CandorError] = []
+
+        async def complete(upstream: Upstream) -> dict[str, Any]:
+            response: dict[str, Any] = await upstream.complete(body, outcome.request_id)
+            return response
+
+        reached_all = self._outage_chain(chain, body, outcome, complete, errors)
+        async with contextlib.aclosing(reached_all) as reached_each:
+            async for reached in reached_each:
+                attempt, response = reached.attempt, reached.result
+                if response is None:
+                    return _Answer(reached.name, None, attempt.verdict, reached.rejected)
+                attempt.usage = response.get("usage")
+                exchanges = choice_exchanges(request_exchange(body), response)
+                tick = time.perf_counter()
+                judged = [self._detector.judge(ex) for ex in exchanges]
+                attempt.detector_seconds = time.perf_counter() - tick
+                attempt.verdict = max(judged, key=lambda v: (v.censored, v.score), default=UNKNOWN)
+                attempt.answer = exchanges[0].answer if exchanges else ""
+                return _Answer(reached.name, response, attempt.verdict)
+        raise errors[-1]
 
     async def _fallback_whole(
         self,
