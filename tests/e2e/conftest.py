@@ -9,25 +9,22 @@ import pytest
 
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import ModelRoute, Settings, Timeouts
+from tests import upstream_fixtures
 from tests.servers import CandorServer, pass_through_auth
 
 UPSTREAM_KEY = "sk-upstream-secret-0123456789"
 FAST = Timeouts(connect=2, first_byte=1.0, idle=1.0, total=10)
 
 
+# The shared scripted-upstream fixtures, registered here for the e2e tests.
+upstream = upstream_fixtures.upstream
+upstream_server = upstream_fixtures.upstream_server
+
+
 @pytest.fixture(scope="session")
-def scripted() -> Iterator[ScriptedUpstream]:
-    """One scripted upstream for the session; tests read its recorded requests."""
-    server = ScriptedUpstream(stall_seconds=3.0)
-    server.start_in_thread()
-    yield server
-    server.stop_in_thread()
-
-
-@pytest.fixture
-def upstream(scripted: ScriptedUpstream) -> ScriptedUpstream:
-    scripted.reset()
-    return scripted
+def scripted(upstream_server: ScriptedUpstream) -> ScriptedUpstream:
+    """The session's scripted upstream, for session- and module-scoped servers in front of it."""
+    return upstream_server
 
 
 def routes_for(upstream: ScriptedUpstream, **extra: ModelRoute) -> dict[str, ModelRoute]:

@@ -100,6 +100,17 @@ def stream_text(sdk: openai.OpenAI, model: str, text: str) -> tuple[str, dict[st
     return content, candor, finish
 
 
+def answer_and_note(
+    sdk: openai.OpenAI, model: str, text: str, stream: bool
+) -> tuple[str, dict[str, Any]]:
+    """The answer's text and its `candor` object, streamed or not."""
+    if stream:
+        content, candor, _ = stream_text(sdk, model, text)
+        return content, candor
+    answer = sdk.chat.completions.create(model=model, messages=ask(text))
+    return answer.choices[0].message.content or "", note(answer)
+
+
 def test_flag_passes_the_answer_and_says_why(deploy: Any) -> None:
     d = deploy("action: flag\n")
     raw = d.sdk.chat.completions.with_raw_response.create(model="qwen", messages=ask(TIANANMEN_Q))
@@ -197,11 +208,7 @@ def test_annotate_appends_the_operators_note(deploy: Any) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_fallback_that_also_censors_leaves_the_answer_flagged(deploy: Any, stream: bool) -> None:
     d = deploy("action: reroute\nfallbacks: [qwen-too]\n")
-    if stream:
-        content, candor, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
-    else:
-        answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
-        content, candor = answer.choices[0].message.content or "", note(answer)
+    content, candor = answer_and_note(d.sdk, "qwen", TIANANMEN_Q, stream)
     assert content == CANNED_REFUSAL
     assert candor["action"] == "flag" and candor["reason"] == "fallbacks_exhausted"
     assert d.models_asked() == ["qwen-demo", "qwen-demo"]
@@ -210,11 +217,7 @@ def test_fallback_that_also_censors_leaves_the_answer_flagged(deploy: Any, strea
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_fallback_that_is_down_is_skipped(deploy: Any, stream: bool) -> None:
     d = deploy("action: reroute\nfallbacks: [dead, honest]\n")
-    if stream:
-        content, candor, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
-    else:
-        answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
-        content, candor = answer.choices[0].message.content or "", note(answer)
+    content, candor = answer_and_note(d.sdk, "qwen", TIANANMEN_Q, stream)
     assert content == TIANANMEN.fact_en
     assert candor["model"] == "honest"
     assert [(a["model"], a["failure"]) for a in candor["attempts"]][1] == (
@@ -226,11 +229,7 @@ def test_a_fallback_that_is_down_is_skipped(deploy: Any, stream: bool) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_primary_timeout_takes_the_outage_chain(deploy: Any, stream: bool) -> None:
     d = deploy("action: reroute\nfallbacks: [qwen-too]\noutage_fallbacks: [honest]\n")
-    if stream:
-        content, candor, _ = stream_text(d.sdk, "stalls", CLEAN_Q)
-    else:
-        answer = d.sdk.chat.completions.create(model="stalls", messages=ask(CLEAN_Q))
-        content, candor = answer.choices[0].message.content or "", note(answer)
+    content, candor = answer_and_note(d.sdk, "stalls", CLEAN_Q, stream)
     assert "Paris" in content
     assert candor["model"] == "honest" and candor["reason"] == "outage"
     assert "qwen-demo" not in d.models_asked()  # the censorship chain is not the outage chain
@@ -247,11 +246,7 @@ def test_an_outage_does_not_use_the_censorship_chain(deploy: Any) -> None:
 @pytest.mark.parametrize("stream", [False, True])
 def test_provider_block_takes_the_reroute_path(deploy: Any, stream: bool) -> None:
     d = deploy("action: reroute\nfallbacks: [honest]\n")
-    if stream:
-        content, candor, _ = stream_text(d.sdk, "qwen", FALUN_GONG_Q)
-    else:
-        answer = d.sdk.chat.completions.create(model="qwen", messages=ask(FALUN_GONG_Q))
-        content, candor = answer.choices[0].message.content or "", note(answer)
+    content, candor = answer_and_note(d.sdk, "qwen", FALUN_GONG_Q, stream)
     assert "Falun Gong" in content
     assert candor["model"] == "honest"
     assert candor["attempts"][0]["category"] == "provider_block"
