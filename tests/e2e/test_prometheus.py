@@ -25,7 +25,7 @@ from prometheus_client.mmap_dict import MmapedDict
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.metrics import MULTIPROC_ENV
 from tests.e2e.conftest import UPSTREAM_KEY
-from tests.servers import CandorProcess, free_port
+from tests.servers import CandorProcess, free_port, terminate
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -136,13 +136,8 @@ class Prometheus:
 
     def stop(self) -> None:
         self._http.close()
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.terminate()
-            try:
-                self._proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self._proc.kill()
-                self._proc.wait()
+        if self._proc is not None:
+            terminate(self._proc)
 
     def api(self, path: str, **params: Any) -> Any:
         response = self._http.get(f"/api/v1/{path}", params=params)
