@@ -34,8 +34,8 @@ def categorize(ex: Extracted, req: Request, view: AnswerView) -> Category:
     return Category.EVASION
 
 
-def _strength(signal: Signal) -> float:
-    return -abs(signal.weight)
+def _strength(entry: tuple[str, float, int, int, str]) -> float:
+    return -abs(entry[1])
 
 
 def explain(
@@ -46,7 +46,8 @@ def explain(
     `ngram` is the summed contribution of the n-grams, shown as one signal.
     """
     weights = model.weights
-    signals: list[Signal] = []
+    # Candidates as plain tuples (Signal's fields): only the strongest few become Signals.
+    entries: list[tuple[str, float, int, int, str]] = []
     seen: set[str] = set()
     for hit in ex.hits:
         # The first place each rule fired is enough to show why.
@@ -55,19 +56,13 @@ def explain(
         seen.add(hit.rule)
         where = "@o" if hit.start < 160 else "@h"
         w = weights.get("lex:" + hit.category + where, 0.0)
-        signals.append(
-            Signal(
-                name=f"{hit.category}:{hit.rule}",
-                weight=w,
-                start=offset + hit.start,
-                end=offset + hit.end,
-                text=visible[hit.start : hit.end],
-            )
-        )
+        name = f"{hit.category}:{hit.rule}"
+        text = visible[hit.start : hit.end]
+        entries.append((name, w, offset + hit.start, offset + hit.end, text))
     for name, value in ex.meta.items():
         contribution = weights.get(name, 0.0) * value
         if abs(contribution) >= 0.1 and not name.startswith(("lex:", "lexn:")):
-            signals.append(Signal(name=name, weight=contribution))
-    signals.append(Signal(name="ngrams", weight=ngram))
-    signals.sort(key=_strength)
-    return tuple(signals[:_MAX_SIGNALS])
+            entries.append((name, contribution, -1, -1, ""))
+    entries.append(("ngrams", ngram, -1, -1, ""))
+    entries.sort(key=_strength)
+    return tuple(Signal(*entry) for entry in entries[:_MAX_SIGNALS])
