@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy.detect.categorize import categorize, explain
-from proxy.detect.features import AnswerView, Windows, extract
+from proxy.detect.features import AnswerView, RestWeights, Windows, extract
 from proxy.detect.lexicon import Lexicon
 from proxy.detect.model import Scorer, sigmoid
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
@@ -73,6 +73,7 @@ class CandorDetector:
 
     def __init__(self, parts: DetectorParts) -> None:
         self.parts = parts
+        self._rest_weights = RestWeights.of(parts.scorer.whole.weights)
         # The proxy reads a request's topics before asking the model and again when judging
         # its answer: remember the last few reads (short prompts only, to bound memory).
         self._requests: dict[str, Request] = {}
@@ -168,9 +169,9 @@ class CandorDetector:
             finish_reason=finish_reason,
         )
         p = self.parts
-        ex = extract(view, req, p.lexicon, p.windows, lang)
+        ex = extract(view, req, p.lexicon, p.windows, lang, self._rest_weights)
         model = p.scorer.whole
-        ngram = model.grams_sum(ex.grams)
+        ngram = model.grams_sum(ex.grams) + ex.rest_weight
         score = sigmoid(model.logit(ex.meta) + ngram)
         censored = score >= p.scorer.thresholds.flag
         return Verdict(

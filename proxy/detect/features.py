@@ -7,13 +7,14 @@ is bounded whatever the answer's length; length, language and structure carry th
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from operator import add
+from operator import add, itemgetter
 
 from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.request import Request
-from proxy.detect.text import cjk_runs, guess_language, normalize, words
+from proxy.detect.text import cjk_runs, guess_language, is_cjk, normalize, words
 
 _LEN_EDGES = (1, 50, 200, 500, 1000, 2000, 4000)
 _OPENING = 160
@@ -22,6 +23,7 @@ _PUNCT = b'*"()[]{}#:;,.!?/<>|=+`~'
 # multi-byte UTF-8 character, so blanking them keeps the text valid.
 _PUNCT_TO_SPACE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
 _STEM = 5
+_STEM_OF = itemgetter(slice(None, _STEM))
 _QUOTED = re.compile(r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」')
 _QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
 _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
@@ -59,19 +61,55 @@ class Extracted:
     """Sparse features, the phrase hits behind them, and the answer's language.
 
     `grams` are the head's word unigrams and bigrams and CJK bigrams (value 1, no prefix: a
-    token never contains `:`), `meta` every other feature (names contain `:`).
+    token never contains `:`), `meta` every other feature (names contain `:`). When `extract`
+    is given a model's `RestWeights`, the grams of the rest of the answer (after the head) are
+    left out of `grams` and only their summed weight is kept, as `rest_weight`.
     """
 
     grams: set[str]
     meta: dict[str, float]
     hits: tuple[PhraseHit, ...]
     language: str
+    rest_weight: float = 0.0
 
     def features(self) -> dict[str, float]:
         """All features as one mapping (for training)."""
         out = dict.fromkeys(self.grams, 1.0)
         out.update(self.meta)
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class RestWeights:
+    """One model's weights of the rest's grams, keyed so the rest is scored without building them.
+
+    `stems`: the weight of `^stem` by `stem`; `ideographs`: the weight of an ideograph by code
+    point. Only the grams a model weighs are looked up: the rest is mostly unweighted words.
+    """
+
+    stems: Mapping[str, float]
+    ideographs: Mapping[int, float]
+
+    @classmethod
+    def of(cls, weights: Mapping[str, float]) -> RestWeights:
+        """The rest's weights among a model's `weights`."""
+        stems = {k[1:]: w for k, w in weights.items() if k.startswith("^")}
+        ideographs = {ord(k): w for k, w in weights.items() if len(k) == 1 and is_cjk(k)}
+        return cls(stems, ideographs)
+
+    def score(self, rest_text: str, lang: str) -> float:
+        """The summed weight of the grams `extract` would make of `rest_text`."""
+        if lang == "zh":
+            # Distinct code points, without making a string of each character.
+            points = set(memoryview(rest_text.encode("utf-32-le")).cast("I"))
+            return float(sum(filter(None, map(self.ideographs.get, points))))
+        words = set(_blank(rest_text).split())
+        return float(sum(filter(None, map(self.stems.get, set(map(_STEM_OF, words))))))
+
+
+def _blank(text: str) -> str:
+    """Normalised `text` with punctuation blanked (a whitespace split then gives rough words)."""
+    return normalize(text).encode().translate(_PUNCT_TO_SPACE).decode()
 
 
 def _len_bucket(n: int) -> str:
@@ -110,9 +148,17 @@ def _overlap(req: Request, norm: str) -> float | None:
 
 
 def extract(
-    view: AnswerView, req: Request, lexicon: Lexicon, win: Windows, language: str = ""
+    view: AnswerView,
+    req: Request,
+    lexicon: Lexicon,
+    win: Windows,
+    language: str = "",
+    rest_weights: RestWeights | None = None,
 ) -> Extracted:
-    """Features of one answer (or of its first window, when `view.ended` is False)."""
+    """Features of one answer (or of its first window, when `view.ended` is False).
+
+    With `rest_weights` (to score, not to train), the rest's grams are only weighed.
+    """
     feats: dict[str, float] = {}
     grams: set[str] = set()
     visible = view.visible
@@ -131,16 +177,18 @@ def extract(
     toks = words(head_norm)
     _grams(grams, toks, head, lang == "zh")
     hits = lexicon.find(head, head_norm, grams)
+    rest_weight = 0.0
     if win.body and len(visible) > head_len:
         rest_text = visible[head_len : head_len + win.body]
-        if lang == "zh":
+        if rest_weights is not None:
+            rest_weight = rest_weights.score(rest_text, lang)
+        elif lang == "zh":
             # The set of ideographs used: a crude bag of the rest's vocabulary, nearly free. Single
             # ideographs never occur among the other grams (pairs, Latin words), so no marker.
             grams.update(set("".join(cjk_runs(rest_text))))
         else:
             # Whitespace split after blanking punctuation: a fraction of the regex's cost.
-            blanked = normalize(rest_text).encode().translate(_PUNCT_TO_SPACE).decode()
-            rest = {t[:_STEM] for t in blanked.split()}
+            rest = {t[:_STEM] for t in _blank(rest_text).split()}
             grams.update(map("^".__add__, rest))
     if view.ended and len(visible) > head_len + win.tail // 3:
         start = max(head_len, len(visible) - win.tail)
@@ -214,4 +262,4 @@ def extract(
             feats["end:open"] = 1.0
     else:
         feats["partial"] = 1.0
-    return Extracted(grams, feats, tuple(hits), lang)
+    return Extracted(grams, feats, tuple(hits), lang, rest_weight)

@@ -85,6 +85,11 @@ def cjk_runs(text: str) -> list[str]:
     return _CJK_RUN.findall(text)
 
 
+def is_cjk(char: str) -> bool:
+    """True for a CJK ideograph (one of those `cjk_runs` finds)."""
+    return _CJK_RUN.fullmatch(char) is not None
+
+
 def cjk_count(text: str) -> int:
     """Number of CJK ideographs in `text`."""
     # Deleting everything else makes one string, where findall would make one per ideograph.
