@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from proxy.detect.text import normalize, words
 
@@ -23,9 +24,12 @@ class PhraseRule:
     phrases: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class PhraseHit:
-    """One phrase found in a text: its rule, category and character span."""
+class PhraseHit(NamedTuple):
+    """One phrase found in a text: its rule, category and character span.
+
+    A named tuple, not a frozen dataclass: a repetitive answer makes dozens of hits, and a
+    tuple is made in half the time.
+    """
 
     rule: str
     category: str
