@@ -7,10 +7,11 @@ is bounded whatever the answer's length; length, language and structure carry th
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from operator import add, itemgetter
+from operator import add, attrgetter, itemgetter
 
 from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.request import Request
@@ -24,6 +25,7 @@ _PUNCT = b'*"()[]{}#:;,.!?/<>|=+`~'
 _PUNCT_TO_SPACE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
 _STEM = 5
 _STEM_OF = itemgetter(slice(None, _STEM))
+_CATEGORY = attrgetter("category")
 _QUOTED = re.compile(r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」')
 _QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
 _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
@@ -132,6 +134,11 @@ def _grams(grams: set[str], toks: list[str], text: str, cjk_major: bool) -> None
         grams.update(map(add, run, run[1:]))
 
 
+def _place(start: int, head_len: int) -> str:
+    """Where a hit starts: in the opening, the rest of the head, or the tail."""
+    return "@o" if start < _OPENING else ("@h" if start < head_len else "@t")
+
+
 def _is_quoted(text: str, start: int) -> bool:
     """True when a phrase sits just inside quotation marks: quoted, not said."""
     before = text[max(0, start - 100) : start]
@@ -201,17 +208,14 @@ def extract(
             tail_grams.update(map(add, run, run[1:]))
         hits += lexicon.find(tail, tail_norm, tail_grams, start)
     pl = req.language
-    counts: dict[str, int] = {}
     has_quotes = '"' in visible or "“" in visible or "「" in visible
-    quoted = [h for h in hits if _is_quoted(visible, h.start)] if has_quotes else []
-    if quoted:
-        feats["lex:quoted"] = 1.0
-        hits = [h for h in hits if h not in quoted]
-    places: set[tuple[str, str]] = set()
-    for hit in hits:
-        counts[hit.category] = counts.get(hit.category, 0) + 1
-        where = "@o" if hit.start < _OPENING else ("@h" if hit.start < head_len else "@t")
-        places.add((hit.category, where))
+    if has_quotes:
+        said = [h for h in hits if not _is_quoted(visible, h.start)]
+        if len(said) < len(hits):
+            feats["lex:quoted"] = 1.0
+            hits = said
+    counts = Counter(map(_CATEGORY, hits))
+    places = {(h.category, _place(h.start, head_len)) for h in hits}
     for category, where in places:
         feats["lex:" + category + where] = 1.0
         feats["lex:" + category + where + "&" + pl] = 1.0
