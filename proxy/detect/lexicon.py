@@ -47,7 +47,8 @@ class Lexicon:
 
     def __init__(self, rules: Sequence[PhraseRule]) -> None:
         self.rules = tuple(rules)
-        self._by_key: dict[str, list[tuple[re.Pattern[str], PhraseRule]]] = {}
+        # Per key: each phrase's pattern, rule, and its longest word past the key ("" if none).
+        self._by_key: dict[str, list[tuple[re.Pattern[str], PhraseRule, str]]] = {}
         self._cjk_by_key: dict[str, list[tuple[str, PhraseRule]]] = {}
         for rule in self.rules:
             for phrase in rule.phrases:
@@ -62,7 +63,8 @@ class Lexicon:
                 # No lookbehind: a pattern that starts with a literal lets sre skip ahead fast;
                 # the left word boundary is checked by hand.
                 rx = re.compile(rf"{body}(?![\w'])")
-                self._by_key.setdefault(key, []).append((rx, rule))
+                anchor = max(toks[2:], key=len, default="")
+                self._by_key.setdefault(key, []).append((rx, rule, anchor))
         self.keys = frozenset(self._by_key)
         self.cjk_keys = frozenset(self._cjk_by_key)
 
@@ -73,7 +75,11 @@ class Lexicon:
         """
         hits: list[PhraseHit] = []
         for key in self.keys.intersection(grams):
-            for rx, rule in self._by_key[key]:
+            for rx, rule, anchor in self._by_key[key]:
+                # A phrase matches only where all its words occur: a substring test is far
+                # cheaper than the regex's scan of the text.
+                if anchor not in norm:
+                    continue
                 for m in rx.finditer(norm):
                     hits.append(
                         PhraseHit(rule.name, rule.category, base + m.start(), base + m.end())
