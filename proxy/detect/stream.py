@@ -15,6 +15,11 @@ from proxy.detect.verdict import Decision, Exchange, ProviderError, StreamStep, 
 if TYPE_CHECKING:
     from proxy.detect.engine import CandorDetector
 
+# Enum members read once: `Decision.X` costs a class attribute lookup on every delta.
+_HOLD = Decision.HOLD
+_RELEASE = Decision.RELEASE
+_CENSORED = Decision.CENSORED
+
 
 class CandorStreamJudge:
     """Judges one streamed answer delta by delta (see the module docstring)."""
@@ -32,7 +37,7 @@ class CandorStreamJudge:
         self._mode = "unknown"  # unknown -> think | plain
         self._visible_start = 0
         self._released = 0
-        self._decision = Decision.HOLD
+        self._decision = _HOLD
         self._carry = ""
         self._early: float | None = None
         self._early_verdict: Verdict | None = None
@@ -67,33 +72,34 @@ class CandorStreamJudge:
         if content:
             self._parts.append(content)
             self._length += len(content)
-        if self._decision is Decision.CENSORED:
-            return StreamStep(Decision.CENSORED, self._released, self._stopped)
-        if self._decision is Decision.RELEASE:
+        decision = self._decision
+        if decision is _RELEASE:
             self._released = self._length
-            return StreamStep(Decision.RELEASE, self._released)
+            return StreamStep(_RELEASE, self._released)
+        if decision is _CENSORED:
+            return StreamStep(_CENSORED, self._released, self._stopped)
         if content and self._mode != "plain":
             self._track_think(content)
         if self._mode != "plain":
-            return StreamStep(Decision.HOLD, self._released)
+            return StreamStep(_HOLD, self._released)
         visible = self._length - self._visible_start
         window = self._settings.window
         if self._early is None and visible >= window:
             return self._checkpoint(self._thresholds.stop, self._thresholds.release)
         if self._early is not None and visible >= self._settings.max_hold_chars:
             return self._settle()
-        return StreamStep(Decision.HOLD, self._released)
+        return StreamStep(_HOLD, self._released)
 
     def _settle(self) -> StreamStep:
         """At the hold bound, the first-window score decides against the `settle` threshold."""
         assert self._early is not None and self._early_verdict is not None
         if self._early >= self._thresholds.settle:
-            self._decision = Decision.CENSORED
+            self._decision = _CENSORED
             self._stopped = self._early_verdict
-            return StreamStep(Decision.CENSORED, self._released, self._stopped)
-        self._decision = Decision.RELEASE
+            return StreamStep(_CENSORED, self._released, self._stopped)
+        self._decision = _RELEASE
         self._released = self._length
-        return StreamStep(Decision.RELEASE, self._released)
+        return StreamStep(_RELEASE, self._released)
 
     def _checkpoint(self, stop: float, release: float) -> StreamStep:
         start = self._visible_start
@@ -104,14 +110,14 @@ class CandorStreamJudge:
         self._early = score
         self._early_verdict = verdict
         if score >= stop:
-            self._decision = Decision.CENSORED
+            self._decision = _CENSORED
             self._stopped = verdict
-            return StreamStep(Decision.CENSORED, self._released, verdict)
+            return StreamStep(_CENSORED, self._released, verdict)
         if score < release:
-            self._decision = Decision.RELEASE
+            self._decision = _RELEASE
             self._released = self._length
-            return StreamStep(Decision.RELEASE, self._released)
-        return StreamStep(Decision.HOLD, self._released)
+            return StreamStep(_RELEASE, self._released)
+        return StreamStep(_HOLD, self._released)
 
     @property
     def released(self) -> int:

@@ -8,9 +8,9 @@ the pipeline builds an `Exchange`, a `Detector` turns it into a `Verdict`; for s
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 
 class Category(StrEnum):
@@ -121,13 +121,15 @@ class Verdict:
 UNKNOWN = Verdict(status=Status.UNKNOWN)
 
 
-@dataclass(frozen=True, slots=True)
-class StreamStep:
-    """After a delta: release text up to `released` characters of the answer, hold, or stop."""
+class StreamStep(NamedTuple):
+    """After a delta: release text up to `released` characters of the answer, hold, or stop.
+
+    A named tuple, not a frozen dataclass: one is made per streamed delta, in a third of the time.
+    """
 
     decision: Decision
     released: int = 0
-    verdict: Verdict | None = field(default=None)
+    verdict: Verdict | None = None
 
 
 class StreamJudge(Protocol):
