@@ -1,0 +1,55 @@
+"""The run-time scoring path weighs the same features training sees."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+
+from proxy.detect.engine import CandorDetector
+from proxy.detect.features import AnswerView, RestWeights, extract
+from proxy.detect.text import split_think
+from proxy.offline.loader import load_detector
+
+CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "cases.jsonl"
+
+
+@pytest.fixture(scope="module")
+def detector() -> CandorDetector:
+    return load_detector()
+
+
+def _answers() -> list[tuple[str, str]]:
+    out = []
+    for line in CASES.read_text(encoding="utf-8").splitlines():
+        case = json.loads(line)
+        if case["response"]:
+            # Long enough to have a rest after the head, in every language of the fixtures.
+            out.append((case["prompt"], (case["response"] + "\n\n") * 12))
+    return out
+
+
+@pytest.mark.parametrize(("prompt", "answer"), _answers())
+def test_rest_weights_sum_the_rest_grams(detector: CandorDetector, prompt: str, answer: str):
+    parts = detector.parts
+    req = detector.request([{"role": "user", "content": prompt}])
+    split = split_think(answer)
+    view = AnswerView(visible=split.visible, ended=True, think_state=split.state)
+    model = parts.scorer.whole
+    full = extract(view, req, parts.lexicon, parts.windows)
+    fast = extract(view, req, parts.lexicon, parts.windows, "", RestWeights.of(model.weights))
+    assert fast.meta == full.meta
+    assert fast.hits == full.hits
+    assert fast.grams <= full.grams
+    expected = model.grams_sum(full.grams)
+    assert model.grams_sum(fast.grams) + fast.rest_weight == pytest.approx(expected, abs=1e-9)
+
+
+def test_training_features_keep_the_rest(detector: CandorDetector):
+    parts = detector.parts
+    req = detector.request([{"role": "user", "content": "Tell me about Tiananmen."}])
+    answer = "In 1989 students gathered in the square. " * 30
+    view = AnswerView(visible=answer, ended=True)
+    feats = extract(view, req, parts.lexicon, parts.windows).features()
+    assert any(name.startswith("^") for name in feats)
