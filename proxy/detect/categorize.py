@@ -39,11 +39,17 @@ def _strength(entry: tuple[str, float, int, int, str]) -> float:
 
 
 def explain(
-    ex: Extracted, model: LinearModel, visible: str, offset: int, ngram: float
+    ex: Extracted,
+    model: LinearModel,
+    terms: list[tuple[str, float]],
+    visible: str,
+    offset: int,
+    ngram: float,
 ) -> tuple[Signal, ...]:
     """The phrase hits and the strongest non-n-gram features, with their weights in the score.
 
-    `ngram` is the summed contribution of the n-grams, shown as one signal.
+    `terms` are the valued features' shares of the score (`LinearModel.terms`), `ngram` the
+    summed contribution of the n-grams, shown as one signal.
     """
     weights = model.weights
     # Candidates as plain tuples (Signal's fields): only the strongest few become Signals.
@@ -59,8 +65,7 @@ def explain(
         name = f"{hit.category}:{hit.rule}"
         text = visible[hit.start : hit.end]
         entries.append((name, w, offset + hit.start, offset + hit.end, text))
-    for name, value in ex.meta.items():
-        contribution = weights.get(name, 0.0) * value
+    for name, contribution in terms:
         if abs(contribution) >= 0.1 and not name.startswith(("lex:", "lexn:")):
             entries.append((name, contribution, -1, -1, ""))
     entries.append(("ngrams", ngram, -1, -1, ""))

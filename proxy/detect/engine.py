@@ -6,6 +6,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from proxy.detect.categorize import categorize, explain
@@ -172,7 +173,8 @@ class CandorDetector:
         ex = extract(view, req, p.lexicon, p.windows, lang, self._rest_weights)
         model = p.scorer.whole
         ngram = model.grams_sum(ex.grams) + ex.rest_weight
-        score = sigmoid(model.logit(ex.meta) + ngram)
+        terms = model.terms(ex.meta)
+        score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         censored = score >= p.scorer.thresholds.flag
         return Verdict(
             status=Status.CENSORED if censored else Status.CLEAN,
@@ -180,7 +182,7 @@ class CandorDetector:
             category=categorize(ex, req, view) if censored else Category.NONE,
             topics=req.topics,
             language=ex.language,
-            signals=explain(ex, model, split.visible, split.offset, ngram),
+            signals=explain(ex, model, terms, split.visible, split.offset, ngram),
         )
 
     def early_score(
@@ -197,14 +199,15 @@ class CandorDetector:
         ex = extract(view, req, p.lexicon, Windows(head=p.stream.window, tail=0, body=0))
         model = p.scorer.early
         ngram = model.grams_sum(ex.grams)
-        score = sigmoid(model.logit(ex.meta) + ngram)
+        terms = model.terms(ex.meta)
+        score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         verdict = Verdict(
             status=Status.CENSORED,
             score=score,
             category=categorize(ex, req, view),
             topics=req.topics,
             language=ex.language,
-            signals=explain(ex, model, visible, 0, ngram),
+            signals=explain(ex, model, terms, visible, 0, ngram),
         )
         return score, verdict
 

@@ -18,6 +18,14 @@ class LinearModel:
         """The summed weights of binary features."""
         return float(sum(filter(None, map(self.weights.get, grams))))
 
+    def terms(self, feats: Mapping[str, float]) -> list[tuple[str, float]]:
+        """Each valued feature with its share of the logit (weight times value), in order.
+
+        `bias + sum` of the shares is `logit(feats)`; the shares also explain the verdict.
+        """
+        get = self.weights.get
+        return [(k, get(k, 0.0) * v) for k, v in feats.items()]
+
     def logit(self, feats: Mapping[str, float], grams: Iterable[str] = ()) -> float:
         """The raw score of valued features plus binary features `grams`."""
         get = self.weights.get

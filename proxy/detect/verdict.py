@@ -67,9 +67,11 @@ class Exchange:
     wants_json: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Signal:
-    """One piece of evidence: its name, its weight in the score, and the text that fired it."""
+class Signal(NamedTuple):
+    """One piece of evidence: its name, its weight in the score, and the text that fired it.
+
+    A named tuple, not a frozen dataclass: a dozen are made per verdict, in a third of the time.
+    """
 
     name: str
     weight: float
