@@ -7,6 +7,7 @@ is bounded whatever the answer's length; length, language and structure carry th
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -15,9 +16,10 @@ from operator import add, attrgetter, itemgetter
 
 from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.request import Request
-from proxy.detect.text import cjk_runs, guess_language, is_cjk, normalize, words
+from proxy.detect.text import cjk_runs, guess_language, has_cjk, is_cjk, normalize, words
 
 _LEN_EDGES = (1, 50, 200, 500, 1000, 2000, 4000)
+_BUCKET_NAMES = tuple(map(str, range(len(_LEN_EDGES) + 1)))
 _OPENING = 160
 _PUNCT = b'*"()[]{}#:;,.!?/<>|=+`~'
 # A byte table: str.translate is slow on non-ASCII text, and ASCII bytes never occur inside a
@@ -105,8 +107,8 @@ class RestWeights:
             # Distinct code points, without making a string of each character.
             points = set(memoryview(rest_text.encode("utf-32-le")).cast("I"))
             return float(sum(filter(None, map(self.ideographs.get, points))))
-        words = set(_blank(rest_text).split())
-        return float(sum(filter(None, map(self.stems.get, set(map(_STEM_OF, words))))))
+        stems = set(map(_STEM_OF, _blank(rest_text).split()))
+        return float(sum(filter(None, map(self.stems.get, stems))))
 
 
 def _blank(text: str) -> str:
@@ -115,10 +117,8 @@ def _blank(text: str) -> str:
 
 
 def _len_bucket(n: int) -> str:
-    for i, edge in enumerate(_LEN_EDGES):
-        if n < edge:
-            return str(i)
-    return str(len(_LEN_EDGES))
+    """The index of the first length edge above `n` (the number of edges at or below it)."""
+    return _BUCKET_NAMES[bisect_right(_LEN_EDGES, n)]
 
 
 def _grams(grams: set[str], toks: list[str], text: str, cjk_major: bool) -> None:
@@ -236,7 +236,7 @@ def extract(
     feats["think:" + view.think_state] = 1.0
     if view.think_chars:
         feats["thinklen:" + _len_bucket(view.think_chars)] = 1.0
-    if lang != "zh" and cjk_runs(head):
+    if lang != "zh" and has_cjk(head):
         feats["mixed_script"] = 1.0
     if view.think_state == "empty":
         feats["think:empty&" + lang] = 1.0

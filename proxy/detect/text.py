@@ -85,6 +85,11 @@ def cjk_runs(text: str) -> list[str]:
     return _CJK_RUN.findall(text)
 
 
+def has_cjk(text: str) -> bool:
+    """True when `text` holds a CJK ideograph."""
+    return _CJK_RUN.search(text) is not None
+
+
 def is_cjk(char: str) -> bool:
     """True for a CJK ideograph (one of those `cjk_runs` finds)."""
     return _CJK_RUN.fullmatch(char) is not None
