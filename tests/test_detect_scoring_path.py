@@ -53,3 +53,17 @@ def test_training_features_keep_the_rest(detector: CandorDetector):
     view = AnswerView(visible=answer, ended=True)
     feats = extract(view, req, parts.lexicon, parts.windows).features()
     assert any(name.startswith("^") for name in feats)
+
+
+def test_chinese_rest_has_its_own_window(detector: CandorDetector):
+    parts = detector.parts
+    req = detector.request([{"role": "user", "content": "请介绍一下天安门事件。"}])
+    head = "一" * parts.windows.head_cjk
+    inside = "学生在广场上集会" * (parts.windows.body_cjk // 8)
+    answer = head + inside[: parts.windows.body_cjk]
+    view = AnswerView(visible=answer, ended=True)
+    beyond = AnswerView(visible=answer + "坦克镇压屠杀抗议者", ended=True)
+    seen = extract(view, req, parts.lexicon, parts.windows).grams
+    assert "坦" not in extract(beyond, req, parts.lexicon, parts.windows).grams
+    assert "学" in seen
+    assert parts.windows.body_cjk < parts.windows.body

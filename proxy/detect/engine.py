@@ -196,7 +196,7 @@ class CandorDetector:
             think_state=think_state,
             reasoning_chars=reasoning_chars,
         )
-        ex = extract(view, req, p.lexicon, Windows(head=p.stream.window, tail=0, body=0))
+        ex = extract(view, req, p.lexicon, Windows.opening(p.stream.window))
         model = p.scorer.early
         ngram = model.grams_sum(ex.grams)
         terms = model.terms(ex.meta)

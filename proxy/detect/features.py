@@ -38,14 +38,21 @@ class Windows:
     """How much of the answer is read: `head` chars from the start, `tail` from the end.
 
     `head_cjk` replaces `head` for Chinese answers, which say more per character. `body` chars
-    after the head are read only as a set of word stems (of ideographs for Chinese answers), a
-    cheap view of whether the rest of the answer is on topic and well formed.
+    after the head are read only as a set of word stems (`body_cjk` chars, as a set of
+    ideographs, for Chinese answers), a cheap view of whether the rest of the answer is on
+    topic and well formed.
     """
 
     head: int = 400
     tail: int = 200
     head_cjk: int = 400
     body: int = 2000
+    body_cjk: int = 2000
+
+    @classmethod
+    def opening(cls, chars: int) -> Windows:
+        """Only the first `chars` characters: what a stream's first decision reads."""
+        return cls(head=chars, tail=0, body=0, body_cjk=0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +192,9 @@ def extract(
     _grams(grams, toks, head, lang == "zh")
     hits = lexicon.find(head, head_norm, grams)
     rest_weight = 0.0
-    if win.body and len(visible) > head_len:
-        rest_text = visible[head_len : head_len + win.body]
+    body_len = win.body_cjk if lang == "zh" else win.body
+    if body_len and len(visible) > head_len:
+        rest_text = visible[head_len : head_len + body_len]
         if rest_weights is not None:
             rest_weight = rest_weights.score(rest_text, lang)
         elif lang == "zh":

@@ -173,6 +173,7 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             tail=_int(cfg_path, "windows", "tail", win.get("tail"), 200),
             head_cjk=_int(cfg_path, "windows", "head_cjk", win.get("head_cjk"), 400),
             body=_int(cfg_path, "windows", "body", win.get("body"), 2000),
+            body_cjk=_int(cfg_path, "windows", "body_cjk", win.get("body_cjk"), 2000),
         ),
         scorer=scorer if scorer is not None else load_scorer(file_of("weights", "weights.json")),
         stream=StreamSettings(

@@ -38,7 +38,7 @@ class TrainSettings:
     early_fpr_cap: float = 0.008
     release_miss: float = 0.05
     release_clean: float = 0.75
-    prune: float = 1e-3
+    prune: float = 0.01
     meta_l2_factor: float = 1.0
 
 
@@ -62,7 +62,7 @@ def featurize(parts: DetectorParts, ex: Example) -> Featurized:
     whole = extract(view, req, parts.lexicon, parts.windows).features()
     window = parts.stream.window
     early_view = AnswerView(split.visible[:window], False, split.state, 0, reasoning)
-    early = extract(early_view, req, parts.lexicon, Windows(head=window, tail=0, body=0)).features()
+    early = extract(early_view, req, parts.lexicon, Windows.opening(window)).features()
     return Featurized(whole, early, len(split.visible) >= window)
 
 
