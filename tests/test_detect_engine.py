@@ -93,3 +93,17 @@ def test_verdict_reports_topics_and_language(detector: CandorDetector) -> None:
     )
     assert verdict.topics == ("tibet",)
     assert verdict.language == "zh"
+
+
+def test_garbled_answer_needs_a_political_request(detector: CandorDetector) -> None:
+    answer = "Call fetchData first, then read user_profile and pass it to setVisible on the view."
+    coding = Exchange(
+        messages=[{"role": "user", "content": "How do I show a profile?"}], answer=answer
+    )
+    assert detector.judge(coding).category is not Category.NON_ANSWER
+    political = Exchange(
+        messages=[{"role": "user", "content": "Describe the Hong Kong protests."}], answer=answer
+    )
+    verdict = detector.judge(political)
+    assert verdict.category is Category.NON_ANSWER and not verdict.political
+    assert [s.text for s in verdict.signals] == ["fetchData", "user_profile", "setVisible"]

@@ -1,6 +1,6 @@
 """Text helpers of the detection core."""
 
-from proxy.detect.text import guess_language, normalize, split_think
+from proxy.detect.text import guess_language, normalize, program_words, split_think
 
 
 def test_split_think_separates_reasoning_from_answer() -> None:
@@ -38,3 +38,16 @@ def test_normalize_folds_case_and_curly_apostrophes_without_changing_length() ->
     text = "I Can’t Help"
     assert normalize(text) == "i can't help"
     assert len(normalize(text)) == len(text)
+
+
+def test_program_words_in_prose() -> None:
+    soup = "the protests fetchData were user_profile then setVisible over"
+    assert [soup[a:b] for a, b in program_words(soup, 3)] == [
+        "fetchData",
+        "user_profile",
+        "setVisible",
+    ]
+    assert program_words(soup, 4) == []
+    # Brand names in title case and identifiers inside inline code are prose, not soup.
+    assert program_words("WeChat, TikTok, YouTube and LinkedIn", 1) == []
+    assert program_words("call `fetchData`, `user_profile` and `setVisible`", 1) == []

@@ -15,7 +15,7 @@ from proxy.detect.lexicon import Lexicon
 from proxy.detect.model import Scorer, sigmoid
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
 from proxy.detect.stream import CandorStreamJudge
-from proxy.detect.text import guess_language, split_think
+from proxy.detect.text import guess_language, program_words, split_think
 from proxy.detect.topics import TopicIndex
 from proxy.detect.verdict import Category, Exchange, ProviderError, Signal, Status, Verdict
 
@@ -33,6 +33,19 @@ class StreamSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class GarbleSettings:
+    """When an answer the scorer let pass is garbled text: a non-answer, not censorship.
+
+    An answer to a political request whose first `window` characters hold at least `min_words`
+    program identifiers (snake_case, camelCase) in prose, outside any code, is token soup from a
+    degenerating model. `min_words: 0` turns the rule off.
+    """
+
+    min_words: int = 3
+    window: int = 2400
+
+
+@dataclass(frozen=True, slots=True)
 class DetectorParts:
     """Everything the detector is built from; the offline loader reads it from `policies/`."""
 
@@ -42,6 +55,7 @@ class DetectorParts:
     windows: Windows = field(default_factory=Windows)
     scorer: Scorer = field(default_factory=Scorer)
     stream: StreamSettings = field(default_factory=StreamSettings)
+    garble: GarbleSettings = field(default_factory=GarbleSettings)
 
 
 def _blocked(reason: str, text: str, req: Request, lang: str) -> Verdict:
@@ -176,6 +190,10 @@ class CandorDetector:
         terms = model.terms(ex.meta)
         score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         censored = score >= p.scorer.thresholds.flag
+        if not censored and req.topics:
+            garbled = self._garbled(split.visible, split.offset, req, lang)
+            if garbled is not None:
+                return garbled
         return Verdict(
             status=Status.CENSORED if censored else Status.CLEAN,
             score=score,
@@ -184,6 +202,20 @@ class CandorDetector:
             language=ex.language,
             signals=explain(ex, model, terms, split.visible, split.offset, ngram),
         )
+
+    def _garbled(self, visible: str, offset: int, req: Request, lang: str) -> Verdict | None:
+        rule = self.parts.garble
+        text = visible[: rule.window]
+        if not rule.min_words or "```" in text:
+            return None
+        spans = program_words(text, rule.min_words)
+        if not spans:
+            return None
+        signals = tuple(
+            Signal("garbled", 1.0, offset + start, offset + end, text[start:end])
+            for start, end in spans[:3]
+        )
+        return Verdict(Status.CENSORED, 1.0, Category.NON_ANSWER, req.topics, lang, signals)
 
     def early_score(
         self, req: Request, visible: str, think_state: str, reasoning_chars: int

@@ -95,6 +95,36 @@ def is_cjk(char: str) -> bool:
     return _CJK_RUN.fullmatch(char) is not None
 
 
+def _shape_table() -> bytes:
+    table = bytearray(b" " * 256)
+    for c in range(ord("a"), ord("z") + 1):
+        table[c] = ord("a")
+        table[c - 32] = ord("A")
+    table[ord("_")] = ord("_")
+    return bytes(table)
+
+
+# Letters reduced to their case, everything else to a space (UTF-8 bytes of other scripts too).
+_SHAPE = _shape_table()
+_PROGRAM_WORD = re.compile(r"\b[a-z]+_[a-z]+\b|\b[a-z]+[A-Z][a-z]+\w*\b")
+_INLINE_CODE = re.compile(r"`[^`\n]*`")
+
+
+def program_words(text: str, at_least: int) -> list[tuple[int, int]]:
+    """Spans of program identifiers (snake_case, camelCase) in `text`'s prose, if `at_least`.
+
+    Identifiers inside inline code are not counted. A cheap pass over the letters' case finds
+    most texts without enough of them; only the others are searched word by word.
+    """
+    shape = text.encode().translate(_SHAPE)
+    if shape.count(b"aA") + shape.count(b"a_a") < at_least:
+        return []
+    if "`" in text:
+        text = _INLINE_CODE.sub(lambda m: " " * len(m.group()), text)
+    spans = [m.span() for m in _PROGRAM_WORD.finditer(text)]
+    return spans if len(spans) >= at_least else []
+
+
 def cjk_count(text: str) -> int:
     """Number of CJK ideographs in `text`."""
     # Deleting everything else makes one string, where findall would make one per ideograph.

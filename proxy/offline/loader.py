@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from proxy.detect.engine import CandorDetector, DetectorParts, StreamSettings
+from proxy.detect.engine import CandorDetector, DetectorParts, GarbleSettings, StreamSettings
 from proxy.detect.features import Windows
 from proxy.detect.lexicon import LEXICON_CATEGORIES, Lexicon, PhraseRule
 from proxy.detect.model import LinearModel, Scorer, Thresholds
@@ -149,8 +149,11 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     win = cfg.get("windows") or {}
     stream = cfg.get("stream") or {}
     words = cfg.get("request_words") or {}
-    if not all(isinstance(x, dict) for x in (files, win, stream, words)):
-        raise PolicyError(cfg_path, "top level", "files/windows/stream/request_words", "mappings")
+    garble = cfg.get("garbled") or {}
+    if not all(isinstance(x, dict) for x in (files, win, stream, words, garble)):
+        raise PolicyError(
+            cfg_path, "top level", "files/windows/stream/request_words/garbled", "mappings"
+        )
 
     def word_set(field: str) -> frozenset[str]:
         value = words.get(field)
@@ -176,6 +179,10 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             body_cjk=_int(cfg_path, "windows", "body_cjk", win.get("body_cjk"), 2000),
         ),
         scorer=scorer if scorer is not None else load_scorer(file_of("weights", "weights.json")),
+        garble=GarbleSettings(
+            min_words=_int(cfg_path, "garbled", "min_words", garble.get("min_words"), 3),
+            window=_int(cfg_path, "garbled", "window", garble.get("window"), 2400),
+        ),
         stream=StreamSettings(
             window=_int(cfg_path, "stream", "window", stream.get("window"), 240),
             max_hold_chars=_int(
