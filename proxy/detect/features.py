@@ -118,6 +118,22 @@ class RestWeights:
         return float(sum(filter(None, map(self.stems.get, stems))))
 
 
+def head_gram_weights(weights: Mapping[str, float]) -> dict[str, float]:
+    """The weights a gram of the head can meet: a smaller dict to look the head's grams up in.
+
+    Left out are names no head gram can take: meta features (a colon, longer than the
+    character pairs of a Chinese head), the rest's `^stem`s (longer than a pair) and single
+    ideographs (a head only makes pairs of them).
+    """
+    return {k: w for k, w in weights.items() if _may_be_head_gram(k)}
+
+
+def _may_be_head_gram(name: str) -> bool:
+    if len(name) == 1 and is_cjk(name):
+        return False
+    return len(name) <= 2 or not (":" in name or name[0] == "^")
+
+
 def _blank(text: str) -> str:
     """Normalised `text` with punctuation blanked (a whitespace split then gives rough words)."""
     return normalize(text).encode().translate(_PUNCT_TO_SPACE).decode()

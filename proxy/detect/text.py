@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 
 _NOT_CJK = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
@@ -100,28 +101,30 @@ def _shape_table() -> bytes:
     for c in range(ord("a"), ord("z") + 1):
         table[c] = ord("a")
         table[c - 32] = ord("A")
-    table[ord("_")] = ord("_")
+    table[ord("_")] = ord("A")
     return bytes(table)
 
 
-# Letters reduced to their case, everything else to a space (UTF-8 bytes of other scripts too).
+# Lower-case letters to `a`, upper-case letters and `_` to `A`, everything else to a space: a
+# snake_case or camelCase word holds `aA` (one count of a two-byte pattern is cheap).
 _SHAPE = _shape_table()
 _PROGRAM_WORD = re.compile(r"\b[a-z]+_[a-z]+\b|\b[a-z]+[A-Z][a-z]+\w*\b")
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 
 
 def program_words(text: str, at_least: int) -> list[tuple[int, int]]:
-    """Spans of program identifiers (snake_case, camelCase) in `text`'s prose, if `at_least`.
+    """The first spans (up to `max(at_least, 3)`) of program identifiers (snake_case,
+    camelCase) in `text`'s prose, or none when there are fewer than `at_least`.
 
     Identifiers inside inline code are not counted. A cheap pass over the letters' case finds
     most texts without enough of them; only the others are searched word by word.
     """
-    shape = text.encode().translate(_SHAPE)
-    if shape.count(b"aA") + shape.count(b"a_a") < at_least:
+    # Other scripts are dropped, not blanked: a false `aA` across them only costs a search.
+    if text.encode("ascii", "ignore").translate(_SHAPE).count(b"aA") < at_least:
         return []
     if "`" in text:
         text = _INLINE_CODE.sub(lambda m: " " * len(m.group()), text)
-    spans = [m.span() for m in _PROGRAM_WORD.finditer(text)]
+    spans = [m.span() for m in islice(_PROGRAM_WORD.finditer(text), max(at_least, 3))]
     return spans if len(spans) >= at_least else []
 
 
