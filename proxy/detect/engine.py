@@ -79,6 +79,7 @@ def _is_json(text: str) -> bool:
     return True
 
 
+_GARBLED_SHOWN = 3  # identifiers shown as the signals of a garbled answer
 _CACHED_REQUESTS = 256
 _CACHED_PROMPT_CHARS = 4096
 
@@ -206,15 +207,17 @@ class CandorDetector:
 
     def _garbled(self, visible: str, offset: int, req: Request, lang: str) -> Verdict | None:
         rule = self.parts.garble
-        text = visible[: rule.window]
-        if not rule.min_words or "```" in text:
+        if not rule.min_words:
             return None
-        spans = program_words(text, rule.min_words)
+        text = visible[: rule.window]
+        if "```" in text:
+            return None
+        spans = program_words(text, rule.min_words, _GARBLED_SHOWN)
         if not spans:
             return None
         signals = tuple(
             Signal("garbled", 1.0, offset + start, offset + end, text[start:end])
-            for start, end in spans[:3]
+            for start, end in spans[:_GARBLED_SHOWN]
         )
         return Verdict(Status.CENSORED, 1.0, Category.NON_ANSWER, req.topics, lang, signals)
 

@@ -112,8 +112,8 @@ _PROGRAM_WORD = re.compile(r"\b[a-z]+_[a-z]+\b|\b[a-z]+[A-Z][a-z]+\w*\b")
 _INLINE_CODE = re.compile(r"`[^`\n]*`")
 
 
-def program_words(text: str, at_least: int) -> list[tuple[int, int]]:
-    """The first spans (up to `max(at_least, 3)`) of program identifiers (snake_case,
+def program_words(text: str, at_least: int, keep: int = 0) -> list[tuple[int, int]]:
+    """The first spans (up to `max(at_least, keep)`) of program identifiers (snake_case,
     camelCase) in `text`'s prose, or none when there are fewer than `at_least`.
 
     Identifiers inside inline code are not counted. A cheap pass over the letters' case finds
@@ -124,7 +124,7 @@ def program_words(text: str, at_least: int) -> list[tuple[int, int]]:
         return []
     if "`" in text:
         text = _INLINE_CODE.sub(lambda m: " " * len(m.group()), text)
-    spans = [m.span() for m in islice(_PROGRAM_WORD.finditer(text), max(at_least, 3))]
+    spans = [m.span() for m in islice(_PROGRAM_WORD.finditer(text), max(at_least, keep))]
     return spans if len(spans) >= at_least else []
 
 
