@@ -28,6 +28,7 @@ _PUNCT_TO_SPACE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
 _STEM = 5
 _STEM_OF = itemgetter(slice(None, _STEM))
 _CATEGORY = attrgetter("category")
+_START = attrgetter("start")
 _QUOTED = re.compile(r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」')
 _QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
 _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
@@ -157,11 +158,6 @@ def _grams(grams: set[str], toks: list[str], text: str, cjk_major: bool) -> None
         grams.update(map(add, run, run[1:]))
 
 
-def _place(start: int, head_len: int) -> str:
-    """Where a hit starts: in the opening, the rest of the head, or the tail."""
-    return "@o" if start < _OPENING else ("@h" if start < head_len else "@t")
-
-
 def _is_quoted(text: str, start: int) -> bool:
     """True when a phrase sits just inside quotation marks: quoted, not said."""
     before = text[max(0, start - 100) : start]
@@ -174,7 +170,7 @@ def _overlap(req: Request, norm: str) -> float | None:
     keys = req.salient_cjk if req.language == "zh" else req.salient
     if not keys:
         return None
-    return sum(1 for k in keys if k in norm) / len(keys)
+    return sum(map(norm.__contains__, keys)) / len(keys)
 
 
 def extract(
@@ -221,7 +217,7 @@ def extract(
             # Whitespace split after blanking punctuation: a fraction of the regex's cost.
             rest = {t[:_STEM] for t in _blank(rest_text).split()}
             grams.update(map("^".__add__, rest))
-    if view.ended and len(visible) > head_len + win.tail // 3:
+    if view.ended and win.tail and len(visible) > head_len + win.tail // 3:
         start = max(head_len, len(visible) - win.tail)
         tail = visible[start:]
         tail_norm = normalize(tail)
@@ -232,14 +228,19 @@ def extract(
             tail_grams.update(map(add, run, run[1:]))
         hits += lexicon.find(tail, tail_norm, tail_grams, start)
     pl = req.language
-    has_quotes = '"' in visible or "“" in visible or "「" in visible
-    if has_quotes:
+    # Only text before a hit can quote it.
+    before_hits = visible[: max(map(_START, hits), default=0)]
+    if '"' in before_hits or "“" in before_hits or "「" in before_hits:
         said = [h for h in hits if not _is_quoted(visible, h.start)]
         if len(said) < len(hits):
             feats["lex:quoted"] = 1.0
             hits = said
     counts = Counter(map(_CATEGORY, hits))
-    places = {(h.category, _place(h.start, head_len)) for h in hits}
+    # Where each category fired: in the opening, the rest of the head, or the tail.
+    places = {
+        (h.category, "@o" if h.start < _OPENING else "@h" if h.start < head_len else "@t")
+        for h in hits
+    }
     for category, where in places:
         feats["lex:" + category + where] = 1.0
         feats["lex:" + category + where + "&" + pl] = 1.0

@@ -88,7 +88,7 @@ def cjk_runs(text: str) -> list[str]:
 
 def has_cjk(text: str) -> bool:
     """True when `text` holds a CJK ideograph."""
-    return _CJK_RUN.search(text) is not None
+    return not text.isascii() and _CJK_RUN.search(text) is not None
 
 
 def is_cjk(char: str) -> bool:
@@ -137,7 +137,10 @@ def cjk_count(text: str) -> int:
 def guess_language(text: str) -> str:
     """A script and stop-word guess: `zh`, `en`, `fi` or `und` when there is too little text."""
     sample = text[:_LANG_SAMPLE]
-    cjk = cjk_count(sample)
+    cjk = 0 if sample.isascii() else cjk_count(sample)
+    if cjk >= 2 and cjk > 0.3 * len(sample):
+        # Latin letters are at most the other characters: Chinese whatever the words are.
+        return "zh"
     toks = words(normalize(sample))
     latin = sum(map(len, toks))
     if cjk + latin < 2:
