@@ -41,6 +41,16 @@ def test_cjk_phrases_match_as_literal_strings() -> None:
     ]
 
 
+def test_hits_come_in_text_order() -> None:
+    text = "换个话题吧。我无法回答。Let's talk about something else; I cannot answer that question."
+    assert _hits(text) == [
+        ("deflection", "换个话题"),
+        ("refusal", "我无法回答"),
+        ("deflection", "talk about something else"),
+        ("refusal", "I cannot answer that question"),
+    ]
+
+
 def test_topics_match_english_and_chinese_keywords() -> None:
     index = TopicIndex(
         [Topic("tiananmen", ("tiananmen", "天安门")), Topic("taiwan", ("taiwan", "台湾"))]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import NamedTuple
 
 from proxy.detect.text import normalize, words
@@ -13,6 +14,7 @@ LEXICON_CATEGORIES = frozenset(
     {"refusal", "deflection", "propaganda", "evasion", "safety", "engagement"}
 )
 _HAS_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
+_POSITION = itemgetter(2, 3, 0)  # a hit's start, end and rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,4 +94,6 @@ class Lexicon:
                     end = pos + len(phrase)
                     hits.append(PhraseHit(rule.name, rule.category, base + pos, base + end))
                     pos = text.find(phrase, end)
+        # In text order: the keys come out of sets, whose order changes from run to run.
+        hits.sort(key=_POSITION)
         return hits
