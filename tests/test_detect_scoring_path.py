@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import pathlib
 
 import pytest
 
 from proxy.detect.engine import CandorDetector
-from proxy.detect.features import AnswerView, RestWeights, extract
-from proxy.detect.text import split_think
+from proxy.detect.features import AnswerView, GramWeights, extract
+from proxy.detect.text import char_pairs, pair_code, split_think
 from proxy.offline.loader import load_detector
 
 CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "cases.jsonl"
@@ -27,23 +28,33 @@ def _answers() -> list[tuple[str, str]]:
         if case["response"]:
             # Long enough to have a rest after the head, in every language of the fixtures.
             out.append((case["prompt"], (case["response"] + "\n\n") * 12))
+    # A Chinese head with two-letter words that are also character pairs of the text.
+    out.append(("台湾的地位是什么？", "作为ai助手，我的回答是：ok。" * 40))
     return out
 
 
 @pytest.mark.parametrize(("prompt", "answer"), _answers())
-def test_rest_weights_sum_the_rest_grams(detector: CandorDetector, prompt: str, answer: str):
+def test_scoring_weighs_the_grams_training_makes(
+    detector: CandorDetector, prompt: str, answer: str
+) -> None:
     parts = detector.parts
     req = detector.request([{"role": "user", "content": prompt}])
     split = split_think(answer)
     view = AnswerView(visible=split.visible, ended=True, think_state=split.state)
     model = parts.scorer.whole
+    weights = GramWeights.of(model.weights)
     full = extract(view, req, parts.lexicon, parts.windows)
-    fast = extract(view, req, parts.lexicon, parts.windows, "", RestWeights.of(model.weights))
+    fast = extract(view, req, parts.lexicon, parts.windows, "", weights)
     assert fast.meta == full.meta
     assert fast.hits == full.hits
     assert fast.grams <= full.grams
     expected = model.grams_sum(full.grams)
-    assert model.grams_sum(fast.grams) + fast.rest_weight == pytest.approx(expected, abs=1e-9)
+    assert weights.head_sum(fast.grams) + fast.weighed == pytest.approx(expected, abs=1e-9)
+
+
+def test_character_pairs_as_integers() -> None:
+    for text in ("", "a", "ab", "abc", "中国人民", "中国人民们", "x中y😀z", "abab"):
+        assert char_pairs(text) == {pair_code(a + b) for a, b in itertools.pairwise(text)}
 
 
 def test_training_features_keep_the_rest(detector: CandorDetector):

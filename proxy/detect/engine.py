@@ -10,9 +10,9 @@ from operator import itemgetter
 from typing import Any
 
 from proxy.detect.categorize import categorize, explain
-from proxy.detect.features import AnswerView, RestWeights, Windows, extract, head_gram_weights
+from proxy.detect.features import AnswerView, GramWeights, Windows, extract
 from proxy.detect.lexicon import Lexicon
-from proxy.detect.model import LinearModel, Scorer, sigmoid
+from proxy.detect.model import Scorer, sigmoid
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
 from proxy.detect.stream import CandorStreamJudge
 from proxy.detect.text import guess_language, program_words, split_think
@@ -89,8 +89,7 @@ class CandorDetector:
 
     def __init__(self, parts: DetectorParts) -> None:
         self.parts = parts
-        self._rest_weights = RestWeights.of(parts.scorer.whole.weights)
-        self._head_model = LinearModel(head_gram_weights(parts.scorer.whole.weights))
+        self._gram_weights = GramWeights.of(parts.scorer.whole.weights)
         # The proxy reads a request's topics before asking the model and again when judging
         # its answer: remember the last few reads (short prompts only, to bound memory).
         self._requests: dict[str, Request] = {}
@@ -186,9 +185,9 @@ class CandorDetector:
             finish_reason=finish_reason,
         )
         p = self.parts
-        ex = extract(view, req, p.lexicon, p.windows, lang, self._rest_weights)
+        ex = extract(view, req, p.lexicon, p.windows, lang, self._gram_weights)
         model = p.scorer.whole
-        ngram = self._head_model.grams_sum(ex.grams) + ex.rest_weight
+        ngram = self._gram_weights.head_sum(ex.grams) + ex.weighed
         terms = model.terms(ex.meta)
         score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         censored = score >= p.scorer.thresholds.flag

@@ -9,14 +9,23 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 from operator import add, attrgetter, itemgetter
 
 from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.request import Request
-from proxy.detect.text import cjk_runs, guess_language, has_cjk, is_cjk, normalize, words
+from proxy.detect.text import (
+    char_pairs,
+    cjk_runs,
+    guess_language,
+    has_cjk,
+    is_cjk,
+    normalize,
+    pair_code,
+    words,
+)
 
 _LEN_EDGES = (1, 50, 200, 500, 1000, 2000, 4000)
 _BUCKET_NAMES = tuple(map(str, range(len(_LEN_EDGES) + 1)))
@@ -74,15 +83,16 @@ class Extracted:
 
     `grams` are the head's word unigrams and bigrams and CJK bigrams (value 1, no prefix: a
     token never contains `:`), `meta` every other feature (names contain `:`). When `extract`
-    is given a model's `RestWeights`, the grams of the rest of the answer (after the head) are
-    left out of `grams` and only their summed weight is kept, as `rest_weight`.
+    is given a model's `GramWeights`, the grams of the rest of the answer (after the head) and
+    the character pairs of a Chinese head are left out of `grams` and only their summed weight
+    is kept, as `weighed`.
     """
 
     grams: set[str]
     meta: dict[str, float]
     hits: tuple[PhraseHit, ...]
     language: str
-    rest_weight: float = 0.0
+    weighed: float = 0.0
 
     def features(self) -> dict[str, float]:
         """All features as one mapping (for training)."""
@@ -92,24 +102,38 @@ class Extracted:
 
 
 @dataclass(frozen=True, slots=True)
-class RestWeights:
-    """One model's weights of the rest's grams, keyed so the rest is scored without building them.
+class GramWeights:
+    """One model's gram weights, keyed so that scoring need not build every gram as a string.
 
-    `stems`: the weight of `^stem` by `stem`; `ideographs`: the weight of an ideograph by code
-    point. Only the grams a model weighs are looked up: the rest is mostly unweighted words.
+    `head`: the weights a gram of the head can meet (a smaller dict to look them up in);
+    `pairs`: its two-character names again, by `pair_code`, for the character pairs of a
+    Chinese head; `stems`: the weight of the rest's `^stem` by `stem`; `ideographs`: the weight
+    of one of the rest's ideographs by code point. Only the grams a model weighs are looked up.
     """
 
+    head: Mapping[str, float]
+    pairs: Mapping[int, float]
     stems: Mapping[str, float]
     ideographs: Mapping[int, float]
 
     @classmethod
-    def of(cls, weights: Mapping[str, float]) -> RestWeights:
-        """The rest's weights among a model's `weights`."""
+    def of(cls, weights: Mapping[str, float]) -> GramWeights:
+        """The gram weights among a model's `weights`."""
+        head = {k: w for k, w in weights.items() if _may_be_head_gram(k)}
+        pairs = {pair_code(k): w for k, w in head.items() if len(k) == 2}
         stems = {k[1:]: w for k, w in weights.items() if k.startswith("^")}
         ideographs = {ord(k): w for k, w in weights.items() if len(k) == 1 and is_cjk(k)}
-        return cls(stems, ideographs)
+        return cls(head, pairs, stems, ideographs)
 
-    def score(self, rest_text: str, lang: str) -> float:
+    def head_sum(self, grams: Iterable[str]) -> float:
+        """The summed weight of the head's string grams."""
+        return float(sum(filter(None, map(self.head.get, grams))))
+
+    def pairs_sum(self, pairs: Iterable[int]) -> float:
+        """The summed weight of character pairs given by `pair_code`."""
+        return float(sum(filter(None, map(self.pairs.get, pairs))))
+
+    def rest_sum(self, rest_text: str, lang: str) -> float:
         """The summed weight of the grams `extract` would make of `rest_text`."""
         if lang == "zh":
             # Distinct code points, without making a string of each character.
@@ -119,17 +143,9 @@ class RestWeights:
         return float(sum(filter(None, map(self.stems.get, stems))))
 
 
-def head_gram_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """The weights a gram of the head can meet: a smaller dict to look the head's grams up in.
-
-    Left out are names no head gram can take: meta features (a colon, longer than the
-    character pairs of a Chinese head), the rest's `^stem`s (longer than a pair) and single
-    ideographs (a head only makes pairs of them).
-    """
-    return {k: w for k, w in weights.items() if _may_be_head_gram(k)}
-
-
 def _may_be_head_gram(name: str) -> bool:
+    """False for names no head gram can take: meta features (a colon, longer than a character
+    pair), the rest's `^stem`s (longer than a pair) and single ideographs (a head makes pairs)."""
     if len(name) == 1 and is_cjk(name):
         return False
     return len(name) <= 2 or not (":" in name or name[0] == "^")
@@ -145,11 +161,15 @@ def _len_bucket(n: int) -> str:
     return _BUCKET_NAMES[bisect_right(_LEN_EDGES, n)]
 
 
-def _grams(grams: set[str], toks: list[str], text: str, cjk_major: bool) -> None:
+def _word_grams(grams: set[str], toks: list[str]) -> None:
     grams.update(toks)
     grams.update(map(" ".join, pairwise(toks)))
     # Word stems stand in for inflected forms (Finnish cases, English plurals).
     grams.update([t[:_STEM] + "~" for t in toks if len(t) > _STEM + 1])
+
+
+def _grams(grams: set[str], toks: list[str], text: str, cjk_major: bool) -> None:
+    _word_grams(grams, toks)
     if cjk_major:
         # One pass over all character pairs; pairs with punctuation are harmless extra keys.
         grams.update(map(add, text, text[1:]))
@@ -179,11 +199,12 @@ def extract(
     lexicon: Lexicon,
     win: Windows,
     language: str = "",
-    rest_weights: RestWeights | None = None,
+    weights: GramWeights | None = None,
 ) -> Extracted:
     """Features of one answer (or of its first window, when `view.ended` is False).
 
-    With `rest_weights` (to score, not to train), the rest's grams are only weighed.
+    With a model's `weights` (to score, not to train), the rest's grams and a Chinese head's
+    character pairs are only weighed.
     """
     feats: dict[str, float] = {}
     grams: set[str] = set()
@@ -201,14 +222,23 @@ def extract(
             head = blanked
     head_norm = normalize(head)
     toks = words(head_norm)
-    _grams(grams, toks, head, lang == "zh")
-    hits = lexicon.find(head, head_norm, grams)
-    rest_weight = 0.0
+    weighed = 0.0
+    pairs: set[int] = set()
+    if weights is not None and lang == "zh":
+        # A Chinese head's character pairs are only weighed, as integers, not made strings.
+        _word_grams(grams, toks)
+        pairs = char_pairs(head)
+        # A two-letter word is a string gram already: it is weighed once.
+        pairs.difference_update([pair_code(t) for t in toks if len(t) == 2])
+        weighed = weights.pairs_sum(pairs)
+    else:
+        _grams(grams, toks, head, lang == "zh")
+    hits = lexicon.find(head, head_norm, grams, pairs=pairs)
     body_len = win.body_cjk if lang == "zh" else win.body
     if body_len and len(visible) > head_len:
         rest_text = visible[head_len : head_len + body_len]
-        if rest_weights is not None:
-            rest_weight = rest_weights.score(rest_text, lang)
+        if weights is not None:
+            weighed += weights.rest_sum(rest_text, lang)
         elif lang == "zh":
             # The set of ideographs used: a crude bag of the rest's vocabulary, nearly free. Single
             # ideographs never occur among the other grams (pairs, Latin words), so no marker.
@@ -291,4 +321,4 @@ def extract(
             feats["end:open"] = 1.0
     else:
         feats["partial"] = 1.0
-    return Extracted(grams, feats, tuple(hits), lang, rest_weight)
+    return Extracted(grams, feats, tuple(hits), lang, weighed)

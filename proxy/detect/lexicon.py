@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import NamedTuple
 
-from proxy.detect.text import normalize, words
+from proxy.detect.text import normalize, pair_code, words
 
 LEXICON_CATEGORIES = frozenset(
     {"refusal", "deflection", "propaganda", "evasion", "safety", "engagement"}
@@ -69,11 +70,21 @@ class Lexicon:
                 self._by_key.setdefault(key, []).append((rx, rule, anchor))
         self.keys = frozenset(self._by_key)
         self.cjk_keys = frozenset(self._cjk_by_key)
+        self._cjk_key_of = {pair_code(key): key for key in self._cjk_by_key}
+        self._cjk_codes = frozenset(self._cjk_key_of)
 
-    def find(self, text: str, norm: str, grams: set[str], base: int = 0) -> list[PhraseHit]:
+    def find(
+        self,
+        text: str,
+        norm: str,
+        grams: set[str],
+        base: int = 0,
+        pairs: AbstractSet[int] = frozenset(),
+    ) -> list[PhraseHit]:
         """Hits in `text` (normalised `norm`, word/word-pair set `grams`), offset by `base`.
 
-        `norm` must keep `text`'s length (see `normalize`) so that spans index both.
+        `norm` must keep `text`'s length (see `normalize`) so that spans index both. Character
+        pairs may come in `grams` as strings or in `pairs` as `pair_code` integers.
         """
         hits: list[PhraseHit] = []
         for key in self.keys.intersection(grams):
@@ -86,8 +97,11 @@ class Lexicon:
                     hits.append(
                         PhraseHit(rule.name, rule.category, base + m.start(), base + m.end())
                     )
-        # CJK phrases are keyed by their first character pair, which `grams` holds too.
-        for key in self.cjk_keys.intersection(grams):
+        # CJK phrases are keyed by their first character pair, which `grams` or `pairs` hold.
+        cjk = self.cjk_keys.intersection(grams)
+        if pairs:
+            cjk = cjk.union(map(self._cjk_key_of.__getitem__, self._cjk_codes.intersection(pairs)))
+        for key in cjk:
             for phrase, rule in self._cjk_by_key[key]:
                 pos = text.find(phrase)
                 while pos >= 0:

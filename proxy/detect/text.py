@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
@@ -126,6 +127,31 @@ def program_words(text: str, at_least: int, keep: int = 0) -> list[tuple[int, in
         text = _INLINE_CODE.sub(lambda m: " " * len(m.group()), text)
     spans = [m.span() for m in islice(_PROGRAM_WORD.finditer(text), max(at_least, keep))]
     return spans if len(spans) >= at_least else []
+
+
+# Character pairs as integers: two code points side by side in UTF-32, read as one 64-bit word.
+_LITTLE = sys.byteorder == "little"
+_UTF32 = "utf-32-le" if _LITTLE else "utf-32-be"
+
+
+def char_pairs(text: str) -> set[int]:
+    """Every pair of adjacent characters of `text`, as `pair_code` integers.
+
+    The same set as the two-character strings of the pairs, made without a string for each:
+    the text's UTF-32 bytes are read as 64-bit words from offset 0 and from offset 4.
+    """
+    raw = memoryview(text.encode(_UTF32))
+    size = len(raw)
+    pairs = set(raw[: size - size % 8].cast("Q"))
+    odd = max(size - 4, 0)
+    pairs.update(raw[4 : 4 + odd - odd % 8].cast("Q"))
+    return pairs
+
+
+def pair_code(pair: str) -> int:
+    """The integer `char_pairs` makes of a two-character string."""
+    first, second = map(ord, pair)
+    return first | second << 32 if _LITTLE else first << 32 | second
 
 
 def cjk_count(text: str) -> int:
