@@ -19,6 +19,7 @@ from proxy.detect.request import Request
 from proxy.detect.text import (
     char_pairs,
     cjk_runs,
+    code_points,
     guess_language,
     has_cjk,
     is_cjk,
@@ -136,8 +137,7 @@ class GramWeights:
     def rest_sum(self, rest_text: str, lang: str) -> float:
         """The summed weight of the grams `extract` would make of `rest_text`."""
         if lang == "zh":
-            # Distinct code points, without making a string of each character.
-            points = set(memoryview(rest_text.encode("utf-32-le")).cast("I"))
+            points = code_points(rest_text)
             return float(sum(filter(None, map(self.ideographs.get, points))))
         stems = set(map(_STEM_OF, _blank(rest_text).split()))
         return float(sum(filter(None, map(self.stems.get, stems))))

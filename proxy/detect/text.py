@@ -148,6 +148,11 @@ def char_pairs(text: str) -> set[int]:
     return pairs
 
 
+def code_points(text: str) -> set[int]:
+    """The distinct code points of `text`, made without a string for each character."""
+    return set(memoryview(text.encode(_UTF32)).cast("I"))
+
+
 def pair_code(pair: str) -> int:
     """The integer `char_pairs` makes of a two-character string."""
     first, second = map(ord, pair)
