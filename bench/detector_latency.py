@@ -18,7 +18,8 @@ FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / 
 LENGTH = 2000
 
 
-def _exchanges() -> list[Exchange]:
+def exchanges() -> list[Exchange]:
+    """The bench answers: each fixture answer repeated to `LENGTH` characters."""
     out = []
     for line in (FIXTURES / "cases.jsonl").read_text(encoding="utf-8").splitlines():
         case = json.loads(line)
@@ -45,12 +46,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     detector = load_detector(args.policies)
-    exchanges = _exchanges()
+    answers = exchanges()
     whole: list[int] = []
     whole_cpu: list[int] = []
     stream: list[int] = []
     for _ in range(args.rounds):
-        for exchange in exchanges:
+        for exchange in answers:
             start = time.perf_counter_ns()
             cpu = time.thread_time_ns()
             detector.judge(exchange)

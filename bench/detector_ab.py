@@ -1,0 +1,92 @@
+"""Two versions of the detector timed in one process, interleaved, so the machine's drift cancels.
+
+Usage: python bench/detector_ab.py REV [--rounds N]
+The `proxy` package and `policies/` of git revision REV are loaded beside the working tree's.
+Both judge the bench answers (see `detector_latency.py`), taking turns at going first. Prints the
+p50 of each, the ratio (working tree / REV) and how many verdicts differ in status, category or
+score. Run it twice with REV set to HEAD first: an A/A run shows the noise (ratios near 1.00).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import pathlib
+import re
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from typing import Any
+
+from detector_latency import exchanges
+
+from proxy.offline.loader import load_detector
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+# `proxy.x` and `from proxy import` become `proxy_base...`: the two packages cannot share a name.
+_IMPORT = re.compile(r"(?<![\w-])proxy(?=\.[a-z_]|\s+import\b)")
+
+
+def _load_revision(rev: str, into: pathlib.Path) -> Any:
+    """REV's detector, loaded from a copy of its package renamed `proxy_base`."""
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", rev, "proxy", "policies"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    (into / "proxy").rename(into / "proxy_base")
+    for path in (into / "proxy_base").rglob("*.py"):
+        path.write_text(_IMPORT.sub("proxy_base", path.read_text("utf-8")), "utf-8")
+    sys.path.insert(0, str(into))
+    from proxy_base.offline.loader import load_detector as load_base  # type: ignore[import-not-found]
+
+    return load_base(into / "policies")
+
+
+def _key(verdict: Any) -> tuple[str, str, float]:
+    return verdict.status.value, verdict.category.value, round(verdict.score, 9)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("rev")
+    parser.add_argument("--rounds", type=int, default=200)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        base = _load_revision(args.rev, pathlib.Path(tmp))
+        base_module = sys.modules[type(base).__module__.split(".")[0] + ".detect"]
+        work = load_detector()
+        answers = exchanges()
+        base_answers = [base_module.Exchange(messages=e.messages, answer=e.answer) for e in answers]
+        differ = sum(
+            _key(work.judge(a)) != _key(base.judge(b))
+            for a, b in zip(answers, base_answers, strict=True)
+        )
+        times: dict[str, list[int]] = {"rev": [], "work": []}
+        for r in range(args.rounds):
+            for a, b in zip(answers, base_answers, strict=True):
+                turns = [("work", work, a), ("rev", base, b)]
+                for name, detector, exchange in turns if r % 2 else turns[::-1]:
+                    start = time.perf_counter_ns()
+                    detector.judge(exchange)
+                    times[name].append(time.perf_counter_ns() - start)
+    p50 = {name: sorted(t)[len(t) // 2] / 1000 for name, t in times.items()}
+    report = {
+        "rev": args.rev,
+        "p50_us_rev": round(p50["rev"], 1),
+        "p50_us_work": round(p50["work"], 1),
+        "ratio": round(p50["work"] / p50["rev"], 3),
+        "verdicts_differ": differ,
+        "answers": len(answers),
+    }
+    print(json.dumps(report))
+
+
+if __name__ == "__main__":
+    main()
