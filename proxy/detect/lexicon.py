@@ -9,12 +9,11 @@ from dataclasses import dataclass
 from operator import itemgetter
 from typing import NamedTuple
 
-from proxy.detect.text import normalize, pair_code, words
+from proxy.detect.text import has_cjk, normalize, pair_code, words
 
 LEXICON_CATEGORIES = frozenset(
     {"refusal", "deflection", "propaganda", "evasion", "safety", "engagement"}
 )
-_HAS_CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
 _POSITION = itemgetter(2, 3, 0)  # a hit's start, end and rule
 
 
@@ -55,7 +54,7 @@ class Lexicon:
         self._cjk_by_key: dict[str, list[tuple[str, PhraseRule]]] = {}
         for rule in self.rules:
             for phrase in rule.phrases:
-                if _HAS_CJK.search(phrase) and len(phrase) >= 2:
+                if has_cjk(phrase) and len(phrase) >= 2:
                     self._cjk_by_key.setdefault(phrase[:2], []).append((phrase, rule))
                     continue
                 toks = words(normalize(phrase))
