@@ -10,6 +10,7 @@ score. Run it twice with REV set to HEAD first: an A/A run shows the noise (rati
 from __future__ import annotations
 
 import argparse
+import importlib
 import io
 import json
 import pathlib
@@ -21,7 +22,7 @@ import tempfile
 import time
 from typing import Any
 
-from detector_latency import exchanges
+from detector_latency import exchanges, quantiles
 
 from proxy.offline.loader import load_detector
 
@@ -30,8 +31,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[1]
 _IMPORT = re.compile(r"(?<![\w-])proxy(?=\.[a-z_]|\s+import\b)")
 
 
-def _load_revision(rev: str, into: pathlib.Path) -> Any:
-    """REV's detector, loaded from a copy of its package renamed `proxy_base`."""
+def _load_revision(rev: str, into: pathlib.Path) -> tuple[Any, Any]:
+    """REV's detector and its `Exchange` type, from a copy of its package renamed `proxy_base`."""
     archive = subprocess.run(
         ["git", "-C", str(ROOT), "archive", rev, "proxy", "policies"],
         check=True,
@@ -44,9 +45,9 @@ def _load_revision(rev: str, into: pathlib.Path) -> Any:
     for path in (into / "proxy_base").rglob("*.py"):
         path.write_text(_IMPORT.sub("proxy_base", path.read_text("utf-8")), "utf-8")
     sys.path.insert(0, str(into))
-    from proxy_base.offline.loader import load_detector as load_base  # type: ignore[import-not-found]
-
-    return load_base(into / "policies")
+    loader = importlib.import_module("proxy_base.offline.loader")
+    detect = importlib.import_module("proxy_base.detect")
+    return loader.load_detector(into / "policies"), detect.Exchange
 
 
 def _key(verdict: Any) -> tuple[str, str, float]:
@@ -59,11 +60,10 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        base = _load_revision(args.rev, pathlib.Path(tmp))
-        base_module = sys.modules[type(base).__module__.split(".")[0] + ".detect"]
+        base, base_exchange = _load_revision(args.rev, pathlib.Path(tmp))
         work = load_detector()
         answers = exchanges()
-        base_answers = [base_module.Exchange(messages=e.messages, answer=e.answer) for e in answers]
+        base_answers = [base_exchange(messages=e.messages, answer=e.answer) for e in answers]
         differ = sum(
             _key(work.judge(a)) != _key(base.judge(b))
             for a, b in zip(answers, base_answers, strict=True)
@@ -76,11 +76,11 @@ def main() -> None:
                     start = time.perf_counter_ns()
                     detector.judge(exchange)
                     times[name].append(time.perf_counter_ns() - start)
-    p50 = {name: sorted(t)[len(t) // 2] / 1000 for name, t in times.items()}
+    p50 = {name: quantiles(t)["p50_us"] for name, t in times.items()}
     report = {
         "rev": args.rev,
-        "p50_us_rev": round(p50["rev"], 1),
-        "p50_us_work": round(p50["work"], 1),
+        "p50_us_rev": p50["rev"],
+        "p50_us_work": p50["work"],
         "ratio": round(p50["work"] / p50["rev"], 3),
         "verdicts_differ": differ,
         "answers": len(answers),

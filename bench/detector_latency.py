@@ -32,7 +32,7 @@ def exchanges() -> list[Exchange]:
     return out
 
 
-def _quantiles(samples: list[int]) -> dict[str, float]:
+def quantiles(samples: list[int]) -> dict[str, float]:
     samples.sort()
     return {
         "p50_us": round(samples[len(samples) // 2] / 1000, 1),
@@ -67,9 +67,9 @@ def main() -> None:
     # Thread CPU time leaves out time spent descheduled on a busy machine.
     report = {
         "chars": LENGTH,
-        "judge": _quantiles(whole),
-        "judge_cpu": _quantiles(whole_cpu),
-        "stream": _quantiles(stream),
+        "judge": quantiles(whole),
+        "judge_cpu": quantiles(whole_cpu),
+        "stream": quantiles(stream),
     }
     print(json.dumps(report))
 
