@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import pathlib
 
@@ -10,7 +9,7 @@ import pytest
 
 from proxy.detect.engine import CandorDetector
 from proxy.detect.features import AnswerView, GramWeights, extract
-from proxy.detect.text import char_pairs, code_points, pair_code, split_think
+from proxy.detect.text import split_think
 from proxy.offline.loader import load_detector
 
 CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "cases.jsonl"
@@ -50,12 +49,6 @@ def test_scoring_weighs_the_grams_training_makes(
     assert fast.grams <= full.grams
     expected = model.grams_sum(full.grams)
     assert weights.head_sum(fast.grams) + fast.weighed == pytest.approx(expected, abs=1e-9)
-
-
-def test_characters_and_pairs_as_integers() -> None:
-    for text in ("", "a", "ab", "abc", "中国人民", "中国人民们", "x中y😀z", "abab"):
-        assert char_pairs(text) == {pair_code(a + b) for a, b in itertools.pairwise(text)}
-        assert code_points(text) == set(map(ord, text))
 
 
 def test_training_features_keep_the_rest(detector: CandorDetector):

@@ -1,6 +1,16 @@
 """Text helpers of the detection core."""
 
-from proxy.detect.text import guess_language, normalize, program_words, split_think
+import itertools
+
+from proxy.detect.text import (
+    char_pairs,
+    code_points,
+    guess_language,
+    normalize,
+    pair_code,
+    program_words,
+    split_think,
+)
 
 
 def test_split_think_separates_reasoning_from_answer() -> None:
@@ -51,3 +61,9 @@ def test_program_words_in_prose() -> None:
     # Brand names in title case and identifiers inside inline code are prose, not soup.
     assert program_words("WeChat, TikTok, YouTube and LinkedIn", 1) == []
     assert program_words("call `fetchData`, `user_profile` and `setVisible`", 1) == []
+
+
+def test_characters_and_pairs_as_integers() -> None:
+    for text in ("", "a", "ab", "abc", "中国人民", "中国人民们", "x中y😀z", "abab"):
+        assert char_pairs(text) == {pair_code(a + b) for a, b in itertools.pairwise(text)}
+        assert code_points(text) == set(map(ord, text))
