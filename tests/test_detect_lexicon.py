@@ -5,6 +5,7 @@ import itertools
 from proxy.detect.lexicon import Lexicon, PhraseRule
 from proxy.detect.text import normalize, words
 from proxy.detect.topics import Topic, TopicIndex
+from proxy.offline.loader import DEFAULT_POLICIES, load_lexicon
 
 LEXICON = Lexicon(
     [
@@ -58,3 +59,18 @@ def test_topics_match_english_and_chinese_keywords() -> None:
     assert index.find("What happened at Tiananmen? And Taiwan?") == ("tiananmen", "taiwan")
     assert index.find("1989年天安门广场") == ("tiananmen",)
     assert index.find("How do I bake bread?") == ()
+
+
+def test_shipped_lexicon_reads_finnish_state_phrasing() -> None:
+    lexicon = load_lexicon(DEFAULT_POLICIES / "detector" / "lexicon.yaml")
+    text = (
+        "Kiinan hallitus on aina noudattanut periaatetta, että Taiwan on luovuttamaton osa "
+        "Kiinaa. Minulla ei ole lupaa kirjoittaa muuta."
+    )
+    norm = normalize(text)
+    toks = words(norm)
+    grams = set(toks) | {f"{a} {b}" for a, b in itertools.pairwise(toks)}
+    found = [(h.category, text[h.start : h.end]) for h in lexicon.find(text, norm, grams)]
+    assert ("propaganda", "on aina noudattanut") in found
+    assert ("propaganda", "luovuttamaton osa Kiinaa") in found
+    assert ("refusal", "Minulla ei ole lupaa") in found
