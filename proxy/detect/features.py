@@ -251,11 +251,9 @@ def extract(
         start = max(head_len, len(visible) - win.tail)
         tail = visible[start:]
         tail_norm = normalize(tail)
-        tail_toks = words(tail_norm)
-        tail_grams = set(tail_toks)
-        tail_grams.update(map(" ".join, pairwise(tail_toks)))
-        for run in [tail] if lang == "zh" else cjk_runs(tail):
-            tail_grams.update(map(add, run, run[1:]))
+        tail_grams: set[str] = set()
+        # Only to find phrases: the tail's grams are not features.
+        _grams(tail_grams, words(tail_norm), tail, lang == "zh")
         hits += lexicon.find(tail, tail_norm, tail_grams, start)
     pl = req.language
     # Only text before a hit can quote it.
