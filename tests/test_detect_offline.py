@@ -107,6 +107,33 @@ def test_eval_floors_fail_when_below(tmp_path: pathlib.Path) -> None:
     assert args.func(args) == 1
 
 
+def test_eval_rejects_unreadable_inputs_with_a_named_error(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad_row = tmp_path / "rows.jsonl"
+    bad_row.write_text('{"response": "ok", "censored": false}\nnot json\n', encoding="utf-8")
+    not_object = tmp_path / "list.jsonl"
+    not_object.write_text("[1, 2]\n", encoding="utf-8")
+    floors = tmp_path / "floors.yaml"
+    floors.write_text("- 0.9\n", encoding="utf-8")
+    cases = str(FIXTURES / "cases.jsonl")
+    for argv, message in [
+        (["eval", str(tmp_path / "missing.jsonl")], "cannot read"),
+        (["eval", str(bad_row)], f"{bad_row}:2: not a JSON row"),
+        (["eval", str(not_object)], f"{not_object}:1: a row must be a JSON object"),
+        (["eval", cases, "--floors", str(floors)], "floors must be a mapping"),
+        (["train", str(bad_row)], f"{bad_row}:2"),
+    ]:
+        args = _cli(argv)
+        assert args.func(args) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+
+
+def test_floor_that_is_not_a_number_fails_the_check() -> None:
+    assert check_floors({"f1": 0.9}, {"f1": "high"}) == ["f1: the bound 'high' is not a number"]
+
+
 def test_train_writes_weights_the_loader_reads(tmp_path: pathlib.Path) -> None:
     pytest.importorskip("numpy")  # a training-time dependency only
     rows = [json.loads(line) for line in (FIXTURES / "cases.jsonl").read_text().splitlines()]
@@ -140,6 +167,16 @@ def test_scan_reads_json_or_plain_text(
     monkeypatch.setattr("sys.stdin", io.StringIO("Plants turn light into sugar."))
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["topics"] == []
+
+
+def test_scan_rejects_a_provider_status_that_is_not_a_number(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = {"response": "", "provider_error": {"status": "bad", "code": "x"}}
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(doc)))
+    args = _cli(["scan"])
+    assert args.func(args) == 2
+    assert "provider_error.status" in capsys.readouterr().err
 
 
 def test_missing_weights_file_is_named(tmp_path: pathlib.Path) -> None:

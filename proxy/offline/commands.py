@@ -14,7 +14,7 @@ import yaml
 from proxy.detect.engine import CandorDetector
 from proxy.detect.model import Scorer
 from proxy.detect.verdict import Exchange, ProviderError
-from proxy.offline.dataset import Example, read_examples
+from proxy.offline.dataset import DataError, Example, read_examples
 from proxy.offline.evaluate import Outcome, check_floors, run, summarize
 from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector, load_parts
 
@@ -33,9 +33,13 @@ def _exchange_from(raw: str) -> Exchange:
     error = doc.get("provider_error")
     provider_error = None
     if isinstance(error, dict):
+        status = error.get("status", 400)
+        if not isinstance(status, int) or isinstance(status, bool):
+            raise DataError("provider_error.status must be an HTTP status code (an integer)")
+        code = error.get("code")
         provider_error = ProviderError(
-            status=int(error.get("status", 400)),
-            code=error.get("code"),
+            status=status,
+            code=code if isinstance(code, str) else None,
             message=str(error.get("message", "")),
         )
     reasoning = doc.get("reasoning")
@@ -44,11 +48,15 @@ def _exchange_from(raw: str) -> Exchange:
         messages=messages,
         answer=answer if isinstance(answer, str) else "",
         reasoning=reasoning if isinstance(reasoning, str) else None,
-        finish_reason=doc.get("finish_reason") or None,
+        finish_reason=_text_or_none(doc.get("finish_reason")),
         provider_error=provider_error,
         has_tool_calls=bool(doc.get("tool_calls")),
         wants_json=bool(doc.get("wants_json")),
     )
+
+
+def _text_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
 
 
 def scan(args: argparse.Namespace) -> int:
@@ -108,8 +116,20 @@ def _print_table(report: dict[str, Any]) -> None:
         )
 
 
+def _read_floors(path: pathlib.Path) -> dict[str, Any]:
+    try:
+        floors = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(floors, dict):
+        raise DataError(f"{path}: floors must be a mapping of figure names to numbers")
+    return floors
+
+
 def evaluate(args: argparse.Namespace) -> int:
     """Measure the detector on labelled JSONL files (optionally cross-validated by model)."""
+    # Read before the (possibly long) run, so a broken file fails at once.
+    floors = None if args.floors is None else _read_floors(args.floors)
     examples = read_examples(args.files)
     if not examples:
         print("no labelled rows in the given files", file=sys.stderr)
@@ -132,8 +152,7 @@ def evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(report, ensure_ascii=False))
     else:
         _print_table(report)
-    if args.floors is not None:
-        floors = yaml.safe_load(args.floors.read_text(encoding="utf-8")) or {}
+    if floors is not None:
         failures = check_floors(report, floors)
         for failure in failures:
             print(f"below floor: {failure}", file=sys.stderr)
@@ -170,6 +189,12 @@ def _guard(func: Any) -> Any:
             return int(func(args))
         except PolicyError as exc:
             print(f"policy error: {exc}", file=sys.stderr)
+            return 2
+        except DataError as exc:
+            print(f"input error: {exc}", file=sys.stderr)
+            return 2
+        except OSError as exc:
+            print(f"cannot read {exc.filename or 'input'}: {exc.strerror or exc}", file=sys.stderr)
             return 2
 
     return wrapped

@@ -11,6 +11,10 @@ from typing import Any
 from proxy.detect.verdict import Exchange
 
 
+class DataError(ValueError):
+    """A row of an input file that cannot be read, named by file and line."""
+
+
 @dataclass(frozen=True, slots=True)
 class Example:
     """One answer to judge, with its ground truth when the row carries one."""
@@ -82,10 +86,15 @@ def read_examples(paths: Iterable[pathlib.Path], labelled_only: bool = True) -> 
     out: list[Example] = []
     for path in paths:
         with path.open(encoding="utf-8") as handle:
-            for line in handle:
+            for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
-                row = json.loads(line)
+                try:
+                    row = json.loads(line)
+                except ValueError as exc:
+                    raise DataError(f"{path}:{number}: not a JSON row ({exc})") from None
+                if not isinstance(row, dict):
+                    raise DataError(f"{path}:{number}: a row must be a JSON object")
                 censored, category = parse_label(row)
                 if labelled_only and censored is None:
                     continue
@@ -95,7 +104,7 @@ def read_examples(paths: Iterable[pathlib.Path], labelled_only: bool = True) -> 
                         prompt=_text(row.get("prompt")),
                         response=_text(row.get("response")),
                         reasoning=reasoning if isinstance(reasoning, str) else None,
-                        finish_reason=row.get("finish_reason") or None,
+                        finish_reason=_text(row.get("finish_reason")) or None,
                         language=_text(row.get("language")) or "und",
                         model=_text(row.get("model")),
                         censored=censored,

@@ -178,7 +178,9 @@ def check_floors(report: dict[str, Any], floors: dict[str, Any], path: str = "")
         ceiling = key.endswith("_max")
         field = key[: -len("_max")] if ceiling else key
         value = report.get(field)
-        if not isinstance(value, int | float):
+        if not isinstance(bound, int | float) or isinstance(bound, bool):
+            failures.append(f"{name}: the bound {bound!r} is not a number")
+        elif not isinstance(value, int | float):
             failures.append(f"{name}: missing from the report")
         elif ceiling and value > bound:
             failures.append(f"{name}: {value} > {bound}")
