@@ -130,6 +130,14 @@ def test_eval_rejects_unreadable_inputs_with_a_named_error(
         assert message in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("folds", ["1", "-3", "two"])
+def test_cv_needs_two_folds_or_more(folds: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        _cli(["eval", str(FIXTURES / "cases.jsonl"), "--cv-by-model", folds])
+    assert exit_info.value.code == 2
+    assert "2 or more" in capsys.readouterr().err
+
+
 def test_floor_that_is_not_a_number_fails_the_check() -> None:
     assert check_floors({"f1": 0.9}, {"f1": "high"}) == ["f1: the bound 'high' is not a number"]
 

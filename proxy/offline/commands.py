@@ -200,6 +200,16 @@ def _guard(func: Any) -> Any:
     return wrapped
 
 
+def _folds(value: str) -> int:
+    try:
+        k = int(value)
+    except ValueError:
+        k = -1
+    if k < 2:
+        raise argparse.ArgumentTypeError(f"needs a whole number, 2 or more (got {value!r})")
+    return k
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     """Add `scan`, `eval` and `train` to the `candor` command line."""
 
@@ -223,7 +233,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p_eval.add_argument("--json", action="store_true", help="print one JSON object")
     p_eval.add_argument(
         "--cv-by-model",
-        type=int,
+        type=_folds,
         default=0,
         metavar="K",
         help="train on K-1 folds grouped by model, judge the held-out fold (K folds)",
