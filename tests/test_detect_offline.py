@@ -177,7 +177,7 @@ def test_scan_reads_json_or_plain_text(
     assert json.loads(capsys.readouterr().out)["topics"] == []
 
 
-def test_scan_rejects_a_provider_status_that_is_not_a_number(
+def test_scan_rejects_malformed_fields(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     doc = {"response": "", "provider_error": {"status": "bad", "code": "x"}}
@@ -185,6 +185,9 @@ def test_scan_rejects_a_provider_status_that_is_not_a_number(
     args = _cli(["scan"])
     assert args.func(args) == 2
     assert "provider_error.status" in capsys.readouterr().err
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"messages": ["hi"], "response": ""})))
+    assert args.func(args) == 2
+    assert "messages must be a list of objects" in capsys.readouterr().err
 
 
 def test_missing_weights_file_is_named(tmp_path: pathlib.Path) -> None:

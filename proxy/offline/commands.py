@@ -27,6 +27,8 @@ def _exchange_from(raw: str) -> Exchange:
     if not isinstance(doc, dict):
         return Exchange(answer=raw)
     messages = doc.get("messages")
+    if isinstance(messages, list) and not all(isinstance(m, dict) for m in messages):
+        raise DataError("messages must be a list of objects (OpenAI chat messages)")
     if not isinstance(messages, list):
         prompt = doc.get("prompt")
         messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else []
