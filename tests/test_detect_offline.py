@@ -118,7 +118,7 @@ def test_eval_rejects_unreadable_inputs_with_a_named_error(
     floors.write_text("- 0.9\n", encoding="utf-8")
     cases = str(FIXTURES / "cases.jsonl")
     for argv, message in [
-        (["eval", str(tmp_path / "missing.jsonl")], "cannot read"),
+        (["eval", str(tmp_path / "missing.jsonl")], "missing.jsonl: No such file"),
         (["eval", str(bad_row)], f"{bad_row}:2: not a JSON row"),
         (["eval", str(not_object)], f"{not_object}:1: a row must be a JSON object"),
         (["eval", cases, "--floors", str(floors)], "floors must be a mapping"),

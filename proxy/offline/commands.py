@@ -196,7 +196,8 @@ def _guard(func: Any) -> Any:
             print(f"input error: {exc}", file=sys.stderr)
             return 2
         except OSError as exc:
-            print(f"cannot read {exc.filename or 'input'}: {exc.strerror or exc}", file=sys.stderr)
+            # Reading the inputs or writing the weights file.
+            print(f"file error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
             return 2
 
     return wrapped
