@@ -114,6 +114,8 @@ def test_eval_rejects_unreadable_inputs_with_a_named_error(
     bad_row.write_text('{"response": "ok", "censored": false}\nnot json\n', encoding="utf-8")
     not_object = tmp_path / "list.jsonl"
     not_object.write_text("[1, 2]\n", encoding="utf-8")
+    not_utf8 = tmp_path / "latin1.jsonl"
+    not_utf8.write_bytes(b'{"response": "ok", "censored": false}\n{"response": "\xe4"}\n')
     floors = tmp_path / "floors.yaml"
     floors.write_text("- 0.9\n", encoding="utf-8")
     cases = str(FIXTURES / "cases.jsonl")
@@ -121,6 +123,7 @@ def test_eval_rejects_unreadable_inputs_with_a_named_error(
         (["eval", str(tmp_path / "missing.jsonl")], "missing.jsonl: No such file"),
         (["eval", str(bad_row)], f"{bad_row}:2: not a JSON row"),
         (["eval", str(not_object)], f"{not_object}:1: a row must be a JSON object"),
+        (["eval", str(not_utf8)], f"{not_utf8}:2: not UTF-8 text"),
         (["eval", cases, "--floors", str(floors)], "floors must be a mapping"),
         (["train", str(bad_row)], f"{bad_row}:2"),
     ]:
@@ -136,6 +139,12 @@ def test_cv_needs_two_folds_or_more(folds: str, capsys: pytest.CaptureFixture[st
         _cli(["eval", str(FIXTURES / "cases.jsonl"), "--cv-by-model", folds])
     assert exit_info.value.code == 2
     assert "2 or more" in capsys.readouterr().err
+
+
+def test_eval_reads_a_file_that_starts_with_a_byte_order_mark(tmp_path: pathlib.Path) -> None:
+    rows = tmp_path / "bom.jsonl"
+    rows.write_text('\ufeff{"response": "ok", "censored": false}\n', encoding="utf-8")
+    assert [ex.response for ex in read_examples([rows])] == ["ok"]
 
 
 def test_floor_that_is_not_a_number_fails_the_check() -> None:

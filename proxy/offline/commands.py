@@ -195,6 +195,9 @@ def _guard(func: Any) -> Any:
         except DataError as exc:
             print(f"input error: {exc}", file=sys.stderr)
             return 2
+        except UnicodeDecodeError as exc:  # stdin, or a floors or policy file
+            print(f"input error: not UTF-8 text ({exc.reason}, byte {exc.start})", file=sys.stderr)
+            return 2
         except OSError as exc:
             # Reading the inputs or writing the weights file.
             print(f"file error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,7 +12,8 @@ from proxy.detect.verdict import Exchange
 
 
 class DataError(ValueError):
-    """A row of an input file that cannot be read, named by file and line."""
+    """Input the offline commands cannot use (a row, a floors file, a scanned document), with
+    where it is (file and line) when it comes from a file."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,34 +82,44 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _rows(path: pathlib.Path) -> Iterator[dict[str, Any]]:
+    """The JSON objects of a JSONL file, one per non-blank line."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8").removeprefix("\ufeff")
+            except UnicodeDecodeError:
+                raise DataError(f"{path}:{number}: not UTF-8 text") from None
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise DataError(f"{path}:{number}: not a JSON row ({exc})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{number}: a row must be a JSON object")
+            yield row
+
+
 def read_examples(paths: Iterable[pathlib.Path], labelled_only: bool = True) -> list[Example]:
     """Rows of the JSONL files; rows without a label are dropped when `labelled_only`."""
     out: list[Example] = []
     for path in paths:
-        with path.open(encoding="utf-8") as handle:
-            for number, line in enumerate(handle, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = json.loads(line)
-                except ValueError as exc:
-                    raise DataError(f"{path}:{number}: not a JSON row ({exc})") from None
-                if not isinstance(row, dict):
-                    raise DataError(f"{path}:{number}: a row must be a JSON object")
-                censored, category = parse_label(row)
-                if labelled_only and censored is None:
-                    continue
-                reasoning = row.get("reasoning")
-                out.append(
-                    Example(
-                        prompt=_text(row.get("prompt")),
-                        response=_text(row.get("response")),
-                        reasoning=reasoning if isinstance(reasoning, str) else None,
-                        finish_reason=_text(row.get("finish_reason")) or None,
-                        language=_text(row.get("language")) or "und",
-                        model=_text(row.get("model")),
-                        censored=censored,
-                        category=category,
-                    )
+        for row in _rows(path):
+            censored, category = parse_label(row)
+            if labelled_only and censored is None:
+                continue
+            reasoning = row.get("reasoning")
+            out.append(
+                Example(
+                    prompt=_text(row.get("prompt")),
+                    response=_text(row.get("response")),
+                    reasoning=reasoning if isinstance(reasoning, str) else None,
+                    finish_reason=_text(row.get("finish_reason")) or None,
+                    language=_text(row.get("language")) or "und",
+                    model=_text(row.get("model")),
+                    censored=censored,
+                    category=category,
                 )
+            )
     return out
