@@ -107,3 +107,18 @@ def test_garbled_answer_needs_a_political_request(detector: CandorDetector) -> N
     verdict = detector.judge(political)
     assert verdict.category is Category.NON_ANSWER and not verdict.political
     assert [s.text for s in verdict.signals] == ["fetchData", "user_profile", "setVisible"]
+
+
+@pytest.mark.parametrize("lone", ["\ud800", "\udfff"])
+def test_a_lone_surrogate_does_not_break_the_judge(detector: CandorDetector, lone: str) -> None:
+    # Python's json module lets one through (`candor scan`, a library caller); the proxy's
+    # upstream parser rejects it earlier.
+    english = f"Tiananmen {lone} was the site of protests in 1989. " * 60
+    chinese = f"对不起，我无法回答这个问题。{lone}" * 80
+    for answer, status in ((english, Status.CLEAN), (chinese, Status.CENSORED)):
+        exchange = Exchange(messages=[{"role": "user", "content": "Tiananmen?"}], answer=answer)
+        assert detector.judge(exchange).status is status
+        judge = detector.open_stream(exchange)
+        for i in range(0, len(answer), 7):
+            judge.feed(answer[i : i + 7])
+        assert judge.finish("stop").status is status

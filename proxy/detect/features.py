@@ -153,7 +153,9 @@ def _may_be_head_gram(name: str) -> bool:
 
 def _blank(text: str) -> str:
     """Normalised `text` with punctuation blanked (a whitespace split then gives rough words)."""
-    return normalize(text).encode().translate(_PUNCT_TO_SPACE).decode()
+    # A lone surrogate (Python's json lets one through) passes as three non-ASCII bytes.
+    raw = normalize(text).encode("utf-8", "surrogatepass")
+    return raw.translate(_PUNCT_TO_SPACE).decode("utf-8", "surrogatepass")
 
 
 def _len_bucket(n: int) -> str:

@@ -140,7 +140,7 @@ def char_pairs(text: str) -> set[int]:
     The same set as the two-character strings of the pairs, made without a string for each:
     the text's UTF-32 bytes are read as 64-bit words from offset 0 and from offset 4.
     """
-    raw = memoryview(text.encode(_UTF32))
+    raw = memoryview(text.encode(_UTF32, "surrogatepass"))
     size = len(raw)
     pairs = set(raw[: size - size % 8].cast("Q"))
     odd = max(size - 4, 0)
@@ -150,7 +150,7 @@ def char_pairs(text: str) -> set[int]:
 
 def code_points(text: str) -> set[int]:
     """The distinct code points of `text`, made without a string for each character."""
-    return set(memoryview(text.encode(_UTF32)).cast("I"))
+    return set(memoryview(text.encode(_UTF32, "surrogatepass")).cast("I"))
 
 
 def pair_code(pair: str) -> int:
