@@ -115,7 +115,12 @@ _NULLABLE_CHOICE_FIELDS = ("logprobs",)
 
 def _to_dict(obj: Any) -> dict[str, Any]:
     """litellm's pydantic objects, as plain OpenAI-shaped JSON."""
-    data: dict[str, Any] = orjson.loads(obj.model_dump_json(exclude_none=False))
+    try:
+        raw = obj.model_dump_json(exclude_none=False)
+    except ValueError as exc:  # a lone surrogate in the text: Python's json let one through
+        problem = type(exc).__name__
+        raise UpstreamBadResponse(f"upstream answer cannot be written as JSON: {problem}") from exc
+    data: dict[str, Any] = orjson.loads(raw)
     for key in ("_hidden_params", "_response_headers", "provider_specific_fields"):
         data.pop(key, None)
     for choice in data.get("choices") or []:
