@@ -186,6 +186,19 @@ def test_scan_reads_json_or_plain_text(
     assert json.loads(capsys.readouterr().out)["topics"] == []
 
 
+def test_scan_prints_a_lone_surrogate_escaped(
+    monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    doc = '{"prompt": "Tiananmen?", "response": "I cannot\\ud800answer that question."}'
+    monkeypatch.setattr("sys.stdin", io.StringIO(doc))
+    args = _cli(["scan"])
+    assert args.func(args) == 0
+    out = capsysbinary.readouterr().out
+    verdict = json.loads(out)
+    assert verdict["verdict"] == "censored"
+    assert b"\\ud800" in out
+
+
 def test_scan_rejects_malformed_fields(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

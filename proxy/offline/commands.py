@@ -65,7 +65,13 @@ def scan(args: argparse.Namespace) -> int:
     """Judge one answer read from stdin and print the verdict as JSON."""
     detector = load_detector(args.policies)
     verdict = detector.judge(_exchange_from(sys.stdin.read()))
-    print(json.dumps(verdict.to_dict(), ensure_ascii=False, indent=2))
+    text = json.dumps(verdict.to_dict(), ensure_ascii=False, indent=2)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate from the input: escaped, as JSON allows
+            text = json.dumps(verdict.to_dict(), indent=2)
+    print(text)
     return 0
 
 
