@@ -14,7 +14,7 @@ import yaml
 from proxy.detect.engine import CandorDetector
 from proxy.detect.model import Scorer
 from proxy.detect.verdict import Exchange, ProviderError
-from proxy.offline.dataset import DataError, Example, read_examples
+from proxy.offline.dataset import DataError, Example, read_examples, text_field
 from proxy.offline.evaluate import Outcome, check_floors, run, summarize
 from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector, load_parts
 
@@ -48,17 +48,13 @@ def _exchange_from(raw: str) -> Exchange:
     answer = doc.get("response", doc.get("answer", ""))
     return Exchange(
         messages=messages,
-        answer=answer if isinstance(answer, str) else "",
+        answer=text_field(answer),
         reasoning=reasoning if isinstance(reasoning, str) else None,
-        finish_reason=_text_or_none(doc.get("finish_reason")),
+        finish_reason=text_field(doc.get("finish_reason")) or None,
         provider_error=provider_error,
         has_tool_calls=bool(doc.get("tool_calls")),
         wants_json=bool(doc.get("wants_json")),
     )
-
-
-def _text_or_none(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def scan(args: argparse.Namespace) -> int:

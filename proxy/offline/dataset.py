@@ -78,7 +78,8 @@ def parse_label(row: dict[str, Any]) -> tuple[bool | None, str]:
     return censored, category
 
 
-def _text(value: Any) -> str:
+def text_field(value: Any) -> str:
+    """A JSON field that should hold text: the value when it is a string, else empty."""
     return value if isinstance(value, str) else ""
 
 
@@ -112,12 +113,12 @@ def read_examples(paths: Iterable[pathlib.Path], labelled_only: bool = True) -> 
             reasoning = row.get("reasoning")
             out.append(
                 Example(
-                    prompt=_text(row.get("prompt")),
-                    response=_text(row.get("response")),
+                    prompt=text_field(row.get("prompt")),
+                    response=text_field(row.get("response")),
                     reasoning=reasoning if isinstance(reasoning, str) else None,
-                    finish_reason=_text(row.get("finish_reason")) or None,
-                    language=_text(row.get("language")) or "und",
-                    model=_text(row.get("model")),
+                    finish_reason=text_field(row.get("finish_reason")) or None,
+                    language=text_field(row.get("language")) or "und",
+                    model=text_field(row.get("model")),
                     censored=censored,
                     category=category,
                 )
