@@ -62,11 +62,10 @@ def scan(args: argparse.Namespace) -> int:
     detector = load_detector(args.policies)
     verdict = detector.judge(_exchange_from(sys.stdin.read()))
     text = json.dumps(verdict.to_dict(), ensure_ascii=False, indent=2)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:  # a lone surrogate from the input: escaped, as JSON allows
-            text = json.dumps(verdict.to_dict(), indent=2)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from the input: escaped, as JSON allows
+        text = json.dumps(verdict.to_dict(), indent=2)
     print(text)
     return 0
 
