@@ -15,6 +15,7 @@ from itertools import pairwise
 from operator import add, attrgetter, itemgetter
 
 from proxy.detect.lexicon import Lexicon, PhraseHit
+from proxy.detect.model import weight_sum
 from proxy.detect.request import Request
 from proxy.detect.text import (
     char_pairs,
@@ -128,19 +129,17 @@ class GramWeights:
 
     def head_sum(self, grams: Iterable[str]) -> float:
         """The summed weight of the head's string grams."""
-        return float(sum(filter(None, map(self.head.get, grams))))
+        return weight_sum(self.head, grams)
 
     def pairs_sum(self, pairs: Iterable[int]) -> float:
         """The summed weight of character pairs given by `pair_code`."""
-        return float(sum(filter(None, map(self.pairs.get, pairs))))
+        return weight_sum(self.pairs, pairs)
 
     def rest_sum(self, rest_text: str, lang: str) -> float:
         """The summed weight of the grams `extract` would make of `rest_text`."""
         if lang == "zh":
-            points = code_points(rest_text)
-            return float(sum(filter(None, map(self.ideographs.get, points))))
-        stems = set(map(_STEM_OF, _blank(rest_text).split()))
-        return float(sum(filter(None, map(self.stems.get, stems))))
+            return weight_sum(self.ideographs, code_points(rest_text))
+        return weight_sum(self.stems, set(map(_STEM_OF, _blank(rest_text).split())))
 
 
 def _may_be_head_gram(name: str) -> bool:

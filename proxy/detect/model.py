@@ -5,6 +5,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
+
+
+def weight_sum(weights: Mapping[Any, float], keys: Iterable[Any]) -> float:
+    """The summed weights of binary features `keys`; keys without a weight add nothing."""
+    return float(sum(filter(None, map(weights.get, keys))))
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,7 +22,7 @@ class LinearModel:
 
     def grams_sum(self, grams: Iterable[str]) -> float:
         """The summed weights of binary features."""
-        return float(sum(filter(None, map(self.weights.get, grams))))
+        return weight_sum(self.weights, grams)
 
     def terms(self, feats: Mapping[str, float]) -> list[tuple[str, float]]:
         """Each valued feature with its share of the logit (weight times value), in order.
