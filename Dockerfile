@@ -4,8 +4,11 @@
 
 FROM python:3.11-slim AS build
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+# A C compiler for the detector's optional speed-up (proxy/detect/_sums.c); the runtime has none.
+RUN apt-get update && apt-get install -y --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py README.md ./
 COPY proxy ./proxy
 # Wheels for Candor and every dependency; the runtime stage installs them without a compiler.
 RUN pip wheel --wheel-dir /wheels .

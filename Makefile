@@ -15,7 +15,7 @@ $(STAMP)/system: scripts/system-deps.sh
 	scripts/system-deps.sh
 	@mkdir -p $(STAMP) && touch $@
 
-$(STAMP)/python: pyproject.toml
+$(STAMP)/python: pyproject.toml setup.py proxy/detect/_sums.c
 	$(PIP) install -q -e '.[test]'
 	@mkdir -p $(STAMP) && touch $@
 

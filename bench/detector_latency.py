@@ -1,7 +1,8 @@
 """Detector latency on one core for 2,000-character answers (issue 3: p50 <= 200 us, p99 <= 1 ms).
 
-Usage: python bench/detector_latency.py [--policies DIR] [--rounds N]
+Usage: python bench/detector_latency.py [--policies DIR] [--rounds N] [--python]
 Answers are built from the detector's own test fixtures, so no external data is needed.
+`--python` leaves the C extension's sums out (proxy/detect/native.py); the report says which ran.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import pathlib
 import time
 
 from proxy.detect import Decision, Exchange
-from proxy.offline.loader import DEFAULT_POLICIES, load_detector
+from proxy.detect.engine import CandorDetector
+from proxy.offline.loader import DEFAULT_POLICIES, load_parts
 
 FIXTURES = pathlib.Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "detect"
 LENGTH = 2000
@@ -44,8 +46,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--policies", type=pathlib.Path, default=DEFAULT_POLICIES)
     parser.add_argument("--rounds", type=int, default=200)
+    parser.add_argument("--python", action="store_true", help="without the C extension's sums")
     args = parser.parse_args()
-    detector = load_detector(args.policies)
+    detector = CandorDetector(load_parts(args.policies), native=not args.python)
     answers = exchanges()
     whole: list[int] = []
     whole_cpu: list[int] = []
@@ -67,6 +70,7 @@ def main() -> None:
     # Thread CPU time leaves out time spent descheduled on a busy machine.
     report = {
         "chars": LENGTH,
+        "native": detector.native_sums,
         "judge": quantiles(whole),
         "judge_cpu": quantiles(whole_cpu),
         "stream": quantiles(stream),

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the programs the tests start as real servers or clients, when they are missing:
-# node + npm (the Node SDK test), redis-server, prometheus + promtool, chromium (status page).
+# node + npm (the Node SDK test), redis-server, prometheus + promtool, chromium (status page),
+# a C compiler (the detector's optional speed-up, proxy/detect/_sums.c).
 set -euo pipefail
 need=()
 command -v node >/dev/null && command -v npm >/dev/null || need+=(nodejs npm)
+command -v cc >/dev/null || need+=(gcc)
 command -v redis-server >/dev/null || need+=(redis-server)
 command -v prometheus >/dev/null && command -v promtool >/dev/null || need+=(prometheus)
 command -v chromium >/dev/null || need+=(chromium)

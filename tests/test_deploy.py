@@ -238,8 +238,10 @@ def test_the_dockerfile_is_multi_stage_non_root_and_starts_like_the_readme() -> 
     assert command[:3] == ["candor", "serve", "--config"]
     assert "candor serve --config" in (REPO / "README.md").read_text()
     ignored = (REPO / ".dockerignore").read_text()
-    for needed in ("proxy/", "policies/", "pyproject.toml", "README.md"):
+    for needed in ("proxy/", "policies/", "pyproject.toml", "setup.py", "README.md"):
         assert f"!{needed}" in ignored
+    # The detector's C speed-up is compiled in the build stage, never copied from the host.
+    assert "setup.py" in text and "gcc" in text and "**/*.so" in ignored
 
 
 def test_grafana_provisioning_points_at_the_dashboard() -> None:

@@ -32,16 +32,19 @@ def _answers() -> list[tuple[str, str]]:
     return out
 
 
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
 @pytest.mark.parametrize(("prompt", "answer"), _answers())
 def test_scoring_weighs_the_grams_training_makes(
-    detector: CandorDetector, prompt: str, answer: str
+    detector: CandorDetector, prompt: str, answer: str, native: bool
 ) -> None:
     parts = detector.parts
     req = detector.request([{"role": "user", "content": prompt}])
     split = split_think(answer)
     view = AnswerView(visible=split.visible, ended=True, think_state=split.state)
     model = parts.scorer.whole
-    weights = GramWeights.of(model.weights)
+    weights = GramWeights.of(model.weights, native)
+    if native and weights.native is None:
+        pytest.skip("the C extension is not built")
     full = extract(view, req, parts.lexicon, parts.windows)
     fast = extract(view, req, parts.lexicon, parts.windows, "", weights)
     assert fast.meta == full.meta

@@ -87,9 +87,11 @@ _CACHED_PROMPT_CHARS = 4096
 class CandorDetector:
     """Judges whole answers and opens incremental judges (see `proxy.detect.stream`)."""
 
-    def __init__(self, parts: DetectorParts) -> None:
+    def __init__(self, parts: DetectorParts, native: bool = True) -> None:
+        """`native`: sum gram weights with the C extension when it is built (the same figures)."""
         self.parts = parts
-        self._gram_weights = GramWeights.of(parts.scorer.whole.weights)
+        self.native = native
+        self._gram_weights = GramWeights.of(parts.scorer.whole.weights, native)
         # The proxy reads a request's topics before asking the model and again when judging
         # its answer: remember the last few reads (short prompts only, to bound memory).
         self._requests: dict[str, Request] = {}
@@ -103,7 +105,7 @@ class CandorDetector:
             window=current.window if window is None else window,
             max_hold_chars=current.max_hold_chars if max_hold_chars is None else max_hold_chars,
         )
-        return CandorDetector(dataclasses.replace(self.parts, stream=stream))
+        return CandorDetector(dataclasses.replace(self.parts, stream=stream), self.native)
 
     def request(self, messages: Sequence[Mapping[str, Any]]) -> Request:
         """Read the request the answer responds to."""
@@ -117,6 +119,11 @@ class CandorDetector:
                     del self._requests[next(iter(self._requests))]
                 self._requests[prompt] = known
         return known
+
+    @property
+    def native_sums(self) -> bool:
+        """True when gram weights are summed by the C extension (`proxy.detect.native`)."""
+        return self._gram_weights.native is not None
 
     @property
     def topic_names(self) -> tuple[str, ...]:

@@ -16,6 +16,7 @@ from operator import add, attrgetter, itemgetter
 
 from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.model import weight_sum
+from proxy.detect.native import MAX_STEM, NativeSums
 from proxy.detect.request import Request
 from proxy.detect.text import (
     char_pairs,
@@ -33,10 +34,12 @@ _LEN_EDGES = (1, 50, 200, 500, 1000, 2000, 4000)
 _BUCKET_NAMES = tuple(map(str, range(len(_LEN_EDGES) + 1)))
 _OPENING = 160
 _PUNCT = b'*"()[]{}#:;,.!?/<>|=+`~'
+_PUNCT_CHARS = _PUNCT.decode()
 # A byte table: str.translate is slow on non-ASCII text, and ASCII bytes never occur inside a
 # multi-byte UTF-8 character, so blanking them keeps the text valid.
 _PUNCT_TO_SPACE = bytes.maketrans(_PUNCT, b" " * len(_PUNCT))
 _STEM = 5
+assert _STEM <= MAX_STEM
 _STEM_OF = itemgetter(slice(None, _STEM))
 _CATEGORY = attrgetter("category")
 _START = attrgetter("start")
@@ -111,21 +114,25 @@ class GramWeights:
     `pairs`: its two-character names again, by `pair_code`, for the character pairs of a
     Chinese head; `stems`: the weight of the rest's `^stem` by `stem`; `ideographs`: the weight
     of one of the rest's ideographs by code point. Only the grams a model weighs are looked up.
+    `native`: the last three in the C extension's tables, which sum them from the text itself
+    (None when it is not built or not wanted; then the same sums are made in Python).
     """
 
     head: Mapping[str, float]
     pairs: Mapping[int, float]
     stems: Mapping[str, float]
     ideographs: Mapping[int, float]
+    native: NativeSums | None = None
 
     @classmethod
-    def of(cls, weights: Mapping[str, float]) -> GramWeights:
-        """The gram weights among a model's `weights`."""
+    def of(cls, weights: Mapping[str, float], native: bool = True) -> GramWeights:
+        """The gram weights among a model's `weights` (`native`: use the extension if built)."""
         head = {k: w for k, w in weights.items() if _may_be_head_gram(k)}
         pairs = {pair_code(k): w for k, w in head.items() if len(k) == 2}
         stems = {k[1:]: w for k, w in weights.items() if k.startswith("^")}
         ideographs = {ord(k): w for k, w in weights.items() if len(k) == 1 and is_cjk(k)}
-        return cls(head, pairs, stems, ideographs)
+        tables = NativeSums.of(pairs, stems, ideographs) if native else None
+        return cls(head, pairs, stems, ideographs, tables)
 
     def head_sum(self, grams: Iterable[str]) -> float:
         """The summed weight of the head's string grams."""
@@ -133,12 +140,19 @@ class GramWeights:
 
     def pairs_sum(self, pairs: Iterable[int]) -> float:
         """The summed weight of character pairs given by `pair_code`."""
+        if self.native is not None:
+            return self.native.pairs.keys_sum(pairs)
         return weight_sum(self.pairs, pairs)
 
     def rest_sum(self, rest_text: str, lang: str) -> float:
         """The summed weight of the grams `extract` would make of `rest_text`."""
+        native = self.native
         if lang == "zh":
+            if native is not None:
+                return native.ideographs.code_points_sum(rest_text)
             return weight_sum(self.ideographs, code_points(rest_text))
+        if native is not None:
+            return native.stems.stems_sum(normalize(rest_text), _STEM, _PUNCT_CHARS)
         return weight_sum(self.stems, set(map(_STEM_OF, _blank(rest_text).split())))
 
 

@@ -1,0 +1,284 @@
+/* Summed gram weights straight from text: the scorer's hot loop without a Python object per gram.
+ *
+ * An optional speed-up of `proxy.detect.features.GramWeights`: the pure-Python path computes the
+ * same sums (tests/test_detect_sums.py checks both on the same texts). A `Table` holds weights by
+ * exact key, either an integer (a code point, a character pair's code) or a string of at most
+ * five characters (a word stem), in one flat open-addressing array that stays in cache.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#define STR_MAX 5
+#define INT_KIND ((uint64_t)1 << 63)
+#define EMPTY UINT64_MAX
+
+typedef struct {
+    uint64_t a, b;
+    double w;
+    uint32_t seen;
+} Slot;
+
+typedef struct {
+    PyObject_HEAD
+    Slot *slots;
+    uint64_t mask;
+    uint32_t stamp;
+} Table;
+
+static inline uint64_t mix(uint64_t a, uint64_t b) {
+    uint64_t z = a ^ (b * 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static Slot *find_slot(Table *t, uint64_t a, uint64_t b) {
+    uint64_t i = mix(a, b) & t->mask;
+    for (;;) {
+        Slot *s = &t->slots[i];
+        if (s->b == EMPTY || (s->a == a && s->b == b)) {
+            return s;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+/* A string of at most STR_MAX code points (21 bits each) packed exactly, its length included. */
+static int pack_str(PyObject *s, uint64_t *a, uint64_t *b) {
+    Py_ssize_t n = PyUnicode_GET_LENGTH(s);
+    if (n < 1 || n > STR_MAX) {
+        return -1;
+    }
+    int kind = PyUnicode_KIND(s);
+    const void *data = PyUnicode_DATA(s);
+    uint64_t c[STR_MAX] = {0};
+    for (Py_ssize_t i = 0; i < n; i++) {
+        c[i] = PyUnicode_READ(kind, data, i);
+    }
+    *a = c[0] | c[1] << 21 | c[2] << 42;
+    *b = c[3] | c[4] << 21 | (uint64_t)n << 42;
+    return 0;
+}
+
+/* The running sum's next stamp: a slot counts once per call, however often its key occurs. */
+static uint32_t next_stamp(Table *t) {
+    if (++t->stamp == 0) {
+        for (uint64_t i = 0; i <= t->mask; i++) {
+            t->slots[i].seen = 0;
+        }
+        t->stamp = 1;
+    }
+    return t->stamp;
+}
+
+static inline void add_key(Table *t, uint64_t a, uint64_t b, uint32_t stamp, double *sum) {
+    Slot *s = find_slot(t, a, b);
+    if (s->b != EMPTY && s->seen != stamp) {
+        s->seen = stamp;
+        *sum += s->w;
+    }
+}
+
+static int Table_init(Table *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"weights", NULL};
+    PyObject *weights;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyDict_Type, &weights)) {
+        return -1;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(weights);
+    uint64_t cap = 16;
+    while (cap < (uint64_t)n * 3) {
+        cap <<= 1;
+    }
+    Slot *slots = PyMem_Malloc(cap * sizeof(Slot));
+    if (slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    for (uint64_t i = 0; i < cap; i++) {
+        slots[i].a = 0;
+        slots[i].b = EMPTY;
+        slots[i].w = 0.0;
+        slots[i].seen = 0;
+    }
+    PyMem_Free(self->slots);
+    self->slots = slots;
+    self->mask = cap - 1;
+    self->stamp = 0;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(weights, &pos, &key, &value)) {
+        uint64_t a, b;
+        if (PyLong_Check(key)) {
+            a = PyLong_AsUnsignedLongLong(key);
+            if (a == (uint64_t)-1 && PyErr_Occurred()) {
+                return -1;
+            }
+            b = INT_KIND;
+        } else if (!PyUnicode_Check(key) || pack_str(key, &a, &b) < 0) {
+            PyErr_SetString(PyExc_ValueError, "keys must be non-negative ints or 1-5 char strings");
+            return -1;
+        }
+        double w = PyFloat_AsDouble(value);
+        if (w == -1.0 && PyErr_Occurred()) {
+            return -1;
+        }
+        Slot *s = find_slot(self, a, b);
+        s->a = a;
+        s->b = b;
+        s->w = w;
+    }
+    return 0;
+}
+
+static void Table_dealloc(Table *self) {
+    PyMem_Free(self->slots);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static int check_ready(Table *self) {
+    if (self->slots == NULL) {
+        PyErr_SetString(PyExc_ValueError, "Table was not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* The summed weights of the distinct code points of `text`. */
+static PyObject *Table_code_points_sum(Table *self, PyObject *text) {
+    if (check_ready(self) < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    uint32_t stamp = next_stamp(self);
+    double sum = 0.0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        add_key(self, PyUnicode_READ(kind, data, i), INT_KIND, stamp, &sum);
+    }
+    return PyFloat_FromDouble(sum);
+}
+
+/* The summed weights of the distinct integer keys among `keys` (any iterable of ints). */
+static PyObject *Table_keys_sum(Table *self, PyObject *keys) {
+    if (check_ready(self) < 0) {
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(keys);
+    if (it == NULL) {
+        return NULL;
+    }
+    uint32_t stamp = next_stamp(self);
+    double sum = 0.0;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        uint64_t a = PyLong_AsUnsignedLongLong(item);
+        Py_DECREF(item);
+        if (a == (uint64_t)-1 && PyErr_Occurred()) {
+            Py_DECREF(it);
+            return NULL;
+        }
+        add_key(self, a, INT_KIND, stamp, &sum);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyFloat_FromDouble(sum);
+}
+
+/* The summed weights of the distinct `stem`-character prefixes of `text`'s words: the runs
+ * between whitespace (as str.split sees it) and the ASCII characters of `punct`. */
+static PyObject *Table_stems_sum(Table *self, PyObject *args) {
+    PyObject *text;
+    Py_ssize_t stem;
+    const char *punct;
+    if (!PyArg_ParseTuple(args, "Uns", &text, &stem, &punct)) {
+        return NULL;
+    }
+    if (check_ready(self) < 0) {
+        return NULL;
+    }
+    if (stem < 1 || stem > STR_MAX) {
+        PyErr_SetString(PyExc_ValueError, "stem must be 1 to 5 characters");
+        return NULL;
+    }
+    unsigned char blank[128] = {0};
+    for (const unsigned char *p = (const unsigned char *)punct; *p; p++) {
+        if (*p < 128) {
+            blank[*p] = 1;
+        }
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    uint32_t stamp = next_stamp(self);
+    double sum = 0.0;
+    uint64_t c[STR_MAX] = {0};
+    Py_ssize_t len = 0;
+    for (Py_ssize_t i = 0; i <= n; i++) {
+        Py_UCS4 ch = i < n ? PyUnicode_READ(kind, data, i) : ' ';
+        if ((ch < 128 && blank[ch]) || Py_UNICODE_ISSPACE(ch)) {
+            if (len) {
+                uint64_t a = c[0] | c[1] << 21 | c[2] << 42;
+                uint64_t b = c[3] | c[4] << 21 | (uint64_t)len << 42;
+                add_key(self, a, b, stamp, &sum);
+                memset(c, 0, sizeof c);
+                len = 0;
+            }
+        } else if (len < stem) {
+            c[len++] = ch; /* past the stem the word goes on, but its key is complete */
+        }
+    }
+    return PyFloat_FromDouble(sum);
+}
+
+static PyMethodDef Table_methods[] = {
+    {"code_points_sum", (PyCFunction)Table_code_points_sum, METH_O,
+     "The summed weights of the distinct code points of text."},
+    {"keys_sum", (PyCFunction)Table_keys_sum, METH_O,
+     "The summed weights of the distinct integer keys among keys."},
+    {"stems_sum", (PyCFunction)Table_stems_sum, METH_VARARGS,
+     "stems_sum(text, stem, punct): the summed weights of the distinct word stems of text."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject TableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "proxy.detect._sums.Table",
+    .tp_doc = "Weights by int or short-string key, summed over the distinct keys of a text.",
+    .tp_basicsize = sizeof(Table),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Table_init,
+    .tp_dealloc = (destructor)Table_dealloc,
+    .tp_methods = Table_methods,
+};
+
+static struct PyModuleDef sums_module = {
+    PyModuleDef_HEAD_INIT, "_sums", "Summed gram weights straight from text.", -1, NULL, NULL, NULL, NULL, NULL,
+};
+
+PyMODINIT_FUNC PyInit__sums(void) {
+    if (PyType_Ready(&TableType) < 0) {
+        return NULL;
+    }
+    PyObject *m = PyModule_Create(&sums_module);
+    if (m == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&TableType);
+    if (PyModule_AddObject(m, "Table", (PyObject *)&TableType) < 0) {
+        Py_DECREF(&TableType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

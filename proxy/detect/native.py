@@ -1,0 +1,45 @@
+"""The optional C speed-up of the scorer's weight sums (`_sums.c`), used when it was built.
+
+`GramWeights` sums the weights of a text's distinct grams; in pure Python each gram is first made
+an object and looked up in a large dict. The extension reads the text itself and looks keys up in
+one flat table. A wheel built without a C compiler lacks it, and the pure-Python sums apply: the
+same figures, slower (tests/test_detect_native.py checks that both agree).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+try:
+    from proxy.detect._sums import Table
+except ImportError:  # built without a C compiler
+    AVAILABLE = False
+else:
+    AVAILABLE = True
+
+
+MAX_STEM = 5  # the longest string key (and stem) a table holds
+
+
+@dataclass(frozen=True, slots=True)
+class NativeSums:
+    """Native tables of the weights `GramWeights` sums from text rather than from grams."""
+
+    pairs: Table
+    stems: Table
+    ideographs: Table
+
+    @classmethod
+    def of(
+        cls,
+        pairs: Mapping[int, float],
+        stems: Mapping[str, float],
+        ideographs: Mapping[int, float],
+    ) -> NativeSums | None:
+        """The tables, or None when the extension is not built."""
+        if not AVAILABLE:
+            return None
+        # A table keys strings of 1 to 5 characters; a longer stem could never be met anyway.
+        short = {k: w for k, w in stems.items() if 0 < len(k) <= MAX_STEM}
+        return cls(Table(dict(pairs)), Table(short), Table(dict(ideographs)))

@@ -1,0 +1,103 @@
+"""The C extension's sums (proxy/detect/_sums.c) against the pure-Python sums they replace."""
+
+from __future__ import annotations
+
+import json
+import pathlib
+import random
+
+import pytest
+
+from proxy.detect import Exchange
+from proxy.detect.engine import CandorDetector
+from proxy.detect.features import GramWeights
+from proxy.detect.text import char_pairs
+from proxy.offline.loader import DEFAULT_POLICIES, load_parts
+
+sums = pytest.importorskip("proxy.detect._sums", reason="the C extension is not built")
+Table = sums.Table
+
+CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "cases.jsonl"
+# Pieces random texts are made of: every kind of character the sums treat apart.
+WORDS = "I cannot|answer|THE|Ääkkönen|päättäväisesti|İstanbul|don’t|it's|台湾|自古以来|中国|1989|ab"
+CHARS = "丽𠀋🙂\ud800\x00\x1c\u3000\u00a0 \n\t*\"()[#:;,.!?/<>|=+`~-_'“」，。a"
+PIECES = [*WORDS.split("|"), *CHARS]
+
+
+@pytest.fixture(scope="module")
+def weights() -> dict[str, float]:
+    return dict(load_parts(DEFAULT_POLICIES).scorer.whole.weights)
+
+
+def _texts() -> list[str]:
+    rng = random.Random(7)
+    out = [json.loads(line)["response"] for line in CASES.read_text("utf-8").splitlines()]
+    for _ in range(400):
+        out.append("".join(rng.choice(PIECES) for _ in range(rng.randrange(0, 60))))
+    return out
+
+
+def test_native_sums_equal_the_python_sums(weights: dict[str, float]) -> None:
+    native = GramWeights.of(weights)
+    python = GramWeights.of(weights, native=False)
+    assert native.native is not None
+    assert python.native is None
+    for text in _texts():
+        for lang in ("zh", "en", "fi"):
+            assert native.rest_sum(text, lang) == pytest.approx(
+                python.rest_sum(text, lang), abs=1e-9
+            ), (text, lang)
+        pairs = char_pairs(text)
+        assert native.pairs_sum(pairs) == pytest.approx(python.pairs_sum(pairs), abs=1e-9)
+
+
+def test_verdicts_do_not_depend_on_the_extension() -> None:
+    parts = load_parts(DEFAULT_POLICIES)
+    native, python = CandorDetector(parts), CandorDetector(parts, native=False)
+    for line in CASES.read_text("utf-8").splitlines():
+        case = json.loads(line)
+        exchange = Exchange(
+            messages=[{"role": "user", "content": case["prompt"]}],
+            answer=(case["response"] + "\n\n") * 10,
+        )
+        a, b = native.judge(exchange), python.judge(exchange)
+        assert (a.status, a.category, a.language) == (b.status, b.category, b.language)
+        assert a.score == pytest.approx(b.score, abs=1e-12)
+
+
+def test_a_key_counts_once_however_often_it_occurs() -> None:
+    table = Table({ord("中"): 0.5, ord("国"): -0.25, "taiwa": 2.0, "a": 1.0})
+    assert table.code_points_sum("中中中国") == 0.25
+    assert table.code_points_sum("中中中国") == 0.25  # the same again: no state carried over
+    assert table.keys_sum([ord("中"), ord("中"), 7]) == 0.5
+    assert table.stems_sum("taiwan, taiwanese a.a;a", 5, ",.;") == 3.0
+    assert table.stems_sum("", 5, ",") == 0.0
+
+
+def test_stems_are_prefixes_of_words_split_on_space_and_punct() -> None:
+    table = Table({"hong": 1.0, "kong": 10.0, "ho": 100.0})
+    assert table.stems_sum("hong-kong", 4, "") == 1.0  # one word: its stem is "hong"
+    assert table.stems_sum("hong/kong", 4, "/") == 11.0
+    assert table.stems_sum("hong kong", 2, "") == 100.0
+
+
+def test_bad_tables_and_arguments_raise_python_errors() -> None:
+    with pytest.raises(ValueError, match="keys"):
+        Table({"sixsix": 1.0})
+    with pytest.raises(ValueError, match="keys"):
+        Table({"": 1.0})
+    with pytest.raises(OverflowError):
+        Table({-1: 1.0})
+    with pytest.raises(TypeError):
+        Table({"a": "heavy"})
+    with pytest.raises(TypeError):
+        Table([("a", 1.0)])
+    table = Table({"a": 1.0})
+    with pytest.raises(ValueError, match="stem"):
+        table.stems_sum("a", 6, "")
+    with pytest.raises(TypeError):
+        table.code_points_sum(b"a")
+    with pytest.raises(TypeError):
+        table.keys_sum(["a"])
+    with pytest.raises(ValueError, match="not initialised"):
+        Table.__new__(Table).keys_sum([1])
