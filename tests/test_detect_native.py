@@ -10,8 +10,8 @@ import pytest
 
 from proxy.detect import Exchange
 from proxy.detect.engine import CandorDetector
-from proxy.detect.features import GramWeights
-from proxy.detect.text import char_pairs
+from proxy.detect.features import GramWeights, _grams, _word_grams
+from proxy.detect.text import normalize, pair_code, words
 from proxy.offline.loader import DEFAULT_POLICIES, load_parts
 
 sums = pytest.importorskip("proxy.detect._sums", reason="the C extension is not built")
@@ -47,8 +47,23 @@ def test_native_sums_equal_the_python_sums(weights: dict[str, float]) -> None:
             assert native.rest_sum(text, lang) == pytest.approx(
                 python.rest_sum(text, lang), abs=1e-9
             ), (text, lang)
-        pairs = char_pairs(text)
-        assert native.pairs_sum(pairs) == pytest.approx(python.pairs_sum(pairs), abs=1e-9)
+        skip = [pair_code(text[i : i + 2]) for i in range(0, len(text) - 1, 7)]
+        for left_out in ((), skip):
+            assert native.pairs_sum(text, left_out) == pytest.approx(
+                python.pairs_sum(text, left_out), abs=1e-9
+            ), (text, left_out)
+
+
+def test_the_lexicon_finds_chinese_keys_in_the_text_as_among_its_pairs() -> None:
+    lexicon = load_parts(DEFAULT_POLICIES).lexicon
+    for text in _texts():
+        norm = normalize(text)
+        words_only: set[str] = set()
+        with_pairs: set[str] = set()
+        _word_grams(words_only, words(norm))
+        _grams(with_pairs, words(norm), text, cjk_major=True)
+        found = lexicon.find(text, norm, words_only, pairs_of_text=True)
+        assert found == lexicon.find(text, norm, with_pairs), text
 
 
 def test_verdicts_do_not_depend_on_the_extension() -> None:
@@ -69,7 +84,14 @@ def test_a_key_counts_once_however_often_it_occurs() -> None:
     table = Table({ord("中"): 0.5, ord("国"): -0.25, "taiwa": 2.0, "a": 1.0})
     assert table.code_points_sum("中中中国") == 0.25
     assert table.code_points_sum("中中中国") == 0.25  # the same again: no state carried over
-    assert table.keys_sum([ord("中"), ord("中"), 7]) == 0.5
+    pairs = Table({pair_code("中国"): 1.0, pair_code("国中"): 2.0, pair_code("ai"): 4.0})
+    assert pairs.pairs_sum("中国中国中ai", []) == 7.0
+    assert pairs.pairs_sum("中国中国中ai", [pair_code("ai"), 12345]) == 3.0
+    assert pairs.pairs_present("ai中国中国") == [
+        pair_code("ai"),
+        pair_code("中国"),
+        pair_code("国中"),
+    ]
     assert table.stems_sum("taiwan, taiwanese a.a;a", 5, ",.;") == 3.0
     assert table.stems_sum("", 5, ",") == 0.0
 
@@ -98,6 +120,8 @@ def test_bad_tables_and_arguments_raise_python_errors() -> None:
     with pytest.raises(TypeError):
         table.code_points_sum(b"a")
     with pytest.raises(TypeError):
-        table.keys_sum(["a"])
+        table.pairs_sum("ab", ["a"])
+    with pytest.raises(TypeError):
+        table.pairs_present(None)
     with pytest.raises(ValueError, match="not initialised"):
-        Table.__new__(Table).keys_sum([1])
+        Table.__new__(Table).code_points_sum("a")

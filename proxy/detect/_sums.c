@@ -166,32 +166,96 @@ static PyObject *Table_code_points_sum(Table *self, PyObject *text) {
     return PyFloat_FromDouble(sum);
 }
 
-/* The summed weights of the distinct integer keys among `keys` (any iterable of ints). */
-static PyObject *Table_keys_sum(Table *self, PyObject *keys) {
-    if (check_ready(self) < 0) {
-        return NULL;
-    }
+/* A character pair as `proxy.detect.text.pair_code` makes it: the two code points side by side
+ * in UTF-32, read as one native 64-bit word. */
+static inline uint64_t pair_key(Py_UCS4 first, Py_UCS4 second) {
+#if PY_BIG_ENDIAN
+    return (uint64_t)first << 32 | second;
+#else
+    return first | (uint64_t)second << 32;
+#endif
+}
+
+/* Marks the table's keys among `keys` (an iterable of ints) as already counted this call. */
+static int skip_keys(Table *self, PyObject *keys, uint32_t stamp) {
     PyObject *it = PyObject_GetIter(keys);
     if (it == NULL) {
-        return NULL;
+        return -1;
     }
-    uint32_t stamp = next_stamp(self);
-    double sum = 0.0;
     PyObject *item;
     while ((item = PyIter_Next(it)) != NULL) {
         uint64_t a = PyLong_AsUnsignedLongLong(item);
         Py_DECREF(item);
         if (a == (uint64_t)-1 && PyErr_Occurred()) {
             Py_DECREF(it);
-            return NULL;
+            return -1;
         }
-        add_key(self, a, INT_KIND, stamp, &sum);
+        Slot *s = find_slot(self, a, INT_KIND);
+        if (s->b != EMPTY) {
+            s->seen = stamp;
+        }
     }
     Py_DECREF(it);
-    if (PyErr_Occurred()) {
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* The summed weights of the distinct character pairs of `text`, leaving out the pairs in `skip`. */
+static PyObject *Table_pairs_sum(Table *self, PyObject *args) {
+    PyObject *text, *skip;
+    if (!PyArg_ParseTuple(args, "UO", &text, &skip)) {
         return NULL;
     }
+    if (check_ready(self) < 0) {
+        return NULL;
+    }
+    uint32_t stamp = next_stamp(self);
+    if (skip_keys(self, skip, stamp) < 0) {
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    double sum = 0.0;
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        uint64_t key = pair_key(PyUnicode_READ(kind, data, i), PyUnicode_READ(kind, data, i + 1));
+        add_key(self, key, INT_KIND, stamp, &sum);
+    }
     return PyFloat_FromDouble(sum);
+}
+
+/* The table's keys among the character pairs of `text`, each once, in order of first occurrence. */
+static PyObject *Table_pairs_present(Table *self, PyObject *text) {
+    if (check_ready(self) < 0) {
+        return NULL;
+    }
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be a str");
+        return NULL;
+    }
+    PyObject *found = PyList_New(0);
+    if (found == NULL) {
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    uint32_t stamp = next_stamp(self);
+    for (Py_ssize_t i = 0; i + 1 < n; i++) {
+        uint64_t key = pair_key(PyUnicode_READ(kind, data, i), PyUnicode_READ(kind, data, i + 1));
+        Slot *s = find_slot(self, key, INT_KIND);
+        if (s->b == EMPTY || s->seen == stamp) {
+            continue;
+        }
+        s->seen = stamp;
+        PyObject *code = PyLong_FromUnsignedLongLong(key);
+        if (code == NULL || PyList_Append(found, code) < 0) {
+            Py_XDECREF(code);
+            Py_DECREF(found);
+            return NULL;
+        }
+        Py_DECREF(code);
+    }
+    return found;
 }
 
 /* The summed weights of the distinct `stem`-character prefixes of `text`'s words: the runs
@@ -243,8 +307,10 @@ static PyObject *Table_stems_sum(Table *self, PyObject *args) {
 static PyMethodDef Table_methods[] = {
     {"code_points_sum", (PyCFunction)Table_code_points_sum, METH_O,
      "The summed weights of the distinct code points of text."},
-    {"keys_sum", (PyCFunction)Table_keys_sum, METH_O,
-     "The summed weights of the distinct integer keys among keys."},
+    {"pairs_sum", (PyCFunction)Table_pairs_sum, METH_VARARGS,
+     "pairs_sum(text, skip): the summed weights of text's distinct character pairs not in skip."},
+    {"pairs_present", (PyCFunction)Table_pairs_present, METH_O,
+     "The table's keys among the character pairs of text, each once, in order."},
     {"stems_sum", (PyCFunction)Table_stems_sum, METH_VARARGS,
      "stems_sum(text, stem, punct): the summed weights of the distinct word stems of text."},
     {NULL, NULL, 0, NULL},

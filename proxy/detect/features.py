@@ -138,10 +138,12 @@ class GramWeights:
         """The summed weight of the head's string grams."""
         return weight_sum(self.head, grams)
 
-    def pairs_sum(self, pairs: Iterable[int]) -> float:
-        """The summed weight of character pairs given by `pair_code`."""
+    def pairs_sum(self, text: str, skip: Iterable[int] = ()) -> float:
+        """The summed weight of the character pairs of `text` but those in `skip` (`pair_code`)."""
         if self.native is not None:
-            return self.native.pairs.keys_sum(pairs)
+            return self.native.pairs.pairs_sum(text, skip)
+        pairs = char_pairs(text)
+        pairs.difference_update(skip)
         return weight_sum(self.pairs, pairs)
 
     def rest_sum(self, rest_text: str, lang: str) -> float:
@@ -238,17 +240,16 @@ def extract(
     head_norm = normalize(head)
     toks = words(head_norm)
     weighed = 0.0
-    pairs: set[int] = set()
     if weights is not None and lang == "zh":
-        # A Chinese head's character pairs are only weighed, as integers, not made strings.
+        # A Chinese head's character pairs are not made strings: they are weighed, and the
+        # lexicon looks for its keys among them, straight from the text.
         _word_grams(grams, toks)
-        pairs = char_pairs(head)
         # A two-letter word is a string gram already: it is weighed once.
-        pairs.difference_update([pair_code(t) for t in toks if len(t) == 2])
-        weighed = weights.pairs_sum(pairs)
+        weighed = weights.pairs_sum(head, [pair_code(t) for t in toks if len(t) == 2])
+        hits = lexicon.find(head, head_norm, grams, pairs_of_text=True)
     else:
         _grams(grams, toks, head, lang == "zh")
-    hits = lexicon.find(head, head_norm, grams, pairs=pairs)
+        hits = lexicon.find(head, head_norm, grams)
     body_len = win.body_cjk if lang == "zh" else win.body
     if body_len and len(visible) > head_len:
         rest_text = visible[head_len : head_len + body_len]

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from collections.abc import Set as AbstractSet
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import NamedTuple
 
-from proxy.detect.text import has_cjk, normalize, pair_code, words
+from proxy.detect.native import native_table
+from proxy.detect.text import char_pairs, has_cjk, normalize, pair_code, words
 
 LEXICON_CATEGORIES = frozenset(
     {"refusal", "deflection", "propaganda", "evasion", "safety", "engagement"}
@@ -71,6 +71,7 @@ class Lexicon:
         self.cjk_keys = frozenset(self._cjk_by_key)
         self._cjk_key_of = {pair_code(key): key for key in self._cjk_by_key}
         self._cjk_codes = frozenset(self._cjk_key_of)
+        self._native_codes = native_table(dict.fromkeys(self._cjk_codes, 0.0))
 
     def find(
         self,
@@ -78,12 +79,12 @@ class Lexicon:
         norm: str,
         grams: set[str],
         base: int = 0,
-        pairs: AbstractSet[int] = frozenset(),
+        pairs_of_text: bool = False,
     ) -> list[PhraseHit]:
         """Hits in `text` (normalised `norm`, word/word-pair set `grams`), offset by `base`.
 
         `norm` must keep `text`'s length (see `normalize`) so that spans index both. Character
-        pairs may come in `grams` as strings or in `pairs` as `pair_code` integers.
+        pairs come in `grams` as strings, or with `pairs_of_text` are read from `text` itself.
         """
         hits: list[PhraseHit] = []
         for key in self.keys.intersection(grams):
@@ -98,8 +99,8 @@ class Lexicon:
                     )
         # CJK phrases are keyed by their first character pair, which `grams` or `pairs` hold.
         cjk = self.cjk_keys.intersection(grams)
-        if pairs:
-            cjk = cjk.union(map(self._cjk_key_of.__getitem__, self._cjk_codes.intersection(pairs)))
+        if pairs_of_text:
+            cjk = cjk.union(map(self._cjk_key_of.__getitem__, self._cjk_pairs(text)))
         for key in cjk:
             for phrase, rule in self._cjk_by_key[key]:
                 pos = text.find(phrase)
@@ -110,3 +111,9 @@ class Lexicon:
         # In text order: the keys come out of sets, whose order changes from run to run.
         hits.sort(key=_POSITION)
         return hits
+
+    def _cjk_pairs(self, text: str) -> Iterable[int]:
+        """The `pair_code`s of the CJK phrase keys among the character pairs of `text`."""
+        if self._native_codes is not None:
+            return self._native_codes.pairs_present(text)
+        return self._cjk_codes.intersection(char_pairs(text))

@@ -1,9 +1,10 @@
 """The optional C speed-up of the scorer's weight sums (`_sums.c`), used when it was built.
 
-`GramWeights` sums the weights of a text's distinct grams; in pure Python each gram is first made
-an object and looked up in a large dict. The extension reads the text itself and looks keys up in
-one flat table. A wheel built without a C compiler lacks it, and the pure-Python sums apply: the
-same figures, slower (tests/test_detect_native.py checks that both agree).
+`GramWeights` sums the weights of a text's distinct grams, and the lexicon looks for its Chinese
+phrases' first character pairs; in pure Python each gram is first made an object and looked up
+in a large dict or set. The extension reads the text itself and looks keys up in one flat table.
+A wheel built without a C compiler lacks it, and the pure-Python code applies: the same figures,
+slower (tests/test_detect_native.py checks that both agree).
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ except ImportError:  # built without a C compiler
 else:
     AVAILABLE = True
 
-
 MAX_STEM = 5  # the longest string key (and stem) a table holds
+
+
+def native_table(weights: Mapping[int, float] | Mapping[str, float]) -> Table | None:
+    """A native table of `weights`, or None when the extension is not built."""
+    return Table(dict(weights)) if AVAILABLE else None
 
 
 @dataclass(frozen=True, slots=True)
