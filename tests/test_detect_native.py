@@ -16,6 +16,7 @@ from proxy.offline.loader import DEFAULT_POLICIES, load_parts
 
 sums = pytest.importorskip("proxy.detect._sums", reason="the C extension is not built")
 Table = sums.Table
+StrTable = sums.StrTable
 
 CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "cases.jsonl"
 # Pieces random texts are made of: every kind of character the sums treat apart.
@@ -47,6 +48,9 @@ def test_native_sums_equal_the_python_sums(weights: dict[str, float]) -> None:
             assert native.rest_sum(text, lang) == pytest.approx(
                 python.rest_sum(text, lang), abs=1e-9
             ), (text, lang)
+        grams: set[str] = set()
+        _grams(grams, words(normalize(text)), text, cjk_major=True)
+        assert native.head_sum(grams) == pytest.approx(python.head_sum(grams), abs=1e-9)
         skip = [pair_code(text[i : i + 2]) for i in range(0, len(text) - 1, 7)]
         for left_out in ((), skip):
             assert native.pairs_sum(text, left_out) == pytest.approx(
@@ -94,6 +98,20 @@ def test_a_key_counts_once_however_often_it_occurs() -> None:
     ]
     assert table.stems_sum("taiwan, taiwanese a.a;a", 5, ",.;") == 3.0
     assert table.stems_sum("", 5, ",") == 0.0
+
+
+def test_string_grams_are_found_by_value_not_identity() -> None:
+    table = StrTable({"hong kong": 1.5, "中国": -0.5, "a": 2.0})
+    made = " ".join(["hong", "kong"])  # equal to the key, not the same object
+    assert table.grams_sum({made, "中国", "b"}) == 1.0
+    assert table.grams_sum([made, "hong kong", "a", "a"]) == 3.5
+    assert table.grams_sum([]) == 0.0
+    with pytest.raises(TypeError, match="strings"):
+        table.grams_sum(["a", 1])
+    with pytest.raises(TypeError, match="strings"):
+        StrTable({1: 1.0})
+    with pytest.raises(ValueError, match="not initialised"):
+        StrTable.__new__(StrTable).grams_sum(["a"])
 
 
 def test_stems_are_prefixes_of_words_split_on_space_and_punct() -> None:

@@ -304,6 +304,152 @@ static PyObject *Table_stems_sum(Table *self, PyObject *args) {
     return PyFloat_FromDouble(sum);
 }
 
+/* A StrTable: weights by any string, found by the string's own (cached) hash and compared on a
+ * hash match; it holds a reference to each key. For the head's grams, which are strings anyway. */
+typedef struct {
+    Py_hash_t hash;
+    PyObject *key;
+    double w;
+    uint32_t seen;
+} StrSlot;
+
+typedef struct {
+    PyObject_HEAD
+    StrSlot *slots;
+    uint64_t mask;
+    uint32_t stamp;
+} StrTable;
+
+static StrSlot *str_slot(StrTable *t, PyObject *key, Py_hash_t hash) {
+    uint64_t i = mix((uint64_t)hash, 0) & t->mask;
+    for (;;) {
+        StrSlot *s = &t->slots[i];
+        if (s->key == NULL ||
+            (s->hash == hash && (s->key == key || PyUnicode_Compare(s->key, key) == 0))) {
+            return s;
+        }
+        i = (i + 1) & t->mask;
+    }
+}
+
+static void str_clear(StrTable *self) {
+    if (self->slots != NULL) {
+        for (uint64_t i = 0; i <= self->mask; i++) {
+            Py_XDECREF(self->slots[i].key);
+        }
+        PyMem_Free(self->slots);
+        self->slots = NULL;
+    }
+}
+
+static int StrTable_init(StrTable *self, PyObject *args, PyObject *kwds) {
+    static char *kwlist[] = {"weights", NULL};
+    PyObject *weights;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyDict_Type, &weights)) {
+        return -1;
+    }
+    Py_ssize_t n = PyDict_GET_SIZE(weights);
+    uint64_t cap = 16;
+    while (cap < (uint64_t)n * 3) {
+        cap <<= 1;
+    }
+    str_clear(self);
+    self->slots = PyMem_Calloc(cap, sizeof(StrSlot));
+    if (self->slots == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    self->mask = cap - 1;
+    self->stamp = 0;
+    Py_ssize_t pos = 0;
+    PyObject *key, *value;
+    while (PyDict_Next(weights, &pos, &key, &value)) {
+        if (!PyUnicode_CheckExact(key)) {
+            PyErr_SetString(PyExc_TypeError, "keys must be strings");
+            return -1;
+        }
+        Py_hash_t hash = PyObject_Hash(key);
+        double w = PyFloat_AsDouble(value);
+        if (hash == -1 || (w == -1.0 && PyErr_Occurred())) {
+            return -1;
+        }
+        StrSlot *s = str_slot(self, key, hash);
+        Py_INCREF(key);
+        s->key = key;
+        s->hash = hash;
+        s->w = w;
+    }
+    return 0;
+}
+
+static void StrTable_dealloc(StrTable *self) {
+    str_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* The summed weights of the distinct strings among `grams` (any iterable of str). */
+static PyObject *StrTable_grams_sum(StrTable *self, PyObject *grams) {
+    if (self->slots == NULL) {
+        PyErr_SetString(PyExc_ValueError, "StrTable was not initialised");
+        return NULL;
+    }
+    PyObject *it = PyObject_GetIter(grams);
+    if (it == NULL) {
+        return NULL;
+    }
+    if (++self->stamp == 0) {
+        for (uint64_t i = 0; i <= self->mask; i++) {
+            self->slots[i].seen = 0;
+        }
+        self->stamp = 1;
+    }
+    double sum = 0.0;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL) {
+        if (!PyUnicode_Check(item)) {
+            Py_DECREF(item);
+            Py_DECREF(it);
+            PyErr_SetString(PyExc_TypeError, "grams must be strings");
+            return NULL;
+        }
+        Py_hash_t hash = PyObject_Hash(item);
+        if (hash == -1) {
+            Py_DECREF(item);
+            Py_DECREF(it);
+            return NULL;
+        }
+        StrSlot *s = str_slot(self, item, hash);
+        Py_DECREF(item);
+        if (s->key != NULL && s->seen != self->stamp) {
+            s->seen = self->stamp;
+            sum += s->w;
+        }
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    return PyFloat_FromDouble(sum);
+}
+
+static PyMethodDef StrTable_methods[] = {
+    {"grams_sum", (PyCFunction)StrTable_grams_sum, METH_O,
+     "The summed weights of the distinct strings among grams."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject StrTableType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "proxy.detect._sums.StrTable",
+    .tp_doc = "Weights by string key, summed over the distinct strings given.",
+    .tp_basicsize = sizeof(StrTable),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)StrTable_init,
+    .tp_dealloc = (destructor)StrTable_dealloc,
+    .tp_methods = StrTable_methods,
+};
+
 static PyMethodDef Table_methods[] = {
     {"code_points_sum", (PyCFunction)Table_code_points_sum, METH_O,
      "The summed weights of the distinct code points of text."},
@@ -333,16 +479,15 @@ static struct PyModuleDef sums_module = {
 };
 
 PyMODINIT_FUNC PyInit__sums(void) {
-    if (PyType_Ready(&TableType) < 0) {
+    if (PyType_Ready(&TableType) < 0 || PyType_Ready(&StrTableType) < 0) {
         return NULL;
     }
     PyObject *m = PyModule_Create(&sums_module);
     if (m == NULL) {
         return NULL;
     }
-    Py_INCREF(&TableType);
-    if (PyModule_AddObject(m, "Table", (PyObject *)&TableType) < 0) {
-        Py_DECREF(&TableType);
+    if (PyModule_AddObjectRef(m, "Table", (PyObject *)&TableType) < 0 ||
+        PyModule_AddObjectRef(m, "StrTable", (PyObject *)&StrTableType) < 0) {
         Py_DECREF(m);
         return NULL;
     }

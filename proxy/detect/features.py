@@ -114,8 +114,8 @@ class GramWeights:
     `pairs`: its two-character names again, by `pair_code`, for the character pairs of a
     Chinese head; `stems`: the weight of the rest's `^stem` by `stem`; `ideographs`: the weight
     of one of the rest's ideographs by code point. Only the grams a model weighs are looked up.
-    `native`: the last three in the C extension's tables, which sum them from the text itself
-    (None when it is not built or not wanted; then the same sums are made in Python).
+    `native`: the same weights in the C extension's tables, which sum the last three from the
+    text itself (None when it is not built or not wanted; then the same sums are made in Python).
     """
 
     head: Mapping[str, float]
@@ -131,11 +131,13 @@ class GramWeights:
         pairs = {pair_code(k): w for k, w in head.items() if len(k) == 2}
         stems = {k[1:]: w for k, w in weights.items() if k.startswith("^")}
         ideographs = {ord(k): w for k, w in weights.items() if len(k) == 1 and is_cjk(k)}
-        tables = NativeSums.of(pairs, stems, ideographs) if native else None
+        tables = NativeSums.of(head, pairs, stems, ideographs) if native else None
         return cls(head, pairs, stems, ideographs, tables)
 
     def head_sum(self, grams: Iterable[str]) -> float:
         """The summed weight of the head's string grams."""
+        if self.native is not None:
+            return self.native.head.grams_sum(grams)
         return weight_sum(self.head, grams)
 
     def pairs_sum(self, text: str, skip: Iterable[int] = ()) -> float:

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 try:
-    from proxy.detect._sums import Table
+    from proxy.detect._sums import StrTable, Table
 except ImportError:  # built without a C compiler
     AVAILABLE = False
 else:
@@ -29,8 +29,10 @@ def native_table(weights: Mapping[int, float] | Mapping[str, float]) -> Table | 
 
 @dataclass(frozen=True, slots=True)
 class NativeSums:
-    """Native tables of the weights `GramWeights` sums from text rather than from grams."""
+    """Native tables of `GramWeights`' weights: the head's string grams, and the weights it sums
+    from text rather than from grams."""
 
+    head: StrTable
     pairs: Table
     stems: Table
     ideographs: Table
@@ -38,6 +40,7 @@ class NativeSums:
     @classmethod
     def of(
         cls,
+        head: Mapping[str, float],
         pairs: Mapping[int, float],
         stems: Mapping[str, float],
         ideographs: Mapping[int, float],
@@ -47,4 +50,4 @@ class NativeSums:
             return None
         # A table keys strings of 1 to 5 characters; a longer stem could never be met anyway.
         short = {k: w for k, w in stems.items() if 0 < len(k) <= MAX_STEM}
-        return cls(Table(dict(pairs)), Table(short), Table(dict(ideographs)))
+        return cls(StrTable(dict(head)), Table(dict(pairs)), Table(short), Table(dict(ideographs)))
