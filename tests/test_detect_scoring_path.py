@@ -8,7 +8,7 @@ import pathlib
 import pytest
 
 from proxy.detect.engine import CandorDetector
-from proxy.detect.features import AnswerView, GramWeights, extract
+from proxy.detect.features import AnswerView, GramWeights, Windows, extract
 from proxy.detect.text import split_think
 from proxy.offline.loader import load_detector
 
@@ -52,6 +52,30 @@ def test_scoring_weighs_the_grams_training_makes(
     assert fast.grams <= full.grams
     expected = model.grams_sum(full.grams)
     assert weights.head_sum(fast.grams) + fast.weighed == pytest.approx(expected, abs=1e-9)
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+@pytest.mark.parametrize(("prompt", "answer"), _answers())
+def test_early_scoring_weighs_the_grams_training_makes(
+    detector: CandorDetector, prompt: str, answer: str, native: bool
+) -> None:
+    parts = detector.parts
+    req = detector.request([{"role": "user", "content": prompt}])
+    split = split_think(answer)
+    opening = split.visible[: parts.stream.window]
+    view = AnswerView(visible=opening, ended=False, think_state=split.state)
+    model = parts.scorer.early
+    weights = GramWeights.of(model.weights, native)
+    if native and weights.native is None:
+        pytest.skip("the C extension is not built")
+    window = Windows.opening(parts.stream.window)
+    full = extract(view, req, parts.lexicon, window)
+    fast = extract(view, req, parts.lexicon, window, "", weights)
+    assert (fast.meta, fast.hits) == (full.meta, full.hits)
+    expected = model.grams_sum(full.grams)
+    assert weights.head_sum(fast.grams) + fast.weighed == pytest.approx(expected, abs=1e-9)
+    score, _ = detector.early_score(req, opening, split.state, -1)
+    assert score == pytest.approx(model.probability(full.meta, full.grams), abs=1e-12)
 
 
 def test_training_features_keep_the_rest(detector: CandorDetector):

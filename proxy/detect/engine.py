@@ -92,6 +92,7 @@ class CandorDetector:
         self.parts = parts
         self.native = native
         self._gram_weights = GramWeights.of(parts.scorer.whole.weights, native)
+        self._early_gram_weights = GramWeights.of(parts.scorer.early.weights, native)
         # The proxy reads a request's topics before asking the model and again when judging
         # its answer: remember the last few reads (short prompts only, to bound memory).
         self._requests: dict[str, Request] = {}
@@ -238,9 +239,10 @@ class CandorDetector:
             think_state=think_state,
             reasoning_chars=reasoning_chars,
         )
-        ex = extract(view, req, p.lexicon, Windows.opening(p.stream.window))
+        weights = self._early_gram_weights
+        ex = extract(view, req, p.lexicon, Windows.opening(p.stream.window), "", weights)
         model = p.scorer.early
-        ngram = model.grams_sum(ex.grams)
+        ngram = weights.head_sum(ex.grams) + ex.weighed
         terms = model.terms(ex.meta)
         score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         verdict = Verdict(
