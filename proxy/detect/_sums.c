@@ -89,7 +89,7 @@ static int Table_init(Table *self, PyObject *args, PyObject *kwds) {
     }
     Py_ssize_t n = PyDict_GET_SIZE(weights);
     uint64_t cap = 16;
-    while (cap < (uint64_t)n * 3) {
+    while (cap < (uint64_t)n + (uint64_t)n / 2) { /* at most 2/3 full */
         cap <<= 1;
     }
     Slot *slots = PyMem_Malloc(cap * sizeof(Slot));
@@ -310,14 +310,12 @@ typedef struct {
     Py_hash_t hash;
     PyObject *key;
     double w;
-    uint32_t seen;
 } StrSlot;
 
 typedef struct {
     PyObject_HEAD
     StrSlot *slots;
     uint64_t mask;
-    uint32_t stamp;
 } StrTable;
 
 static StrSlot *str_slot(StrTable *t, PyObject *key, Py_hash_t hash) {
@@ -350,7 +348,7 @@ static int StrTable_init(StrTable *self, PyObject *args, PyObject *kwds) {
     }
     Py_ssize_t n = PyDict_GET_SIZE(weights);
     uint64_t cap = 16;
-    while (cap < (uint64_t)n * 3) {
+    while (cap < (uint64_t)n + (uint64_t)n / 2) { /* at most 2/3 full */
         cap <<= 1;
     }
     str_clear(self);
@@ -360,7 +358,6 @@ static int StrTable_init(StrTable *self, PyObject *args, PyObject *kwds) {
         return -1;
     }
     self->mask = cap - 1;
-    self->stamp = 0;
     Py_ssize_t pos = 0;
     PyObject *key, *value;
     while (PyDict_Next(weights, &pos, &key, &value)) {
@@ -387,7 +384,7 @@ static void StrTable_dealloc(StrTable *self) {
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
-/* The summed weights of the distinct strings among `grams` (any iterable of str). */
+/* The summed weights of `grams` (any iterable of str; a set, so each counts once). */
 static PyObject *StrTable_grams_sum(StrTable *self, PyObject *grams) {
     if (self->slots == NULL) {
         PyErr_SetString(PyExc_ValueError, "StrTable was not initialised");
@@ -396,12 +393,6 @@ static PyObject *StrTable_grams_sum(StrTable *self, PyObject *grams) {
     PyObject *it = PyObject_GetIter(grams);
     if (it == NULL) {
         return NULL;
-    }
-    if (++self->stamp == 0) {
-        for (uint64_t i = 0; i <= self->mask; i++) {
-            self->slots[i].seen = 0;
-        }
-        self->stamp = 1;
     }
     double sum = 0.0;
     PyObject *item;
@@ -420,8 +411,7 @@ static PyObject *StrTable_grams_sum(StrTable *self, PyObject *grams) {
         }
         StrSlot *s = str_slot(self, item, hash);
         Py_DECREF(item);
-        if (s->key != NULL && s->seen != self->stamp) {
-            s->seen = self->stamp;
+        if (s->key != NULL) {
             sum += s->w;
         }
     }
@@ -434,14 +424,14 @@ static PyObject *StrTable_grams_sum(StrTable *self, PyObject *grams) {
 
 static PyMethodDef StrTable_methods[] = {
     {"grams_sum", (PyCFunction)StrTable_grams_sum, METH_O,
-     "The summed weights of the distinct strings among grams."},
+     "The summed weights of grams (an iterable of str)."},
     {NULL, NULL, 0, NULL},
 };
 
 static PyTypeObject StrTableType = {
     PyVarObject_HEAD_INIT(NULL, 0)
     .tp_name = "proxy.detect._sums.StrTable",
-    .tp_doc = "Weights by string key, summed over the distinct strings given.",
+    .tp_doc = "Weights by string key, summed over the strings given.",
     .tp_basicsize = sizeof(StrTable),
     .tp_flags = Py_TPFLAGS_DEFAULT,
     .tp_new = PyType_GenericNew,
