@@ -3,8 +3,9 @@
 Usage: python bench/detector_ab.py REV [--rounds N]
 The `proxy` package and `policies/` of git revision REV are loaded beside the working tree's.
 Both judge the bench answers (see `detector_latency.py`), taking turns at going first. Prints the
-p50 of each, the ratio (working tree / REV) and how many verdicts differ in status, category or
-score. Run it twice with REV set to HEAD first: an A/A run shows the noise (ratios near 1.00).
+p50 of each, the ratio (working tree / REV), whether each used the C extension's sums (REV's is
+compiled from its source) and how many verdicts differ in status, category or score. Run it
+with REV set to HEAD first: an A/A run shows the noise (ratios near 1.00).
 """
 
 from __future__ import annotations
@@ -15,8 +16,10 @@ import io
 import json
 import pathlib
 import re
+import shlex
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import time
@@ -44,10 +47,22 @@ def _load_revision(rev: str, into: pathlib.Path) -> tuple[Any, Any]:
     (into / "proxy").rename(into / "proxy_base")
     for path in (into / "proxy_base").rglob("*.py"):
         path.write_text(_IMPORT.sub("proxy_base", path.read_text("utf-8")), "utf-8")
+    _build_extension(into / "proxy_base" / "detect" / "_sums.c")
     sys.path.insert(0, str(into))
     loader = importlib.import_module("proxy_base.offline.loader")
     detect = importlib.import_module("proxy_base.detect")
     return loader.load_detector(into / "policies"), detect.Exchange
+
+
+def _build_extension(source: pathlib.Path) -> None:
+    """REV's C speed-up, built beside its source as setup.py would (if REV has one)."""
+    if not source.exists():
+        return
+    target = source.with_name("_sums" + sysconfig.get_config_var("EXT_SUFFIX"))
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    include = sysconfig.get_paths()["include"]
+    command = [*compiler, "-O3", "-shared", "-fPIC", f"-I{include}", str(source), "-o", str(target)]
+    subprocess.run(command, check=True, timeout=120)
 
 
 def _key(verdict: Any) -> tuple[str, str, float]:
@@ -82,6 +97,8 @@ def main() -> None:
         "p50_us_rev": p50["rev"],
         "p50_us_work": p50["work"],
         "ratio": round(p50["work"] / p50["rev"], 3),
+        "native_rev": getattr(base, "native_sums", False),
+        "native_work": work.native_sums,
         "verdicts_differ": differ,
         "answers": len(answers),
     }

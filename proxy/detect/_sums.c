@@ -1,9 +1,14 @@
 /* Summed gram weights straight from text: the scorer's hot loop without a Python object per gram.
  *
- * An optional speed-up of `proxy.detect.features.GramWeights`: the pure-Python path computes the
- * same sums (tests/test_detect_sums.py checks both on the same texts). A `Table` holds weights by
- * exact key, either an integer (a code point, a character pair's code) or a string of at most
- * five characters (a word stem), in one flat open-addressing array that stays in cache.
+ * An optional speed-up of `proxy.detect.features.GramWeights` and of the lexicon's search for its
+ * Chinese keys (see proxy/detect/native.py); the pure-Python path computes the same figures, and
+ * tests/test_detect_native.py checks both on the same texts.
+ * - A `Table` holds weights by exact key, either an integer (a code point, a character pair's
+ *   code) or a string of at most five characters (a word stem), in one flat open-addressing
+ *   array, and sums them over the distinct keys it reads from a text.
+ * - A `StrTable` holds weights by any string, for grams that are Python strings anyway.
+ * A Table marks the slots it has counted with a per-call stamp, so calls must not overlap: the
+ * module does not declare free-threading support, so the GIL serialises them.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
