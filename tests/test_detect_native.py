@@ -58,6 +58,27 @@ def test_native_sums_equal_the_python_sums(weights: dict[str, float]) -> None:
             ), (text, left_out)
 
 
+def test_native_tokens_and_word_grams_equal_the_python_ones() -> None:
+    for text in _texts():
+        norm = normalize(text)
+        toks = words(norm)
+        assert sums.words(norm) == toks, text
+        made: set[str] = {"kept"}
+        expected: set[str] = {"kept"}
+        sums.add_word_grams(made, toks, 5)
+        _word_grams(expected, toks)
+        assert made == expected, text
+
+
+def test_the_tokenizer_rejects_what_is_not_text() -> None:
+    with pytest.raises(TypeError):
+        sums.words(b"abc")
+    with pytest.raises(TypeError):
+        sums.add_word_grams(set(), ["a", 1], 5)
+    with pytest.raises(TypeError):
+        sums.add_word_grams([], ["a"], 5)
+
+
 def test_the_lexicon_finds_chinese_keys_in_the_text_as_among_its_pairs() -> None:
     lexicon = load_parts(DEFAULT_POLICIES).lexicon
     for text in _texts():

@@ -469,8 +469,112 @@ static PyTypeObject TableType = {
     .tp_methods = Table_methods,
 };
 
+/* The characters of `proxy.detect.text`'s word tokens: [a-z0-9\u00c0-\u024f']. */
+static inline int is_word_char(Py_UCS4 c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '\'' ||
+           (c >= 0xc0 && c <= 0x24f);
+}
+
+/* words(normalized): the word tokens of already normalised text, as `_WORD.findall` finds them. */
+static PyObject *sums_words(PyObject *module, PyObject *text) {
+    (void)module;
+    if (!PyUnicode_Check(text)) {
+        PyErr_SetString(PyExc_TypeError, "text must be a str");
+        return NULL;
+    }
+    int kind = PyUnicode_KIND(text);
+    const void *data = PyUnicode_DATA(text);
+    Py_ssize_t n = PyUnicode_GET_LENGTH(text);
+    PyObject *out = PyList_New(0);
+    if (out == NULL) {
+        return NULL;
+    }
+    Py_ssize_t i = 0;
+    while (i < n) {
+        if (!is_word_char(PyUnicode_READ(kind, data, i))) {
+            i++;
+            continue;
+        }
+        Py_ssize_t start = i;
+        while (i < n && is_word_char(PyUnicode_READ(kind, data, i))) {
+            i++;
+        }
+        PyObject *word = PyUnicode_Substring(text, start, i);
+        if (word == NULL || PyList_Append(out, word) < 0) {
+            Py_XDECREF(word);
+            Py_DECREF(out);
+            return NULL;
+        }
+        Py_DECREF(word);
+    }
+    return out;
+}
+
+static int add_new(PyObject *grams, PyObject *gram) {
+    if (gram == NULL) {
+        return -1;
+    }
+    int rc = PySet_Add(grams, gram);
+    Py_DECREF(gram);
+    return rc;
+}
+
+/* add_word_grams(grams, toks, stem): adds to the set `grams` each token, each pair of adjacent
+ * tokens joined by a space, and the first `stem` characters plus "~" of each token longer than
+ * `stem` + 1 characters, as `proxy.detect.features._word_grams` does. */
+static PyObject *sums_add_word_grams(PyObject *module, PyObject *args) {
+    (void)module;
+    PyObject *grams, *toks;
+    Py_ssize_t stem;
+    if (!PyArg_ParseTuple(args, "O!O!n", &PySet_Type, &grams, &PyList_Type, &toks, &stem)) {
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(toks);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (!PyUnicode_Check(PyList_GET_ITEM(toks, i))) {
+            PyErr_SetString(PyExc_TypeError, "tokens must be strings");
+            return NULL;
+        }
+    }
+    PyObject *space = PyUnicode_FromOrdinal(' ');
+    PyObject *tilde = PyUnicode_FromOrdinal('~');
+    if (space == NULL || tilde == NULL) {
+        Py_XDECREF(space);
+        Py_XDECREF(tilde);
+        return NULL;
+    }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        PyObject *tok = PyList_GET_ITEM(toks, i);
+        rc = PySet_Add(grams, tok);
+        if (rc == 0 && i + 1 < n) {
+            PyObject *left = PyUnicode_Concat(tok, space);
+            rc = left == NULL ? -1 : add_new(grams, PyUnicode_Concat(left, PyList_GET_ITEM(toks, i + 1)));
+            Py_XDECREF(left);
+        }
+        if (rc == 0 && PyUnicode_GET_LENGTH(tok) > stem + 1) {
+            PyObject *head = PyUnicode_Substring(tok, 0, stem);
+            rc = head == NULL ? -1 : add_new(grams, PyUnicode_Concat(head, tilde));
+            Py_XDECREF(head);
+        }
+    }
+    Py_DECREF(space);
+    Py_DECREF(tilde);
+    if (rc < 0) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef sums_functions[] = {
+    {"words", (PyCFunction)sums_words, METH_O, "The word tokens of already normalised text."},
+    {"add_word_grams", (PyCFunction)sums_add_word_grams, METH_VARARGS,
+     "add_word_grams(grams, toks, stem): adds the tokens' word grams to the set grams."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef sums_module = {
-    PyModuleDef_HEAD_INIT, "_sums", "Summed gram weights straight from text.", -1, NULL, NULL, NULL, NULL, NULL,
+    PyModuleDef_HEAD_INIT, "_sums", "Summed gram weights straight from text.", -1, sums_functions, NULL, NULL, NULL, NULL,
 };
 
 PyMODINIT_FUNC PyInit__sums(void) {

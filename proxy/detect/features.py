@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from itertools import pairwise
 from operator import add, attrgetter, itemgetter
 
+from proxy.detect import native
 from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.model import weight_sum
 from proxy.detect.native import MAX_STEM, NativeSums
@@ -180,15 +181,20 @@ def _len_bucket(n: int) -> str:
     return _BUCKET_NAMES[bisect_right(_LEN_EDGES, n)]
 
 
-def _word_grams(grams: set[str], toks: list[str]) -> None:
+def _word_grams(grams: set[str], toks: list[str], fast: bool = False) -> None:
+    if fast:
+        native.add_word_grams(grams, toks, _STEM)
+        return
     grams.update(toks)
     grams.update(map(" ".join, pairwise(toks)))
     # Word stems stand in for inflected forms (Finnish cases, English plurals).
     grams.update([t[:_STEM] + "~" for t in toks if len(t) > _STEM + 1])
 
 
-def _grams(grams: set[str], toks: list[str], text: str, cjk_major: bool) -> None:
-    _word_grams(grams, toks)
+def _grams(
+    grams: set[str], toks: list[str], text: str, cjk_major: bool, fast: bool = False
+) -> None:
+    _word_grams(grams, toks, fast)
     if cjk_major:
         # One pass over all character pairs; pairs with punctuation are harmless extra keys.
         grams.update(map(add, text, text[1:]))
@@ -240,17 +246,19 @@ def extract(
             feats["quotes"] = 1.0
             head = blanked
     head_norm = normalize(head)
-    toks = words(head_norm)
+    # Scoring with the C extension's tables: its tokenizer too (the same tokens and grams).
+    fast = weights is not None and weights.native is not None
+    toks = native.words(head_norm) if fast else words(head_norm)
     weighed = 0.0
     if weights is not None and lang == "zh":
         # A Chinese head's character pairs are not made strings: they are weighed, and the
         # lexicon looks for its keys among them, straight from the text.
-        _word_grams(grams, toks)
+        _word_grams(grams, toks, fast)
         # A two-letter word is a string gram already: it is weighed once.
         weighed = weights.pairs_sum(head, [pair_code(t) for t in toks if len(t) == 2])
         hits = lexicon.find(head, head_norm, grams, pairs_of_text=True)
     else:
-        _grams(grams, toks, head, lang == "zh")
+        _grams(grams, toks, head, lang == "zh", fast)
         hits = lexicon.find(head, head_norm, grams)
     body_len = win.body_cjk if lang == "zh" else win.body
     if body_len and len(visible) > head_len:

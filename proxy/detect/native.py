@@ -13,11 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 try:
-    from proxy.detect._sums import StrTable, Table
+    # `words` and `add_word_grams` are `text.words` and `features._word_grams`, made in C.
+    from proxy.detect._sums import StrTable, Table, add_word_grams, words
 except ImportError:  # built without a C compiler
     AVAILABLE = False
 else:
     AVAILABLE = True
+
+__all__ = ["AVAILABLE", "MAX_STEM", "NativeSums", "add_word_grams", "native_table", "words"]
 
 MAX_STEM = 5  # the longest string key (and stem) a table holds
 
