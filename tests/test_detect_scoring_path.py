@@ -7,8 +7,10 @@ import pathlib
 
 import pytest
 
-from proxy.detect.engine import CandorDetector
-from proxy.detect.features import AnswerView, GramWeights, Windows, extract
+from proxy.detect.engine import CandorDetector, DetectorParts
+from proxy.detect.features import AnswerView, Extracted, GramWeights, Windows, extract
+from proxy.detect.model import LinearModel
+from proxy.detect.request import Request
 from proxy.detect.text import split_think
 from proxy.offline.loader import load_detector
 
@@ -32,49 +34,47 @@ def _answers() -> list[tuple[str, str]]:
     return out
 
 
-@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
-@pytest.mark.parametrize(("prompt", "answer"), _answers())
-def test_scoring_weighs_the_grams_training_makes(
-    detector: CandorDetector, prompt: str, answer: str, native: bool
-) -> None:
-    parts = detector.parts
-    req = detector.request([{"role": "user", "content": prompt}])
-    split = split_think(answer)
-    view = AnswerView(visible=split.visible, ended=True, think_state=split.state)
-    model = parts.scorer.whole
+def _weighs_as_training(
+    model: LinearModel,
+    view: AnswerView,
+    req: Request,
+    parts: DetectorParts,
+    window: Windows,
+    native: bool,
+) -> Extracted:
+    """Checks that scoring weighs what training makes of `view`; returns training's features."""
     weights = GramWeights.of(model.weights, native)
     if native and weights.native is None:
         pytest.skip("the C extension is not built")
-    full = extract(view, req, parts.lexicon, parts.windows)
-    fast = extract(view, req, parts.lexicon, parts.windows, "", weights)
-    assert fast.meta == full.meta
-    assert fast.hits == full.hits
-    assert fast.grams <= full.grams
-    expected = model.grams_sum(full.grams)
-    assert weights.head_sum(fast.grams) + fast.weighed == pytest.approx(expected, abs=1e-9)
-
-
-@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
-@pytest.mark.parametrize(("prompt", "answer"), _answers())
-def test_early_scoring_weighs_the_grams_training_makes(
-    detector: CandorDetector, prompt: str, answer: str, native: bool
-) -> None:
-    parts = detector.parts
-    req = detector.request([{"role": "user", "content": prompt}])
-    split = split_think(answer)
-    opening = split.visible[: parts.stream.window]
-    view = AnswerView(visible=opening, ended=False, think_state=split.state)
-    model = parts.scorer.early
-    weights = GramWeights.of(model.weights, native)
-    if native and weights.native is None:
-        pytest.skip("the C extension is not built")
-    window = Windows.opening(parts.stream.window)
     full = extract(view, req, parts.lexicon, window)
     fast = extract(view, req, parts.lexicon, window, "", weights)
     assert (fast.meta, fast.hits) == (full.meta, full.hits)
+    assert fast.grams <= full.grams
     expected = model.grams_sum(full.grams)
     assert weights.head_sum(fast.grams) + fast.weighed == pytest.approx(expected, abs=1e-9)
-    score, _ = detector.early_score(req, opening, split.state, -1)
+    return full
+
+
+@pytest.mark.parametrize("native", [True, False], ids=["native", "python"])
+@pytest.mark.parametrize("early", [False, True], ids=["whole", "early"])
+@pytest.mark.parametrize(("prompt", "answer"), _answers())
+def test_scoring_weighs_the_grams_training_makes(
+    detector: CandorDetector, prompt: str, answer: str, early: bool, native: bool
+) -> None:
+    """The whole answer with the whole-answer model; a stream's opening with the early one."""
+    parts = detector.parts
+    req = detector.request([{"role": "user", "content": prompt}])
+    split = split_think(answer)
+    if not early:
+        view = AnswerView(visible=split.visible, ended=True, think_state=split.state)
+        _weighs_as_training(parts.scorer.whole, view, req, parts, parts.windows, native)
+        return
+    opening = split.visible[: parts.stream.window]
+    view = AnswerView(visible=opening, ended=False, think_state=split.state)
+    model = parts.scorer.early
+    window = Windows.opening(parts.stream.window)
+    full = _weighs_as_training(model, view, req, parts, window, native)
+    score, _ = CandorDetector(parts, native).early_score(req, opening, split.state, -1)
     assert score == pytest.approx(model.probability(full.meta, full.grams), abs=1e-12)
 
 

@@ -86,16 +86,26 @@ static inline void add_key(Table *t, uint64_t a, uint64_t b, uint32_t stamp, dou
     }
 }
 
-static int Table_init(Table *self, PyObject *args, PyObject *kwds) {
+/* The `weights` dict a table is made from, and the table's capacity: a power of two at which
+ * the table is at most 2/3 full. */
+static int read_weights(PyObject *args, PyObject *kwds, PyObject **weights, uint64_t *cap) {
     static char *kwlist[] = {"weights", NULL};
-    PyObject *weights;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyDict_Type, &weights)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyDict_Type, weights)) {
         return -1;
     }
-    Py_ssize_t n = PyDict_GET_SIZE(weights);
-    uint64_t cap = 16;
-    while (cap < (uint64_t)n + (uint64_t)n / 2) { /* at most 2/3 full */
-        cap <<= 1;
+    Py_ssize_t n = PyDict_GET_SIZE(*weights);
+    *cap = 16;
+    while (*cap < (uint64_t)n + (uint64_t)n / 2) {
+        *cap <<= 1;
+    }
+    return 0;
+}
+
+static int Table_init(Table *self, PyObject *args, PyObject *kwds) {
+    PyObject *weights;
+    uint64_t cap;
+    if (read_weights(args, kwds, &weights, &cap) < 0) {
+        return -1;
     }
     Slot *slots = PyMem_Malloc(cap * sizeof(Slot));
     if (slots == NULL) {
@@ -346,15 +356,10 @@ static void str_clear(StrTable *self) {
 }
 
 static int StrTable_init(StrTable *self, PyObject *args, PyObject *kwds) {
-    static char *kwlist[] = {"weights", NULL};
     PyObject *weights;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!", kwlist, &PyDict_Type, &weights)) {
+    uint64_t cap;
+    if (read_weights(args, kwds, &weights, &cap) < 0) {
         return -1;
-    }
-    Py_ssize_t n = PyDict_GET_SIZE(weights);
-    uint64_t cap = 16;
-    while (cap < (uint64_t)n + (uint64_t)n / 2) { /* at most 2/3 full */
-        cap <<= 1;
     }
     str_clear(self);
     self->slots = PyMem_Calloc(cap, sizeof(StrSlot));
