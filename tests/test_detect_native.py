@@ -87,8 +87,9 @@ def test_the_lexicon_finds_chinese_keys_in_the_text_as_among_its_pairs() -> None
         with_pairs: set[str] = set()
         _word_grams(words_only, words(norm))
         _grams(with_pairs, words(norm), text, cjk_major=True)
-        found = lexicon.find(text, norm, words_only, pairs_of_text=True)
-        assert found == lexicon.find(text, norm, with_pairs), text
+        expected = lexicon.find(text, norm, with_pairs)
+        for fast in (True, False):
+            assert lexicon.find(text, norm, words_only, pairs_of_text=True, fast=fast) == expected
 
 
 def test_verdicts_do_not_depend_on_the_extension() -> None:

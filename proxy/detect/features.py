@@ -256,7 +256,7 @@ def extract(
         _word_grams(grams, toks, fast)
         # A two-letter word is a string gram already: it is weighed once.
         weighed = weights.pairs_sum(head, [pair_code(t) for t in toks if len(t) == 2])
-        hits = lexicon.find(head, head_norm, grams, pairs_of_text=True)
+        hits = lexicon.find(head, head_norm, grams, pairs_of_text=True, fast=fast)
     else:
         _grams(grams, toks, head, lang == "zh", fast)
         hits = lexicon.find(head, head_norm, grams)

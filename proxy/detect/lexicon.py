@@ -80,11 +80,13 @@ class Lexicon:
         grams: set[str],
         base: int = 0,
         pairs_of_text: bool = False,
+        fast: bool = False,
     ) -> list[PhraseHit]:
         """Hits in `text` (normalised `norm`, word/word-pair set `grams`), offset by `base`.
 
         `norm` must keep `text`'s length (see `normalize`) so that spans index both. Character
-        pairs come in `grams` as strings, or with `pairs_of_text` are read from `text` itself.
+        pairs come in `grams` as strings, or with `pairs_of_text` are read from `text` itself
+        (`fast`: by the C extension, when it is built).
         """
         hits: list[PhraseHit] = []
         for key in self.keys.intersection(grams):
@@ -100,7 +102,7 @@ class Lexicon:
         # CJK phrases are keyed by their first character pair, which `grams` or `pairs` hold.
         cjk = self.cjk_keys.intersection(grams)
         if pairs_of_text:
-            cjk = cjk.union(map(self._cjk_key_of.__getitem__, self._cjk_pairs(text)))
+            cjk = cjk.union(map(self._cjk_key_of.__getitem__, self._cjk_pairs(text, fast)))
         for key in cjk:
             for phrase, rule in self._cjk_by_key[key]:
                 pos = text.find(phrase)
@@ -112,8 +114,8 @@ class Lexicon:
         hits.sort(key=_POSITION)
         return hits
 
-    def _cjk_pairs(self, text: str) -> Iterable[int]:
+    def _cjk_pairs(self, text: str, fast: bool) -> Iterable[int]:
         """The `pair_code`s of the CJK phrase keys among the character pairs of `text`."""
-        if self._native_codes is not None:
+        if fast and self._native_codes is not None:
             return self._native_codes.pairs_present(text)
         return self._cjk_codes.intersection(char_pairs(text))
