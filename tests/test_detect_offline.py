@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from proxy.detect import Exchange
+from proxy.detect import Exchange, native
 from proxy.offline import commands
 from proxy.offline.dataset import parse_label, read_examples
 from proxy.offline.evaluate import check_floors
@@ -98,6 +98,8 @@ def test_eval_json_has_the_documented_keys(capsys: pytest.CaptureFixture[str]) -
     assert set(report["latency_us"]) >= {"p50", "p99"}
     assert set(report["stream"]) >= {"prerelease_recall", "false_stop_rate", "held_chars_p50_clean"}
     assert set(report["by_language"]) == {"und"}  # the fixture rows carry no language field
+    # Which path the latency measures: the C extension's sums when they are built.
+    assert report["native_sums"] is native.AVAILABLE
 
 
 def test_eval_floors_fail_when_below(tmp_path: pathlib.Path) -> None:

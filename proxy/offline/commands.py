@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from proxy.detect import native
 from proxy.detect.engine import CandorDetector
 from proxy.detect.model import Scorer
 from proxy.detect.verdict import Exchange, ProviderError
@@ -109,7 +110,10 @@ def _print_table(report: dict[str, Any]) -> None:
     for cat, r in report["by_category"].items():
         print(f"category {cat:<12} n={r['n']:<5} recall={r['recall']:.3f}")
     lat, cpu = report["latency_us"], report["latency_cpu_us"]
-    print(f"latency_us p50={lat['p50']} p99={lat['p99']} (cpu p50={cpu['p50']} p99={cpu['p99']})")
+    print(
+        f"latency_us p50={lat['p50']} p99={lat['p99']} (cpu p50={cpu['p50']} p99={cpu['p99']}; "
+        f"native sums: {'yes' if report['native_sums'] else 'no'})"
+    )
     if "stream" in report:
         s = report["stream"]
         print(
@@ -151,6 +155,8 @@ def evaluate(args: argparse.Namespace) -> int:
     else:
         outcomes = run(load_detector(args.policies), examples, stream=args.stream)
     report = summarize(outcomes, stream=args.stream)
+    # Which path the latency figures measure (the C extension's sums, or pure Python).
+    report["native_sums"] = native.AVAILABLE
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:
