@@ -141,12 +141,9 @@ class GramWeights:
             return self.native.head.grams_sum(grams)
         return weight_sum(self.head, grams)
 
-    def pairs_sum(self, text: str, skip: Iterable[int] = ()) -> float:
-        """The summed weight of the character pairs of `text` but those in `skip` (`pair_code`)."""
-        if self.native is not None:
-            return self.native.pairs.pairs_sum(text, skip)
-        pairs = char_pairs(text)
-        pairs.difference_update(skip)
+    def pairs_sum(self, pairs: Iterable[int]) -> float:
+        """The summed weight of character pairs given by `pair_code` (without the extension;
+        with it, `native.pairs.pairs_sum` weighs them straight from the text)."""
         return weight_sum(self.pairs, pairs)
 
     def rest_sum(self, rest_text: str, lang: str) -> float:
@@ -247,16 +244,27 @@ def extract(
             head = blanked
     head_norm = normalize(head)
     # Scoring with the C extension's tables: its tokenizer too (the same tokens and grams).
-    fast = weights is not None and weights.native is not None
+    tables = weights.native if weights is not None else None
+    fast = tables is not None
     toks = native.words(head_norm) if fast else words(head_norm)
     weighed = 0.0
     if weights is not None and lang == "zh":
         # A Chinese head's character pairs are not made strings: they are weighed, and the
-        # lexicon looks for its keys among them, straight from the text.
+        # lexicon looks for its keys among them, as `pair_code` integers.
         _word_grams(grams, toks, fast)
         # A two-letter word is a string gram already: it is weighed once.
-        weighed = weights.pairs_sum(head, [pair_code(t) for t in toks if len(t) == 2])
-        hits = lexicon.find(head, head_norm, grams, pairs_of_text=True, fast=fast)
+        skip = [pair_code(t) for t in toks if len(t) == 2]
+        pairs: Iterable[int]
+        if tables is not None:
+            weighed = tables.pairs.pairs_sum(head, skip)
+            pairs = lexicon.key_pairs(head)
+        else:
+            # Made once, for both.
+            made = char_pairs(head)
+            made.difference_update(skip)
+            weighed = weights.pairs_sum(made)
+            pairs = made
+        hits = lexicon.find(head, head_norm, grams, pairs=pairs)
     else:
         _grams(grams, toks, head, lang == "zh", fast)
         hits = lexicon.find(head, head_norm, grams)

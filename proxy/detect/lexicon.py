@@ -79,14 +79,13 @@ class Lexicon:
         norm: str,
         grams: set[str],
         base: int = 0,
-        pairs_of_text: bool = False,
-        fast: bool = False,
+        pairs: Iterable[int] = (),
     ) -> list[PhraseHit]:
         """Hits in `text` (normalised `norm`, word/word-pair set `grams`), offset by `base`.
 
         `norm` must keep `text`'s length (see `normalize`) so that spans index both. Character
-        pairs come in `grams` as strings, or with `pairs_of_text` are read from `text` itself
-        (`fast`: by the C extension, when it is built).
+        pairs may come in `grams` as strings or in `pairs` as `pair_code` integers (all of the
+        text's, or only those `key_pairs` finds).
         """
         hits: list[PhraseHit] = []
         for key in self.keys.intersection(grams):
@@ -101,8 +100,8 @@ class Lexicon:
                     )
         # CJK phrases are keyed by their first character pair, which `grams` or `pairs` hold.
         cjk = self.cjk_keys.intersection(grams)
-        if pairs_of_text:
-            cjk = cjk.union(map(self._cjk_key_of.__getitem__, self._cjk_pairs(text, fast)))
+        if pairs:
+            cjk = cjk.union(map(self._cjk_key_of.__getitem__, self._cjk_codes.intersection(pairs)))
         for key in cjk:
             for phrase, rule in self._cjk_by_key[key]:
                 pos = text.find(phrase)
@@ -114,8 +113,9 @@ class Lexicon:
         hits.sort(key=_POSITION)
         return hits
 
-    def _cjk_pairs(self, text: str, fast: bool) -> Iterable[int]:
-        """The `pair_code`s of the CJK phrase keys among the character pairs of `text`."""
-        if fast and self._native_codes is not None:
+    def key_pairs(self, text: str) -> Iterable[int]:
+        """The `pair_code`s of the CJK phrase keys among the character pairs of `text` (read by
+        the C extension when it is built)."""
+        if self._native_codes is not None:
             return self._native_codes.pairs_present(text)
         return self._cjk_codes.intersection(char_pairs(text))
