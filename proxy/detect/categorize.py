@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.detect.features import AnswerView, Extracted
+from proxy.detect.features import OPENING, AnswerView, Extracted
 from proxy.detect.model import LinearModel
 from proxy.detect.request import Request
 from proxy.detect.verdict import Category, Signal
@@ -60,7 +60,7 @@ def explain(
         if hit.rule in seen:
             continue
         seen.add(hit.rule)
-        where = "@o" if hit.start < 160 else "@h"
+        where = "@o" if hit.start < OPENING else "@h"
         w = weights.get("lex:" + hit.category + where, 0.0)
         name = f"{hit.category}:{hit.rule}"
         text = visible[hit.start : hit.end]

@@ -33,7 +33,7 @@ from proxy.detect.text import (
 
 _LEN_EDGES = (1, 50, 200, 500, 1000, 2000, 4000)
 _BUCKET_NAMES = tuple(map(str, range(len(_LEN_EDGES) + 1)))
-_OPENING = 160
+OPENING = 160  # characters: a phrase hit before this is in the answer's opening
 _PUNCT = b'*"()[]{}#:;,.!?/<>|=+`~'
 _PUNCT_CHARS = _PUNCT.decode()
 # A byte table: str.translate is slow on non-ASCII text, and ASCII bytes never occur inside a
@@ -300,7 +300,7 @@ def extract(
     counts = Counter(map(_CATEGORY, hits))
     # Where each category fired: in the opening, the rest of the head, or the tail.
     places = {
-        (h.category, "@o" if h.start < _OPENING else "@h" if h.start < head_len else "@t")
+        (h.category, "@o" if h.start < OPENING else "@h" if h.start < head_len else "@t")
         for h in hits
     }
     for category, where in places:
