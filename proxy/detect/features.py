@@ -148,13 +148,13 @@ class GramWeights:
 
     def rest_sum(self, rest_text: str, lang: str) -> float:
         """The summed weight of the grams `extract` would make of `rest_text`."""
-        native = self.native
+        tables = self.native
         if lang == "zh":
-            if native is not None:
-                return native.ideographs.code_points_sum(rest_text)
+            if tables is not None:
+                return tables.ideographs.code_points_sum(rest_text)
             return weight_sum(self.ideographs, code_points(rest_text))
-        if native is not None:
-            return native.stems.stems_sum(normalize(rest_text), _STEM, _PUNCT_CHARS)
+        if tables is not None:
+            return tables.stems.stems_sum(normalize(rest_text), _STEM, _PUNCT_CHARS)
         return weight_sum(self.stems, set(map(_STEM_OF, _blank(rest_text).split())))
 
 
