@@ -212,6 +212,10 @@ def test_scan_rejects_malformed_fields(
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"messages": ["hi"], "response": ""})))
     assert args.func(args) == 2
     assert "messages must be a list of objects" in capsys.readouterr().err
+    for doc in ({"response": 5}, {"prompt": ["hi"], "response": "x"}, {"answer": {"a": 1}}):
+        monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(doc)))
+        assert args.func(args) == 2
+        assert "must be a string" in capsys.readouterr().err
 
 
 def test_missing_weights_file_is_named(tmp_path: pathlib.Path) -> None:

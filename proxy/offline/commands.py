@@ -27,6 +27,9 @@ def _exchange_from(raw: str) -> Exchange:
         doc = None
     if not isinstance(doc, dict):
         return Exchange(answer=raw)
+    for field in ("prompt", "response", "answer", "reasoning", "finish_reason"):
+        if doc.get(field) is not None and not isinstance(doc[field], str):
+            raise DataError(f"{field} must be a string")
     messages = doc.get("messages")
     if isinstance(messages, list) and not all(isinstance(m, dict) for m in messages):
         raise DataError("messages must be a list of objects (OpenAI chat messages)")
