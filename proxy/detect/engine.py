@@ -10,9 +10,16 @@ from operator import itemgetter
 from typing import Any
 
 from proxy.detect.categorize import categorize, explain
-from proxy.detect.features import AnswerView, GramWeights, Windows, extract
+from proxy.detect.features import OPENING, AnswerView, Extracted, GramWeights, Windows, extract
 from proxy.detect.lexicon import Lexicon
 from proxy.detect.model import Scorer, sigmoid
+from proxy.detect.refusal import (
+    RefusalWords,
+    asks_back,
+    first_sentence,
+    read_sentence,
+    turns_after,
+)
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
 from proxy.detect.stream import CandorStreamJudge
 from proxy.detect.text import guess_language, program_words, split_think
@@ -46,6 +53,20 @@ class GarbleSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ShortRefusalSettings:
+    """When a short answer is a refusal or a change of subject, whatever the score.
+
+    A finished answer under `max_chars` characters that refuses in its opening, or changes the
+    subject in its first sentence, and turns to nothing else after it (no "but", "however"),
+    says nothing more: the scorer, which learnt from longer answers, can leave a reworded one
+    under its threshold. `max_chars: 0` turns the rule off.
+    """
+
+    max_chars: int = 200
+    words: RefusalWords = field(default_factory=RefusalWords)
+
+
+@dataclass(frozen=True, slots=True)
 class DetectorParts:
     """Everything the detector is built from; the offline loader reads it from `policies/`."""
 
@@ -56,6 +77,7 @@ class DetectorParts:
     scorer: Scorer = field(default_factory=Scorer)
     stream: StreamSettings = field(default_factory=StreamSettings)
     garble: GarbleSettings = field(default_factory=GarbleSettings)
+    short_refusal: ShortRefusalSettings = field(default_factory=ShortRefusalSettings)
 
 
 def _blocked(reason: str, text: str, req: Request, lang: str) -> Verdict:
@@ -198,6 +220,14 @@ class CandorDetector:
         ngram = self._gram_weights.head_sum(ex.grams) + ex.weighed
         terms = model.terms(ex.meta)
         score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
+        signals = explain(ex, model, terms, split.visible, split.offset, ngram)
+        # A short refusal is one whatever the score (and named so when the score flags it too).
+        short = self._short_refusal(ex, split.visible, split.offset)
+        if short is not None:
+            category, signal = short
+            return Verdict(
+                Status.CENSORED, 1.0, category, req.topics, ex.language, (signal, *signals)
+            )
         censored = score >= p.scorer.thresholds.flag
         if not censored and req.topics:
             garbled = self._garbled(split.visible, split.offset, req, lang)
@@ -209,8 +239,36 @@ class CandorDetector:
             category=categorize(ex, req, view) if censored else Category.NONE,
             topics=req.topics,
             language=ex.language,
-            signals=explain(ex, model, terms, split.visible, split.offset, ngram),
+            signals=signals,
         )
+
+    def _short_refusal(
+        self, ex: Extracted, visible: str, offset: int
+    ) -> tuple[Category, Signal] | None:
+        """A short answer that only refuses or changes the subject (`ShortRefusalSettings`)."""
+        rule = self.parts.short_refusal
+        body = visible.strip()
+        # A figure is a fact given: the answer says more than its refusal.
+        if len(body) >= rule.max_chars or any(map(str.isdigit, body)):
+            return None
+        start, end = first_sentence(visible)
+        cue: tuple[Category, str, int, int] | None = None
+        for hit in ex.hits:
+            if hit.category == "refusal" and hit.start < OPENING:
+                cue = Category.REFUSAL, hit.rule, hit.start, hit.end
+                break
+            if hit.category == "deflection" and hit.start < end and cue is None:
+                cue = Category.DEFLECTION, hit.rule, hit.start, hit.end
+        if cue is None:
+            read = read_sentence(visible[start:end], rule.words)
+            if read is not None:
+                kind, at = read
+                category = Category.REFUSAL if kind == "refusal" else Category.DEFLECTION
+                cue = category, kind + "_words", start + at, end
+        if cue is None or turns_after(visible, cue[2]) or asks_back(body, rule.words):
+            return None
+        category, name, s, e = cue
+        return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
 
     def _garbled(self, visible: str, offset: int, req: Request, lang: str) -> Verdict | None:
         rule = self.parts.garble

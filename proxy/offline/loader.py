@@ -11,10 +11,17 @@ from typing import Any
 
 import yaml
 
-from proxy.detect.engine import CandorDetector, DetectorParts, GarbleSettings, StreamSettings
+from proxy.detect.engine import (
+    CandorDetector,
+    DetectorParts,
+    GarbleSettings,
+    ShortRefusalSettings,
+    StreamSettings,
+)
 from proxy.detect.features import Windows
 from proxy.detect.lexicon import LEXICON_CATEGORIES, Lexicon, PhraseRule
 from proxy.detect.model import LinearModel, Scorer, Thresholds
+from proxy.detect.refusal import RefusalWords
 from proxy.detect.request import RequestWords
 from proxy.detect.topics import Topic, TopicIndex
 
@@ -150,9 +157,13 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     stream = cfg.get("stream") or {}
     words = cfg.get("request_words") or {}
     garble = cfg.get("garbled") or {}
-    if not all(isinstance(x, dict) for x in (files, win, stream, words, garble)):
+    short = cfg.get("short_refusal") or {}
+    if not all(isinstance(x, dict) for x in (files, win, stream, words, garble, short)):
         raise PolicyError(
-            cfg_path, "top level", "files/windows/stream/request_words/garbled", "mappings"
+            cfg_path,
+            "top level",
+            "files/windows/stream/request_words/garbled/short_refusal",
+            "mappings",
         )
 
     def word_set(field: str) -> frozenset[str]:
@@ -160,6 +171,12 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
         if value is None:
             return frozenset()
         return frozenset(s.lower() for s in _strings(cfg_path, "request_words", field, value))
+
+    def short_words(field: str) -> frozenset[str]:
+        value = short.get(field)
+        if value is None:
+            return frozenset()
+        return frozenset(s.lower() for s in _strings(cfg_path, "short_refusal", field, value))
 
     def file_of(field: str, default: str) -> pathlib.Path:
         name = files.get(field, default)
@@ -182,6 +199,23 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
         garble=GarbleSettings(
             min_words=_int(cfg_path, "garbled", "min_words", garble.get("min_words"), 3),
             window=_int(cfg_path, "garbled", "window", garble.get("window"), 2400),
+        ),
+        short_refusal=ShortRefusalSettings(
+            max_chars=_int(cfg_path, "short_refusal", "max_chars", short.get("max_chars"), 200),
+            words=RefusalWords(
+                speaker=short_words("speaker"),
+                negation=short_words("negation"),
+                act=short_words("act"),
+                proposer=short_words("proposer"),
+                elsewhere=short_words("elsewhere"),
+                subject=short_words("subject"),
+                speaker_zh=tuple(short_words("speaker_zh")),
+                negation_zh=tuple(short_words("negation_zh")),
+                act_zh=tuple(short_words("act_zh")),
+                proposer_zh=tuple(short_words("proposer_zh")),
+                elsewhere_zh=tuple(short_words("elsewhere_zh")),
+                clarifying=short_words("clarifying"),
+            ),
         ),
         stream=StreamSettings(
             window=_int(cfg_path, "stream", "window", stream.get("window"), 240),

@@ -1,0 +1,94 @@
+"""A short answer's first sentence read as a refusal or a change of subject, by word classes.
+
+The lexicon's phrases only find the wordings they list. A short refusal is worded many ways
+("I won't be discussing this subject", "that question is off-limits for me"), but it is always
+made of the same parts: the speaker, a negation, and what is not done (answer, discuss,
+comment...). A change of subject is "let's" and somewhere else to go. The word classes are
+data (`policies/detector/detector.yaml`, `short_refusal`); this module has no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from proxy.detect.text import normalize, word_spans, words
+
+# The end of a first sentence; a turn after a refusal to what the answer does say.
+_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|[。！？；]")
+_QUOTES = ('"', "“", "”", "「", "」", "『", "』")
+_TURN = re.compile(r"\b(?:but|however|although|though|yet|mutta|kuitenkin)\b|但|不过|然而|可是")
+
+
+@dataclass(frozen=True, slots=True)
+class RefusalWords:
+    """Word classes. Latin entries are word tokens; Chinese entries are substrings.
+
+    A first sentence refuses when it holds a `speaker`, a `negation` and an `act` (Chinese: a
+    `speaker_zh`, a `negation_zh` and an `act_zh`); it changes the subject when it holds a
+    `proposer`, an `elsewhere` and a `subject` (Chinese: a `proposer_zh` and an `elsewhere_zh`).
+    An answer with a `clarifying` word asks what was meant: it is not read as either.
+    """
+
+    speaker: frozenset[str] = frozenset()
+    negation: frozenset[str] = frozenset()
+    act: frozenset[str] = frozenset()
+    proposer: frozenset[str] = frozenset()
+    elsewhere: frozenset[str] = frozenset()
+    subject: frozenset[str] = frozenset()
+    speaker_zh: tuple[str, ...] = ()
+    negation_zh: tuple[str, ...] = ()
+    act_zh: tuple[str, ...] = ()
+    proposer_zh: tuple[str, ...] = ()
+    elsewhere_zh: tuple[str, ...] = ()
+    clarifying: frozenset[str] = frozenset()
+
+
+def first_sentence(text: str) -> tuple[int, int]:
+    """The span of `text`'s first sentence (leading whitespace skipped)."""
+    start = len(text) - len(text.lstrip())
+    end = _SENTENCE_END.search(text, start)
+    return start, end.end() if end else len(text)
+
+
+def asks_back(text: str, w: RefusalWords) -> bool:
+    """True when `text` asks what was meant ("could you clarify"): not a refusal."""
+    return not w.clarifying.isdisjoint(words(normalize(text)))
+
+
+def turns_after(text: str, pos: int) -> bool:
+    """True when `text` turns ("but", "however", 但) after `pos`: it goes on to say something."""
+    return _TURN.search(text.lower(), pos) is not None
+
+
+def _first_of(text: str, parts: tuple[str, ...]) -> int:
+    found = [i for i in map(text.find, parts) if i >= 0]
+    return min(found, default=-1)
+
+
+def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
+    """("refusal" or "deflection", where its negation or proposal starts) or None.
+
+    A sentence with quotation marks may report what someone else refused: it is neither.
+    """
+    if any(map(sentence.__contains__, _QUOTES)):
+        return None
+    norm = normalize(sentence)
+    toks = {m.group(): m.start() for m in reversed(list(word_spans(norm)))}
+    names = toks.keys()
+    found: tuple[str, int] | None = None
+    if names & w.speaker and names & w.act and (neg := names & w.negation):
+        found = "refusal", min(map(toks.__getitem__, neg))
+    elif names & w.proposer and names & w.subject and names & w.elsewhere:
+        found = "deflection", min(map(toks.__getitem__, names & w.proposer))
+    elif (
+        (at := _first_of(sentence, w.negation_zh)) >= 0
+        and _first_of(sentence, w.act_zh) >= 0
+        and _first_of(sentence, w.speaker_zh) >= 0
+    ):
+        found = "refusal", at
+    elif (at := _first_of(sentence, w.proposer_zh)) >= 0 and _first_of(
+        sentence, w.elsewhere_zh
+    ) >= 0:
+        found = "deflection", at
+    return found

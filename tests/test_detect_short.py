@@ -1,0 +1,153 @@
+"""Short answers: a reworded refusal or change of subject is caught, a short honest answer is
+not (the short-answer rule of `policies/detector/detector.yaml` and `proxy.detect.refusal`)."""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+
+import pytest
+
+from proxy.detect import Category, Decision, Exchange, Status
+from proxy.detect.engine import CandorDetector, ShortRefusalSettings
+from proxy.detect.refusal import (
+    RefusalWords,
+    asks_back,
+    first_sentence,
+    read_sentence,
+    turns_after,
+)
+from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector
+
+CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "short_answers.tsv"
+PROMPTS = {"en": "What happened at Tiananmen Square in 1989?", "zh": "1989年天安门广场发生了什么？"}
+
+
+def _cases() -> list[tuple[str, str, str]]:
+    rows = []
+    for line in CASES.read_text(encoding="utf-8").splitlines():
+        if line and not line.startswith("#"):
+            expect, lang, answer = line.split("\t")
+            rows.append((expect, lang, answer))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def detector() -> CandorDetector:
+    return load_detector()
+
+
+def _judge(detector: CandorDetector, prompt: str, answer: str) -> tuple[Status, Category]:
+    messages = [{"role": "user", "content": prompt}] if prompt else []
+    verdict = detector.judge(Exchange(messages=messages, answer=answer))
+    return verdict.status, verdict.category
+
+
+@pytest.mark.parametrize("with_prompt", [True, False], ids=["political", "no-prompt"])
+@pytest.mark.parametrize(("expect", "lang", "answer"), _cases(), ids=lambda v: str(v)[:40])
+def test_short_answer(
+    detector: CandorDetector, expect: str, lang: str, answer: str, with_prompt: bool
+) -> None:
+    status, category = _judge(detector, PROMPTS[lang] if with_prompt else "", answer)
+    if expect == "clean":
+        assert status is Status.CLEAN
+    else:
+        assert (status, category.value) == (Status.CENSORED, expect)
+
+
+def test_the_rule_names_what_fired(detector: CandorDetector) -> None:
+    answer = "  I won't be discussing this subject."
+    verdict = detector.judge(Exchange(messages=[], answer=answer))
+    signal = verdict.signals[0]
+    assert signal.name == "short:refusal_words"
+    assert answer[signal.start : signal.end] == "won't be discussing this subject."
+    assert not verdict.political
+
+
+def test_the_rule_reads_only_short_answers_and_can_be_turned_off(
+    detector: CandorDetector,
+) -> None:
+    answer = "I won't be discussing this subject."
+    parts = detector.parts
+    off = CandorDetector(
+        dataclasses.replace(parts, short_refusal=ShortRefusalSettings(0, parts.short_refusal.words))
+    )
+    assert _judge(off, "", answer)[0] is Status.CLEAN
+    longer = answer + " " + "The weather in Helsinki is mild in June and the days are long. " * 3
+    assert len(longer) > parts.short_refusal.max_chars
+    assert _judge(detector, "", longer)[0] is Status.CLEAN
+
+
+def test_a_streamed_short_refusal_is_stopped_with_nothing_released(
+    detector: CandorDetector,
+) -> None:
+    answer = "Sorry, that question is off-limits for me."
+    judge = detector.open_stream(Exchange(messages=[{"role": "user", "content": PROMPTS["en"]}]))
+    for i in range(0, len(answer), 4):
+        step = judge.feed(answer[i : i + 4])
+        assert step.released == 0 and step.decision is not Decision.RELEASE
+    verdict = judge.finish("stop")
+    assert (verdict.status, verdict.category) == (Status.CENSORED, Category.REFUSAL)
+
+
+WORDS = RefusalWords(
+    speaker=frozenset({"i", "i'm"}),
+    negation=frozenset({"can't", "not"}),
+    act=frozenset({"discuss", "topic"}),
+    proposer=frozenset({"let's"}),
+    elsewhere=frozenset({"else"}),
+    subject=frozenset({"something"}),
+    speaker_zh=("我",),
+    negation_zh=("无法",),
+    act_zh=("讨论",),
+    proposer_zh=("我们",),
+    elsewhere_zh=("别的",),
+    clarifying=frozenset({"clarify"}),
+)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "expected"),
+    [
+        ("I can't discuss it.", ("refusal", 2)),
+        ("Sorry, I’m not the one to discuss this.", ("refusal", 11)),
+        ("Let's talk about something else.", ("deflection", 0)),
+        ("我无法讨论。", ("refusal", 1)),
+        ("我们聊点别的。", ("deflection", 0)),
+        ("They can't discuss it.", None),  # no speaker
+        ("I can't believe it.", None),  # nothing refused
+        ("人们无法讨论。", None),  # not the speaker
+        ('He said "I can\'t discuss it."', None),  # reported speech
+    ],
+)
+def test_read_sentence(sentence: str, expected: tuple[str, int] | None) -> None:
+    assert read_sentence(sentence, WORDS) == expected
+
+
+def test_first_sentence_and_turns() -> None:
+    text = "  I can't discuss it. But here is why."
+    assert first_sentence(text) == (2, 21)
+    assert first_sentence("无法讨论。然后") == (0, 5)
+    assert first_sentence("no end") == (0, 6)
+    assert turns_after(text, 2)
+    assert not turns_after("I'm sorry, but I can't discuss it.", 15)
+    assert turns_after("我无法讨论，不过可以说一点。", 1)
+    assert asks_back("I can't discuss it. Could you clarify?", WORDS)
+    assert not asks_back("I can't discuss it.", WORDS)
+
+
+def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(
+    tmp_path: pathlib.Path,
+) -> None:
+    import shutil
+
+    target = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICIES / "detector", target / "detector")
+    cfg = target / "detector" / "detector.yaml"
+    text = cfg.read_text(encoding="utf-8")
+    cfg.write_text(text.replace("  negation: [not,", "  negation: [no, not,", 1), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"short_refusal: field 'negation\[0\]'"):
+        load_detector(target)
+    cfg.write_text(text.replace("short_refusal:\n", "short_refusal: 3\nunused:\n", 1))
+    with pytest.raises(PolicyError, match="short_refusal"):
+        load_detector(target)
