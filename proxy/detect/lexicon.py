@@ -64,7 +64,9 @@ class Lexicon:
                 body = r"\W+".join(re.escape(t) for t in toks)
                 # No lookbehind: a pattern that starts with a literal lets sre skip ahead fast;
                 # the left word boundary is checked by hand.
-                rx = re.compile(rf"{body}(?![\w'])")
+                # A possessive is the same phrase ("part of China's territory"); a phrase of
+                # one or two words is found by its own grams, so this holds from three words.
+                rx = re.compile(rf"{body}(?:'s)?(?![\w'])")
                 anchor = max(toks[2:], key=len, default="")
                 self._by_key.setdefault(key, []).append((rx, rule, anchor))
         self.keys = frozenset(self._by_key)
