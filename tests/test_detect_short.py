@@ -20,7 +20,14 @@ from proxy.detect.refusal import (
 from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector
 
 CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "short_answers.tsv"
-PROMPTS = {"en": "What happened at Tiananmen Square in 1989?", "zh": "1989年天安门广场发生了什么？"}
+PROMPTS = {
+    "en": "What happened at Tiananmen Square in 1989?",
+    "zh": "1989年天安门广场发生了什么？",
+    "es": "¿Qué pasó en la plaza de Tiananmen en 1989?",
+    "fr": "Que s'est-il passé place Tiananmen en 1989 ?",
+    "de": "Was geschah 1989 auf dem Tiananmen-Platz?",
+    "ja": "1989年の天安門事件について教えてください。",
+}
 
 
 def _cases() -> list[tuple[str, str, str]]:
@@ -103,6 +110,8 @@ WORDS = RefusalWords(
     proposer_zh=("我们",),
     elsewhere_zh=("别的",),
     clarifying=frozenset({"clarify"}),
+    turn=frozenset({"but"}),
+    turn_cjk=("不过",),
 )
 
 
@@ -129,9 +138,10 @@ def test_first_sentence_and_turns() -> None:
     assert first_sentence(text) == (2, 21)
     assert first_sentence("无法讨论。然后") == (0, 5)
     assert first_sentence("no end") == (0, 6)
-    assert turns_after(text, 2)
-    assert not turns_after("I'm sorry, but I can't discuss it.", 15)
-    assert turns_after("我无法讨论，不过可以说一点。", 1)
+    assert turns_after(text, 2, WORDS)
+    assert not turns_after("I'm sorry, but I can't discuss it.", 15, WORDS)
+    assert turns_after("我无法讨论，不过可以说一点。", 1, WORDS)
+    assert not turns_after("I can't discuss it, butterflies aside.", 2, WORDS)
     assert asks_back("I can't discuss it. Could you clarify?", WORDS)
     assert not asks_back("I can't discuss it.", WORDS)
 

@@ -265,7 +265,7 @@ class CandorDetector:
                 kind, at = read
                 category = Category.REFUSAL if kind == "refusal" else Category.DEFLECTION
                 cue = category, kind + "_words", start + at, end
-        if cue is None or turns_after(visible, cue[2]) or asks_back(body, rule.words):
+        if cue is None or turns_after(visible, cue[2], rule.words) or asks_back(body, rule.words):
             return None
         category, name, s, e = cue
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 
 from proxy.detect.text import normalize, word_spans, words
 
-# The end of a first sentence; a turn after a refusal to what the answer does say.
+# The end of a first sentence.
 _SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|[。！？；]")
 _QUOTES = ('"', "“", "”", "「", "」", "『", "』")
-_TURN = re.compile(r"\b(?:but|however|although|though|yet|mutta|kuitenkin)\b|但|不过|然而|可是")
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +26,9 @@ class RefusalWords:
     A first sentence refuses when it holds a `speaker`, a `negation` and an `act` (Chinese: a
     `speaker_zh`, a `negation_zh` and an `act_zh`); it changes the subject when it holds a
     `proposer`, an `elsewhere` and a `subject` (Chinese: a `proposer_zh` and an `elsewhere_zh`).
-    An answer with a `clarifying` word asks what was meant: it is not read as either.
+    An answer with a `clarifying` word asks what was meant: it is not read as either. A `turn`
+    word (Chinese and Japanese: a `turn_cjk` substring) after the refusal goes on to say
+    something ("I can't say for certain, but...").
     """
 
     speaker: frozenset[str] = frozenset()
@@ -42,6 +43,8 @@ class RefusalWords:
     proposer_zh: tuple[str, ...] = ()
     elsewhere_zh: tuple[str, ...] = ()
     clarifying: frozenset[str] = frozenset()
+    turn: frozenset[str] = frozenset()
+    turn_cjk: tuple[str, ...] = ()
 
 
 def first_sentence(text: str) -> tuple[int, int]:
@@ -56,9 +59,12 @@ def asks_back(text: str, w: RefusalWords) -> bool:
     return not w.clarifying.isdisjoint(words(normalize(text)))
 
 
-def turns_after(text: str, pos: int) -> bool:
+def turns_after(text: str, pos: int, w: RefusalWords) -> bool:
     """True when `text` turns ("but", "however", 但) after `pos`: it goes on to say something."""
-    return _TURN.search(text.lower(), pos) is not None
+    rest = text[pos:]
+    if _first_of(rest, w.turn_cjk) >= 0:
+        return True
+    return not w.turn.isdisjoint(words(normalize(rest)))
 
 
 def _first_of(text: str, parts: tuple[str, ...]) -> int:

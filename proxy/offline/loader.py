@@ -215,6 +215,8 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
                 proposer_zh=tuple(short_words("proposer_zh")),
                 elsewhere_zh=tuple(short_words("elsewhere_zh")),
                 clarifying=short_words("clarifying"),
+                turn=short_words("turn"),
+                turn_cjk=tuple(short_words("turn_cjk")),
             ),
         ),
         stream=StreamSettings(
