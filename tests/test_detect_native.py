@@ -20,7 +20,10 @@ StrTable = sums.StrTable
 
 CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "cases.jsonl"
 # Pieces random texts are made of: every kind of character the sums treat apart.
-WORDS = "I cannot|answer|THE|Ääkkönen|päättäväisesti|İstanbul|don’t|it's|台湾|自古以来|中国|1989|ab"
+WORDS = (
+    "I cannot|answer|THE|Ääkkönen|päättäväisesti|İstanbul|don’t|it's|台湾|自古以来|中国|1989|ab"
+    "|Извините|ΑΘΗΝΑ|שלום|أستطيع|नहीं|죄송합니다|ʼ|Ͷ|ӿ|ऀ|ힰ"
+)
 CHARS = "丽𠀋🙂\ud800\x00\x1c\u3000\u00a0 \n\t*\"()[#:;,.!?/<>|=+`~-_'“」，。a"
 PIECES = [*WORDS.split("|"), *CHARS]
 

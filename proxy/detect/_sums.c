@@ -474,10 +474,15 @@ static PyTypeObject TableType = {
     .tp_methods = Table_methods,
 };
 
-/* The characters of `proxy.detect.text`'s word tokens: [a-z0-9\u00c0-\u024f']. */
+/* The characters of `proxy.detect.text`'s word tokens (`_WORD`): ASCII letters and digits, the
+   apostrophe, and the Latin-1 to Latin Extended-B, Greek to Arabic, Devanagari and Hangul
+   syllable ranges. */
 static inline int is_word_char(Py_UCS4 c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '\'' ||
-           (c >= 0xc0 && c <= 0x24f);
+    if (c < 0x80) {
+        return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '\'';
+    }
+    return (c >= 0xc0 && c <= 0x24f) || (c >= 0x370 && c <= 0x6ff) ||
+           (c >= 0x900 && c <= 0x97f) || (c >= 0xac00 && c <= 0xd7a3);
 }
 
 /* words(normalized): the word tokens of already normalised text, as `_WORD.findall` finds them. */

@@ -10,7 +10,9 @@ from itertools import islice
 
 _NOT_CJK = re.compile(r"[^\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
-_WORD = re.compile(r"[a-z0-9\u00c0-\u024f']+")
+# Latin (with its accented letters), Greek, Cyrillic, Armenian, Hebrew, Arabic, Devanagari and
+# Hangul: scripts that separate words with spaces. `_sums.c` has the same ranges.
+_WORD = re.compile(r"[a-z0-9'\u00c0-\u024f\u0370-\u06ff\u0900-\u097f\uac00-\ud7a3]+")
 
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
