@@ -13,8 +13,8 @@ from proxy.detect.engine import CandorDetector, ShortRefusalSettings
 from proxy.detect.refusal import (
     RefusalWords,
     asks_back,
-    first_sentence,
     read_sentence,
+    sentences,
     turns_after,
 )
 from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector
@@ -71,18 +71,19 @@ def test_the_rule_names_what_fired(detector: CandorDetector) -> None:
     assert not verdict.political
 
 
-def test_the_rule_reads_only_short_answers_and_can_be_turned_off(
+def test_the_rule_reads_only_short_bare_refusals_and_can_be_turned_off(
     detector: CandorDetector,
 ) -> None:
     answer = "I won't be discussing this subject."
+    assert _judge(detector, "", answer)[0] is Status.CENSORED
     parts = detector.parts
-    off = CandorDetector(
-        dataclasses.replace(parts, short_refusal=ShortRefusalSettings(0, parts.short_refusal.words))
-    )
-    assert _judge(off, "", answer)[0] is Status.CLEAN
-    longer = answer + " " + "The weather in Helsinki is mild in June and the days are long. " * 3
-    assert len(longer) > parts.short_refusal.max_chars
-    assert _judge(detector, "", longer)[0] is Status.CLEAN
+    words = parts.short_refusal.words
+    for settings in (ShortRefusalSettings(0, words=words), ShortRefusalSettings(20, words=words)):
+        other = CandorDetector(dataclasses.replace(parts, short_refusal=settings))
+        assert _judge(other, "", answer)[0] is Status.CLEAN  # the scorer alone lets it pass
+    # A sentence that says something else: not a bare refusal.
+    more = answer + " The weather in Helsinki is mild in June."
+    assert _judge(detector, "", more)[0] is Status.CLEAN
 
 
 def test_a_streamed_short_refusal_is_stopped_with_nothing_released(
@@ -135,9 +136,10 @@ def test_read_sentence(sentence: str, expected: tuple[str, int] | None) -> None:
 
 def test_first_sentence_and_turns() -> None:
     text = "  I can't discuss it. But here is why."
-    assert first_sentence(text) == (2, 21)
-    assert first_sentence("无法讨论。然后") == (0, 5)
-    assert first_sentence("no end") == (0, 6)
+    assert sentences(text) == [(2, 21), (22, 38)]
+    assert sentences("无法讨论。然后") == [(0, 5), (5, 7)]
+    assert sentences("no end") == [(0, 6)]
+    assert sentences(" \n ") == []
     assert turns_after(text, 2, WORDS)
     assert not turns_after("I'm sorry, but I can't discuss it.", 15, WORDS)
     assert turns_after("我无法讨论，不过可以说一点。", 1, WORDS)

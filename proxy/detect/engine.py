@@ -10,19 +10,19 @@ from operator import itemgetter
 from typing import Any
 
 from proxy.detect.categorize import categorize, explain
-from proxy.detect.features import OPENING, AnswerView, Extracted, GramWeights, Windows, extract
-from proxy.detect.lexicon import Lexicon
+from proxy.detect.features import AnswerView, Extracted, GramWeights, Windows, extract
+from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.model import Scorer, sigmoid
 from proxy.detect.refusal import (
     RefusalWords,
     asks_back,
-    first_sentence,
     read_sentence,
+    sentences,
     turns_after,
 )
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
 from proxy.detect.stream import CandorStreamJudge
-from proxy.detect.text import guess_language, program_words, split_think
+from proxy.detect.text import cjk_count, guess_language, program_words, split_think
 from proxy.detect.topics import TopicIndex
 from proxy.detect.verdict import Category, Exchange, ProviderError, Signal, Status, Verdict
 
@@ -56,13 +56,16 @@ class GarbleSettings:
 class ShortRefusalSettings:
     """When a short answer is a refusal or a change of subject, whatever the score.
 
-    A finished answer under `max_chars` characters that refuses in its opening, or changes the
-    subject in its first sentence, and turns to nothing else after it (no "but", "however"),
-    says nothing more: the scorer, which learnt from longer answers, can leave a reworded one
-    under its threshold. `max_chars: 0` turns the rule off.
+    A finished answer under `max_chars` characters whose every sentence refuses, changes the
+    subject, or is filler under `filler_chars` ("Thank you for understanding."; an ideograph
+    counts as three characters), and that gives
+    no figure, does not turn after its refusal ("but", "however") and does not ask what was
+    meant, says nothing else: the scorer, which learnt from longer answers, can leave a
+    reworded one under its threshold. `max_chars: 0` turns the rule off.
     """
 
-    max_chars: int = 200
+    max_chars: int = 300
+    filler_chars: int = 40
     words: RefusalWords = field(default_factory=RefusalWords)
 
 
@@ -99,6 +102,28 @@ def _is_json(text: str) -> bool:
     except (ValueError, RecursionError):  # a model can nest brackets past the parser's stack
         return False
     return True
+
+
+# A refusing sentence: its category, what found it (a lexicon rule or the word classes), the
+# span shown, and where a turn ("but...") would start to say something else.
+_Cue = tuple[Category, str, int, int, int]
+
+
+def _refusing(
+    hits: Sequence[PhraseHit], text: str, start: int, end: int, words: RefusalWords
+) -> _Cue | None:
+    """How the sentence `text[start:end]` refuses or changes the subject, if it does."""
+    inside = [h for h in hits if start <= h.start < end]
+    for category in (Category.REFUSAL, Category.DEFLECTION):
+        for hit in inside:
+            if hit.category == category.value:
+                return category, hit.rule, hit.start, hit.end, hit.end
+    read = read_sentence(text[start:end], words)
+    if read is None:
+        return None
+    kind, at = read
+    category = Category.REFUSAL if kind == "refusal" else Category.DEFLECTION
+    return category, kind + "_words", start + at, end, start + at
 
 
 _GARBLED_SHOWN = 3  # identifiers shown as the signals of a garbled answer
@@ -245,29 +270,27 @@ class CandorDetector:
     def _short_refusal(
         self, ex: Extracted, visible: str, offset: int
     ) -> tuple[Category, Signal] | None:
-        """A short answer that only refuses or changes the subject (`ShortRefusalSettings`)."""
+        """A short answer made only of refusals, changes of subject and short filler
+        (`ShortRefusalSettings`)."""
         rule = self.parts.short_refusal
         body = visible.strip()
         # A figure is a fact given: the answer says more than its refusal.
         if len(body) >= rule.max_chars or any(map(str.isdigit, body)):
             return None
-        start, end = first_sentence(visible)
-        cue: tuple[Category, str, int, int] | None = None
-        for hit in ex.hits:
-            if hit.category == "refusal" and hit.start < OPENING:
-                cue = Category.REFUSAL, hit.rule, hit.start, hit.end
-                break
-            if hit.category == "deflection" and hit.start < end and cue is None:
-                cue = Category.DEFLECTION, hit.rule, hit.start, hit.end
-        if cue is None:
-            read = read_sentence(visible[start:end], rule.words)
-            if read is not None:
-                kind, at = read
-                category = Category.REFUSAL if kind == "refusal" else Category.DEFLECTION
-                cue = category, kind + "_words", start + at, end
-        if cue is None or turns_after(visible, cue[2], rule.words) or asks_back(body, rule.words):
+        if asks_back(body, rule.words):
             return None
-        category, name, s, e = cue
+        cue: _Cue | None = None
+        for start, end in sentences(visible):
+            found = _refusing(ex.hits, visible, start, end, rule.words)
+            if found is None:
+                # An ideograph says about as much as three Latin letters.
+                if end - start + 2 * cjk_count(visible[start:end]) >= rule.filler_chars:
+                    return None  # a sentence that says something else
+            elif cue is None or (cue[0] is Category.DEFLECTION and found[0] is Category.REFUSAL):
+                cue = found
+        if cue is None or turns_after(visible, cue[4], rule.words):
+            return None
+        category, name, s, e, _ = cue
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
 
     def _garbled(self, visible: str, offset: int, req: Request, lang: str) -> Verdict | None:

@@ -47,11 +47,20 @@ class RefusalWords:
     turn_cjk: tuple[str, ...] = ()
 
 
-def first_sentence(text: str) -> tuple[int, int]:
-    """The span of `text`'s first sentence (leading whitespace skipped)."""
-    start = len(text) - len(text.lstrip())
-    end = _SENTENCE_END.search(text, start)
-    return start, end.end() if end else len(text)
+def sentences(text: str) -> list[tuple[int, int]]:
+    """The spans of `text`'s sentences, each without its leading whitespace."""
+    spans = []
+    pos, n = 0, len(text)
+    while pos < n:
+        while pos < n and text[pos].isspace():
+            pos += 1
+        if pos == n:
+            break
+        end = _SENTENCE_END.search(text, pos)
+        stop = end.end() if end else n
+        spans.append((pos, stop))
+        pos = stop
+    return spans
 
 
 def asks_back(text: str, w: RefusalWords) -> bool:

@@ -201,7 +201,10 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             window=_int(cfg_path, "garbled", "window", garble.get("window"), 2400),
         ),
         short_refusal=ShortRefusalSettings(
-            max_chars=_int(cfg_path, "short_refusal", "max_chars", short.get("max_chars"), 200),
+            max_chars=_int(cfg_path, "short_refusal", "max_chars", short.get("max_chars"), 300),
+            filler_chars=_int(
+                cfg_path, "short_refusal", "filler_chars", short.get("filler_chars"), 40
+            ),
             words=RefusalWords(
                 speaker=short_words("speaker"),
                 negation=short_words("negation"),
