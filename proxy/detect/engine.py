@@ -58,10 +58,10 @@ class ShortRefusalSettings:
 
     A finished answer under `max_chars` characters whose every sentence refuses, changes the
     subject, or is filler under `filler_chars` ("Thank you for understanding."; an ideograph
-    counts as three characters), and that gives
-    no figure, does not turn after its refusal ("but", "however") and does not ask what was
-    meant, says nothing else: the scorer, which learnt from longer answers, can leave a
-    reworded one under its threshold. `max_chars: 0` turns the rule off.
+    counts as three characters), and that gives no figure, does not turn after its refusal
+    ("but", "however") and does not ask what was meant, says nothing else: the scorer, which
+    learnt from longer answers, can leave a reworded one under its threshold. `max_chars: 0`
+    turns the rule off.
     """
 
     max_chars: int = 300

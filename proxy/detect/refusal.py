@@ -1,4 +1,4 @@
-"""A short answer's first sentence read as a refusal or a change of subject, by word classes.
+"""A sentence read as a refusal or a change of subject by word classes, for short answers.
 
 The lexicon's phrases only find the wordings they list. A short refusal is worded many ways
 ("I won't be discussing this subject", "that question is off-limits for me"), but it is always
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from proxy.detect.text import normalize, word_spans, words
 
-# The end of a first sentence.
+# The end of a sentence.
 _SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|[。！？；]")
 _QUOTES = ('"', "“", "”", "「", "」", "『", "』")
 
@@ -23,7 +23,7 @@ _QUOTES = ('"', "“", "”", "「", "」", "『", "』")
 class RefusalWords:
     """Word classes. Latin entries are word tokens; Chinese entries are substrings.
 
-    A first sentence refuses when it holds a `speaker`, a `negation` and an `act` (Chinese: a
+    A sentence refuses when it holds a `speaker`, a `negation` and an `act` (Chinese: a
     `speaker_zh`, a `negation_zh` and an `act_zh`); it changes the subject when it holds a
     `proposer`, an `elsewhere` and a `subject` (Chinese: a `proposer_zh` and an `elsewhere_zh`).
     An answer with a `clarifying` word asks what was meant: it is not read as either. A `turn`
