@@ -62,12 +62,13 @@ def test_short_answer(
         assert (status, category.value) == (Status.CENSORED, expect)
 
 
-def test_the_rule_names_what_fired(detector: CandorDetector) -> None:
-    answer = "  I won't be discussing this subject."
+@pytest.mark.parametrize("before", ["  ", "<think>\nThe user asks about 1989.\n</think>\n\n"])
+def test_the_rule_names_what_fired(detector: CandorDetector, before: str) -> None:
+    answer = before + "I won't be discussing this subject."
     verdict = detector.judge(Exchange(messages=[], answer=answer))
     signal = verdict.signals[0]
     assert signal.name == "short:refusal_words"
-    assert answer[signal.start : signal.end] == "won't be discussing this subject."
+    assert answer[signal.start : signal.end] == signal.text == "won't be discussing this subject."
     assert not verdict.political
 
 
