@@ -7,6 +7,7 @@ from pathlib import Path
 
 import orjson
 
+from bench.short_refusals import ANSWERS, PROMPTS
 from bench.streamclient import percentile, summary_ms
 from bench.targets import evaluate
 from bench.upstream import CENSORED, CLEAN, completion, stream_frames
@@ -50,3 +51,13 @@ def test_published_report_states_every_target() -> None:
     assert any("RSS" in n for n in names)
     assert all(isinstance(t["met"], bool) for t in targets)
     assert targets == report["targets"]
+
+
+def test_short_refusals_bench_has_a_prompt_for_every_language() -> None:
+    rows = [
+        line.split("\t")
+        for line in ANSWERS.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("#")
+    ]
+    assert len(rows) == 30
+    assert all(len(row) == 2 and row[0] in PROMPTS and row[1].strip() for row in rows)
