@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import shutil
 
 import pytest
 
+from bench.short_refusals import PROMPTS
 from proxy.detect import Category, Decision, Exchange, Status
 from proxy.detect.engine import CandorDetector, ShortRefusalSettings
 from proxy.detect.refusal import (
@@ -20,14 +22,6 @@ from proxy.detect.refusal import (
 from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector
 
 CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "short_answers.tsv"
-PROMPTS = {
-    "en": "What happened at Tiananmen Square in 1989?",
-    "zh": "1989年天安门广场发生了什么？",
-    "es": "¿Qué pasó en la plaza de Tiananmen en 1989?",
-    "fr": "Que s'est-il passé place Tiananmen en 1989 ?",
-    "de": "Was geschah 1989 auf dem Tiananmen-Platz?",
-    "ja": "1989年の天安門事件について教えてください。",
-}
 
 
 def _cases() -> list[tuple[str, str, str]]:
@@ -152,8 +146,6 @@ def test_first_sentence_and_turns() -> None:
 def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(
     tmp_path: pathlib.Path,
 ) -> None:
-    import shutil
-
     target = tmp_path / "policies"
     shutil.copytree(DEFAULT_POLICIES / "detector", target / "detector")
     cfg = target / "detector" / "detector.yaml"
