@@ -15,7 +15,7 @@ from proxy.detect import native
 from proxy.detect.engine import CandorDetector
 from proxy.detect.model import Scorer
 from proxy.detect.verdict import Exchange, ProviderError
-from proxy.offline.dataset import DataError, Example, read_examples, text_field
+from proxy.offline.dataset import DataError, Example, read_examples
 from proxy.offline.evaluate import Outcome, check_floors, run, summarize
 from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector, load_parts
 
@@ -27,6 +27,7 @@ def _exchange_from(raw: str) -> Exchange:
         doc = None
     if not isinstance(doc, dict):
         return Exchange(answer=raw)
+    # From here on, each of these fields is a string or None.
     for field in ("prompt", "response", "answer", "reasoning", "finish_reason"):
         if doc.get(field) is not None and not isinstance(doc[field], str):
             raise DataError(f"{field} must be a string")
@@ -35,7 +36,7 @@ def _exchange_from(raw: str) -> Exchange:
         raise DataError("messages must be a list of objects (OpenAI chat messages)")
     if not isinstance(messages, list):
         prompt = doc.get("prompt")
-        messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else []
+        messages = [{"role": "user", "content": prompt}] if prompt is not None else []
     error = doc.get("provider_error")
     provider_error = None
     if isinstance(error, dict):
@@ -48,13 +49,12 @@ def _exchange_from(raw: str) -> Exchange:
             code=code if isinstance(code, str) else None,
             message=str(error.get("message", "")),
         )
-    reasoning = doc.get("reasoning")
-    answer = doc.get("response", doc.get("answer", ""))
+    answer = doc.get("response", doc.get("answer"))
     return Exchange(
         messages=messages,
-        answer=text_field(answer),
-        reasoning=reasoning if isinstance(reasoning, str) else None,
-        finish_reason=text_field(doc.get("finish_reason")) or None,
+        answer=answer or "",
+        reasoning=doc.get("reasoning"),
+        finish_reason=doc.get("finish_reason") or None,
         provider_error=provider_error,
         has_tool_calls=bool(doc.get("tool_calls")),
         wants_json=bool(doc.get("wants_json")),
