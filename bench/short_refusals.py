@@ -1,7 +1,12 @@
-"""How many short refusals in our own words the shipped detector catches (short_refusals.tsv).
+"""How the shipped detector reads short answers in our own words, on two held-out sets.
+
+`short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
+`short_answers_2.tsv` (expect, language, answer): refusals and changes of subject worded unlike
+the first set, and honest short answers that must stay clean.
 
 Each answer is judged twice: after a political request in its language, and with no request
-(the proxy sees one, but a refusal is one either way). Prints one JSON object.
+(the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
+(en+zh or other languages) and mode, refusals caught and clean answers flagged, then the misses.
 
     python bench/short_refusals.py
 """
@@ -14,7 +19,9 @@ import pathlib
 from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
-ANSWERS = pathlib.Path(__file__).with_name("short_refusals.tsv")
+HERE = pathlib.Path(__file__).parent
+ANSWERS = HERE / "short_refusals.tsv"
+SECOND = HERE / "short_answers_2.tsv"
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",
     "zh": "1989年天安门广场发生了什么？",
@@ -29,28 +36,42 @@ PROMPTS = {
 }
 
 
-def main() -> None:
-    detector = load_detector()
-    caught: dict[str, dict[str, list[int]]] = {}
-    missed: list[str] = []
-    for line in ANSWERS.read_text(encoding="utf-8").splitlines():
+def read_rows(path: pathlib.Path) -> list[tuple[str, str, str]]:
+    """(expect, language, answer) rows; a row of two fields is a refusal to be caught."""
+    rows = []
+    for line in path.read_text(encoding="utf-8").splitlines():
         if not line or line.startswith("#"):
             continue
-        lang, answer = line.split("\t")
-        group = lang if lang in ("en", "zh") else "other"
-        for mode, messages in (
-            ("political", [{"role": "user", "content": PROMPTS[lang]}]),
-            ("no_prompt", []),
-        ):
-            verdict = detector.judge(Exchange(messages=messages, answer=answer))
-            tally = caught.setdefault(group, {}).setdefault(mode, [0, 0])
-            tally[1] += 1
-            if verdict.status is Status.CENSORED:
-                tally[0] += 1
-            else:
-                missed.append(f"{mode}: {answer}")
-    report = {g: {m: f"{c}/{n}" for m, (c, n) in modes.items()} for g, modes in caught.items()}
-    print(json.dumps({"caught": report, "missed": missed}, ensure_ascii=False, indent=1))
+        fields = line.split("\t")
+        rows.append(("refusal", *fields) if len(fields) == 2 else tuple(fields))
+    return rows  # type: ignore[return-value]
+
+
+def main() -> None:
+    detector = load_detector()
+    report: dict[str, dict[str, dict[str, list[int]]]] = {}
+    missed: list[str] = []
+    for path in (ANSWERS, SECOND):
+        for expect, lang, answer in read_rows(path):
+            group = lang if lang in ("en", "zh") else "other"
+            kind = "clean_flagged" if expect == "clean" else "caught"
+            for mode, messages in (
+                ("political", [{"role": "user", "content": PROMPTS[lang]}]),
+                ("no_prompt", []),
+            ):
+                verdict = detector.judge(Exchange(messages=messages, answer=answer))
+                flagged = verdict.status is Status.CENSORED
+                tally = report.setdefault(path.name, {}).setdefault(f"{group} {mode}", {})
+                count = tally.setdefault(kind, [0, 0])
+                count[0] += flagged
+                count[1] += 1
+                if flagged == (expect == "clean"):
+                    missed.append(f"{path.name} {mode} {expect}: {answer}")
+    shown = {
+        name: {key: {k: f"{a}/{b}" for k, (a, b) in t.items()} for key, t in tallies.items()}
+        for name, tallies in report.items()
+    }
+    print(json.dumps({"sets": shown, "wrong": missed}, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":
