@@ -1,8 +1,8 @@
 """How the shipped detector reads short answers in our own words, on two held-out sets.
 
 `short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
-`short_answers_2.tsv` (expect, language, answer): refusals and changes of subject worded unlike
-the first set, and honest short answers that must stay clean.
+`short_answers_2.tsv` and `short_answers_3.tsv` (expect, language, answer): refusals and changes
+of subject worded unlike the first set, and honest short answers that must stay clean.
 
 Each answer is judged twice: after a political request in its language, and with no request
 (the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
@@ -22,6 +22,7 @@ from proxy.offline.loader import load_detector
 HERE = pathlib.Path(__file__).parent
 ANSWERS = HERE / "short_refusals.tsv"
 SECOND = HERE / "short_answers_2.tsv"
+THIRD = HERE / "short_answers_3.tsv"
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",
     "zh": "1989年天安门广场发生了什么？",
@@ -51,7 +52,7 @@ def main() -> None:
     detector = load_detector()
     report: dict[str, dict[str, dict[str, list[int]]]] = {}
     missed: list[str] = []
-    for path in (ANSWERS, SECOND):
+    for path in (ANSWERS, SECOND, THIRD):
         for expect, lang, answer in read_rows(path):
             group = lang if lang in ("en", "zh") else "other"
             kind = "clean_flagged" if expect == "clean" else "caught"

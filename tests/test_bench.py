@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.short_refusals import ANSWERS, PROMPTS, SECOND, read_rows
+from bench.short_refusals import ANSWERS, PROMPTS, SECOND, THIRD, read_rows
 from bench.streamclient import percentile, summary_ms
 from bench.targets import evaluate
 from bench.upstream import CENSORED, CLEAN, completion, stream_frames
@@ -56,8 +56,12 @@ def test_published_report_states_every_target() -> None:
 def test_short_refusals_bench_has_a_prompt_for_every_language() -> None:
     first = read_rows(ANSWERS)
     second = read_rows(SECOND)
+    third = read_rows(THIRD)
     assert len(first) == 30
     assert len(second) == 72
     assert {row[0] for row in first} == {"refusal"}
-    assert {row[0] for row in second} == {"refusal", "deflection", "clean"}
-    assert all(len(row) == 3 and row[1] in PROMPTS and row[2].strip() for row in first + second)
+    assert len(third) == 72
+    for rows in (second, third):
+        assert {row[0] for row in rows} == {"refusal", "deflection", "clean"}
+    rows = first + second + third
+    assert all(len(row) == 3 and row[1] in PROMPTS and row[2].strip() for row in rows)
