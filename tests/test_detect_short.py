@@ -15,6 +15,7 @@ from proxy.detect.engine import CandorDetector, ShortRefusalSettings
 from proxy.detect.refusal import (
     RefusalWords,
     asks_back,
+    is_courtesy,
     read_sentence,
     sentences,
     turns_after,
@@ -79,6 +80,9 @@ def test_the_rule_reads_only_short_bare_refusals_and_can_be_turned_off(
     # A sentence that says something else: not a bare refusal.
     more = answer + " The weather in Helsinki is mild in June."
     assert _judge(detector, "", more)[0] is Status.CLEAN
+    # Filler is a short sentence of courtesy; a short sentence of fact is not filler.
+    assert _judge(detector, "", answer + " Thank you for understanding.")[0] is Status.CENSORED
+    assert _judge(detector, "", answer + " Li Peng declared martial law.")[0] is Status.CLEAN
 
 
 def test_a_streamed_short_refusal_is_stopped_with_nothing_released(
@@ -100,14 +104,16 @@ WORDS = RefusalWords(
     proposer=frozenset({"let's"}),
     elsewhere=frozenset({"else"}),
     subject=frozenset({"something"}),
-    speaker_zh=("我",),
-    negation_zh=("无法",),
-    act_zh=("讨论",),
-    proposer_zh=("我们",),
-    elsewhere_zh=("别的",),
+    speaker_cjk=("我",),
+    negation_cjk=("无法",),
+    act_cjk=("讨论",),
+    proposer_cjk=("我们",),
+    elsewhere_cjk=("别的",),
     clarifying=frozenset({"clarify"}),
     turn=frozenset({"but"}),
     turn_cjk=("不过",),
+    courtesy=frozenset({"thank"}),
+    courtesy_cjk=("谢谢",),
 )
 
 
@@ -141,6 +147,8 @@ def test_first_sentence_and_turns() -> None:
     assert not turns_after("I can't discuss it, butterflies aside.", 2, WORDS)
     assert asks_back("I can't discuss it. Could you clarify?", WORDS)
     assert not asks_back("I can't discuss it.", WORDS)
+    assert is_courtesy("Thank you.", WORDS) and is_courtesy("谢谢。", WORDS)
+    assert not is_courtesy("Thanks to the army.", WORDS)
 
 
 def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(

@@ -16,6 +16,7 @@ from proxy.detect.model import Scorer, sigmoid
 from proxy.detect.refusal import (
     RefusalWords,
     asks_back,
+    is_courtesy,
     read_sentence,
     sentences,
     turns_after,
@@ -57,11 +58,11 @@ class ShortRefusalSettings:
     """When a short answer is a refusal or a change of subject, whatever the score.
 
     A finished answer under `max_chars` characters whose every sentence refuses, changes the
-    subject, or is filler under `filler_chars` ("Thank you for understanding."; an ideograph
-    counts as three characters), and that gives no figure, does not turn after its refusal
-    ("but", "however") and does not ask what was meant, says nothing else: the scorer, which
-    learnt from longer answers, can leave a reworded one under its threshold. `max_chars: 0`
-    turns the rule off.
+    subject, or is filler (under `filler_chars`, an ideograph counting three, and with a
+    courtesy word: "Thank you for understanding."), and that gives no figure, does not turn
+    after its refusal ("but", "however") and does not ask what was meant, says nothing else:
+    the scorer, which learnt from longer answers, can leave a reworded one under its threshold.
+    `max_chars: 0` turns the rule off.
     """
 
     max_chars: int = 300
@@ -283,8 +284,10 @@ class CandorDetector:
         for start, end in sentences(visible):
             found = _refusing(ex.hits, visible, start, end, rule.words)
             if found is None:
+                sentence = visible[start:end]
                 # An ideograph says about as much as three Latin letters.
-                if end - start + 2 * cjk_count(visible[start:end]) >= rule.filler_chars:
+                size = end - start + 2 * cjk_count(sentence)
+                if size >= rule.filler_chars or not is_courtesy(sentence, rule.words):
                     return None  # a sentence that says something else
             elif cue is None or (cue[0] is Category.DEFLECTION and found[0] is Category.REFUSAL):
                 cue = found

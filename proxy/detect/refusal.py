@@ -21,14 +21,17 @@ _QUOTES = ('"', "“", "”", "「", "」", "『", "』")
 
 @dataclass(frozen=True, slots=True)
 class RefusalWords:
-    """Word classes. Latin entries are word tokens; Chinese entries are substrings.
+    """Word classes. Entries of the plain lists are word tokens (every script with spaces);
+    entries of the `_cjk` lists are substrings (Chinese and Japanese, written without spaces).
 
-    A sentence refuses when it holds a `speaker`, a `negation` and an `act` (Chinese: a
-    `speaker_zh`, a `negation_zh` and an `act_zh`); it changes the subject when it holds a
-    `proposer`, an `elsewhere` and a `subject` (Chinese: a `proposer_zh` and an `elsewhere_zh`).
-    An answer with a `clarifying` word asks what was meant: it is not read as either. A `turn`
-    word (Chinese and Japanese: a `turn_cjk` substring) after the refusal goes on to say
-    something ("I can't say for certain, but...").
+    A sentence refuses when it holds a `speaker`, a `negation` and an `act` (or a
+    `speaker_cjk`, a `negation_cjk` and an `act_cjk`); it changes the subject when it holds a
+    `proposer`, an `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`).
+    Where a language leaves the speaker out, a verb form that names it ("puedo", a humble form)
+    is both a `speaker` and an `act` or negation. An answer with a `clarifying` word asks what
+    was meant: it is not read as either. A `turn` word (or `turn_cjk` substring) after the
+    refusal goes on to say something ("I can't say for certain, but..."). A `courtesy` word (or
+    `courtesy_cjk` substring) makes a short sentence filler ("Thank you for understanding.").
     """
 
     speaker: frozenset[str] = frozenset()
@@ -37,14 +40,16 @@ class RefusalWords:
     proposer: frozenset[str] = frozenset()
     elsewhere: frozenset[str] = frozenset()
     subject: frozenset[str] = frozenset()
-    speaker_zh: tuple[str, ...] = ()
-    negation_zh: tuple[str, ...] = ()
-    act_zh: tuple[str, ...] = ()
-    proposer_zh: tuple[str, ...] = ()
-    elsewhere_zh: tuple[str, ...] = ()
+    speaker_cjk: tuple[str, ...] = ()
+    negation_cjk: tuple[str, ...] = ()
+    act_cjk: tuple[str, ...] = ()
+    proposer_cjk: tuple[str, ...] = ()
+    elsewhere_cjk: tuple[str, ...] = ()
     clarifying: frozenset[str] = frozenset()
     turn: frozenset[str] = frozenset()
     turn_cjk: tuple[str, ...] = ()
+    courtesy: frozenset[str] = frozenset()
+    courtesy_cjk: tuple[str, ...] = ()
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -76,6 +81,13 @@ def turns_after(text: str, pos: int, w: RefusalWords) -> bool:
     return not w.turn.isdisjoint(words(normalize(rest)))
 
 
+def is_courtesy(sentence: str, w: RefusalWords) -> bool:
+    """True when `sentence` holds a courtesy word ("thank", "help", 谢谢): filler if short."""
+    if _first_of(sentence, w.courtesy_cjk) >= 0:
+        return True
+    return not w.courtesy.isdisjoint(words(normalize(sentence)))
+
+
 def _first_of(text: str, parts: tuple[str, ...]) -> int:
     found = [i for i in map(text.find, parts) if i >= 0]
     return min(found, default=-1)
@@ -97,13 +109,13 @@ def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
     elif names & w.proposer and names & w.subject and names & w.elsewhere:
         found = "deflection", min(map(toks.__getitem__, names & w.proposer))
     elif (
-        (at := _first_of(sentence, w.negation_zh)) >= 0
-        and _first_of(sentence, w.act_zh) >= 0
-        and _first_of(sentence, w.speaker_zh) >= 0
+        (at := _first_of(sentence, w.negation_cjk)) >= 0
+        and _first_of(sentence, w.act_cjk) >= 0
+        and _first_of(sentence, w.speaker_cjk) >= 0
     ):
         found = "refusal", at
-    elif (at := _first_of(sentence, w.proposer_zh)) >= 0 and _first_of(
-        sentence, w.elsewhere_zh
+    elif (at := _first_of(sentence, w.proposer_cjk)) >= 0 and _first_of(
+        sentence, w.elsewhere_cjk
     ) >= 0:
         found = "deflection", at
     return found
