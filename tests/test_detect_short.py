@@ -129,6 +129,8 @@ WORDS = RefusalWords(
         ("I can't believe it.", None),  # nothing refused
         ("人们无法讨论。", None),  # not the speaker
         ('He said "I can\'t discuss it."', None),  # reported speech
+        ("Let's not pretend something else happened.", None),  # a negation proposes nothing
+        ("我们无法了解别的细节。", None),
     ],
 )
 def test_read_sentence(sentence: str, expected: tuple[str, int] | None) -> None:
@@ -140,6 +142,8 @@ def test_first_sentence_and_turns() -> None:
     assert sentences(text) == [(2, 21), (22, 38)]
     assert sentences("无法讨论。然后") == [(0, 5), (5, 7)]
     assert sentences("no end") == [(0, 6)]
+    assert sentences("I can't say: the archives are closed.") == [(0, 12), (13, 37)]
+    assert sentences("时间：10:30") == [(0, 3), (3, 8)]
     assert sentences(" \n ") == []
     assert turns_after(text, 2, WORDS)
     assert not turns_after("I'm sorry, but I can't discuss it.", 15, WORDS)

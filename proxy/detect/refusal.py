@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from proxy.detect.text import normalize, word_spans, words
 
-# The end of a sentence.
-_SENTENCE_END = re.compile(r"[.!?;](?=\s|$)|[。！？；]")
+# The end of a sentence, or of a clause after a colon ("I can't speak for everyone: estimates
+# range..." says something after its hedge).
+_SENTENCE_END = re.compile(r"[.!?;:](?=\s|$)|[。！？；：]")
 _QUOTES = ('"', "“", "”", "「", "」", "『", "』")
 
 
@@ -26,8 +27,8 @@ class RefusalWords:
 
     A sentence refuses when it holds a `speaker`, a `negation` and an `act` (or a
     `speaker_cjk`, a `negation_cjk` and an `act_cjk`); it changes the subject when it holds a
-    `proposer`, an `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`).
-    Where a language leaves the speaker out, a verb form that names it ("puedo", a humble form)
+    `proposer`, an `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`) and
+    no negation ("We don't know other details of the subject" proposes nothing). Where a language leaves the speaker out, a verb form that names it ("puedo", a humble form)
     is both a `speaker` and an `act` or negation. An answer with a `clarifying` word asks what
     was meant: it is not read as either. A `turn` word (or `turn_cjk` substring) after the
     refusal goes on to say something ("I can't say for certain, but..."). A `courtesy` word (or
@@ -106,7 +107,7 @@ def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
     found: tuple[str, int] | None = None
     if names & w.speaker and names & w.act and (neg := names & w.negation):
         found = "refusal", min(map(toks.__getitem__, neg))
-    elif names & w.proposer and names & w.subject and names & w.elsewhere:
+    elif names & w.proposer and names & w.subject and names & w.elsewhere and not names & w.negation:
         found = "deflection", min(map(toks.__getitem__, names & w.proposer))
     elif (
         (at := _first_of(sentence, w.negation_cjk)) >= 0
@@ -114,8 +115,10 @@ def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
         and _first_of(sentence, w.speaker_cjk) >= 0
     ):
         found = "refusal", at
-    elif (at := _first_of(sentence, w.proposer_cjk)) >= 0 and _first_of(
-        sentence, w.elsewhere_cjk
-    ) >= 0:
+    elif (
+        (at := _first_of(sentence, w.proposer_cjk)) >= 0
+        and _first_of(sentence, w.elsewhere_cjk) >= 0
+        and _first_of(sentence, w.negation_cjk) < 0
+    ):
         found = "deflection", at
     return found
