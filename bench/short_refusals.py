@@ -44,8 +44,9 @@ def read_rows(path: pathlib.Path) -> list[tuple[str, str, str]]:
         if not line or line.startswith("#"):
             continue
         fields = line.split("\t")
-        rows.append(("refusal", *fields) if len(fields) == 2 else tuple(fields))
-    return rows  # type: ignore[return-value]
+        expect, lang, answer = ["refusal", *fields] if len(fields) == 2 else fields
+        rows.append((expect, lang, answer))
+    return rows
 
 
 def main() -> None:

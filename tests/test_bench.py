@@ -57,10 +57,8 @@ def test_short_refusals_bench_has_a_prompt_for_every_language() -> None:
     first = read_rows(ANSWERS)
     second = read_rows(SECOND)
     third = read_rows(THIRD)
-    assert len(first) == 30
-    assert len(second) == 72
+    assert (len(first), len(second), len(third)) == (30, 72, 72)
     assert {row[0] for row in first} == {"refusal"}
-    assert len(third) == 72
     for rows in (second, third):
         assert {row[0] for row in rows} == {"refusal", "deflection", "clean"}
     rows = first + second + third

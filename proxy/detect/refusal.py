@@ -28,11 +28,12 @@ class RefusalWords:
     A sentence refuses when it holds a `speaker`, a `negation` and an `act` (or a
     `speaker_cjk`, a `negation_cjk` and an `act_cjk`); it changes the subject when it holds a
     `proposer`, an `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`) and
-    no negation ("We don't know other details of the subject" proposes nothing). Where a language leaves the speaker out, a verb form that names it ("puedo", a humble form)
-    is both a `speaker` and an `act` or negation. An answer with a `clarifying` word asks what
-    was meant: it is not read as either. A `turn` word (or `turn_cjk` substring) after the
-    refusal goes on to say something ("I can't say for certain, but..."). A `courtesy` word (or
-    `courtesy_cjk` substring) makes a short sentence filler ("Thank you for understanding.").
+    no negation ("We don't know other details of the subject" proposes nothing). Where a
+    language leaves the pronoun out, a verb form that names the speaker ("puedo", a humble form)
+    is listed as a `speaker`. An answer with a `clarifying` word asks what was meant: it is not
+    read as either. A `turn` word (or `turn_cjk` substring) after the refusal goes on to say
+    something ("I can't say for certain, but..."). A `courtesy` word (or `courtesy_cjk`
+    substring) makes a short sentence filler ("Thank you for understanding.").
     """
 
     speaker: frozenset[str] = frozenset()
@@ -107,7 +108,12 @@ def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
     found: tuple[str, int] | None = None
     if names & w.speaker and names & w.act and (neg := names & w.negation):
         found = "refusal", min(map(toks.__getitem__, neg))
-    elif names & w.proposer and names & w.subject and names & w.elsewhere and not names & w.negation:
+    elif (
+        names & w.proposer
+        and names & w.subject
+        and names & w.elsewhere
+        and names.isdisjoint(w.negation)
+    ):
         found = "deflection", min(map(toks.__getitem__, names & w.proposer))
     elif (
         (at := _first_of(sentence, w.negation_cjk)) >= 0
