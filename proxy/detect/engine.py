@@ -11,6 +11,7 @@ from typing import Any
 
 from proxy.detect.categorize import categorize, explain
 from proxy.detect.features import AnswerView, Extracted, GramWeights, Windows, extract
+from proxy.detect.language import LanguageWords, name_language
 from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.model import Scorer, sigmoid
 from proxy.detect.refusal import (
@@ -23,7 +24,7 @@ from proxy.detect.refusal import (
 )
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
 from proxy.detect.stream import CandorStreamJudge
-from proxy.detect.text import cjk_count, guess_language, program_words, split_think
+from proxy.detect.text import cjk_count, program_words, read_language, split_think
 from proxy.detect.topics import TopicIndex
 from proxy.detect.verdict import Category, Exchange, ProviderError, Signal, Status, Verdict
 
@@ -82,6 +83,7 @@ class DetectorParts:
     stream: StreamSettings = field(default_factory=StreamSettings)
     garble: GarbleSettings = field(default_factory=GarbleSettings)
     short_refusal: ShortRefusalSettings = field(default_factory=ShortRefusalSettings)
+    languages: LanguageWords = field(default_factory=LanguageWords)
 
 
 def _blocked(reason: str, text: str, req: Request, lang: str) -> Verdict:
@@ -211,27 +213,29 @@ class CandorDetector:
         has_tool_calls = has_tool_calls or finish_reason == "tool_calls"
         split = split_think(answer)
         body = split.visible.strip()
-        lang = guess_language(body)
+        # The scorer's language class, and the finer name the verdict gives.
+        lang, toks = read_language(body)
+        named = name_language(body, lang, toks, self.parts.languages)
         if provider_error is not None:
             code = provider_error.code or str(provider_error.status)
-            return _blocked("provider_error", code, req, lang)
+            return _blocked("provider_error", code, req, named)
         if finish_reason == "content_filter":
-            return _blocked("finish_content_filter", "content_filter", req, lang)
+            return _blocked("finish_content_filter", "content_filter", req, named)
         if not body:
             if has_tool_calls:
-                return Verdict(Status.CLEAN, 0.0, topics=req.topics, language=lang)
+                return Verdict(Status.CLEAN, 0.0, topics=req.topics, language=named)
             if split.state in ("unclosed", "closed") or reasoning_chars > 0:
                 return Verdict(
                     Status.CENSORED,
                     1.0,
                     Category.NON_ANSWER,
                     req.topics,
-                    lang,
+                    named,
                     (Signal(name="reasoning_only", weight=1.0, start=0, end=len(answer)),),
                 )
-            return _blocked("empty_answer", "", req, lang)
+            return _blocked("empty_answer", "", req, named)
         if (wants_json or has_tool_calls) and _is_json(body):
-            return Verdict(Status.CLEAN, 0.0, topics=req.topics, language=lang)
+            return Verdict(Status.CLEAN, 0.0, topics=req.topics, language=named)
         view = AnswerView(
             visible=split.visible,
             ended=True,
@@ -251,12 +255,10 @@ class CandorDetector:
         short = self._short_refusal(ex, split.visible, split.offset)
         if short is not None:
             category, signal = short
-            return Verdict(
-                Status.CENSORED, 1.0, category, req.topics, ex.language, (signal, *signals)
-            )
+            return Verdict(Status.CENSORED, 1.0, category, req.topics, named, (signal, *signals))
         censored = score >= p.scorer.thresholds.flag
         if not censored and req.topics:
-            garbled = self._garbled(split.visible, split.offset, req, lang)
+            garbled = self._garbled(split.visible, split.offset, req, named)
             if garbled is not None:
                 return garbled
         return Verdict(
@@ -264,7 +266,7 @@ class CandorDetector:
             score=score,
             category=categorize(ex, req, view) if censored else Category.NONE,
             topics=req.topics,
-            language=ex.language,
+            language=named,
             signals=signals,
         )
 
@@ -334,7 +336,7 @@ class CandorDetector:
             score=score,
             category=categorize(ex, req, view),
             topics=req.topics,
-            language=ex.language,
+            language=name_language(visible, *read_language(visible), p.languages),
             signals=explain(ex, model, terms, visible, 0, ngram),
         )
         return score, verdict

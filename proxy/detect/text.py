@@ -17,7 +17,7 @@ _WORD = re.compile(r"[a-z0-9'\u00c0-\u024f\u0370-\u06ff\u0900-\u097f\uac00-\ud7a
 THINK_OPEN = "<think>"
 THINK_CLOSE = "</think>"
 
-_EN_HINTS = frozenset(
+EN_HINTS = frozenset(
     [
         "the",
         "and",
@@ -42,7 +42,7 @@ _EN_HINTS = frozenset(
         "have",
     ]
 )
-_FI_HINTS = frozenset(
+FI_HINTS = frozenset(
     [
         "ja",
         "on",
@@ -64,7 +64,7 @@ _FI_HINTS = frozenset(
         "mitä",
     ]
 )
-_LANG_SAMPLE = 240
+LANG_SAMPLE = 240  # characters read to guess a language
 _Trie = dict[str, "_Trie"]
 
 
@@ -169,24 +169,30 @@ def cjk_count(text: str) -> int:
 
 def guess_language(text: str) -> str:
     """A script and stop-word guess: `zh`, `en`, `fi` or `und` when there is too little text."""
-    sample = text[:_LANG_SAMPLE]
+    return read_language(text)[0]
+
+
+def read_language(text: str) -> tuple[str, list[str]]:
+    """`guess_language`'s class, and the word tokens of the sample it read (none for a text
+    that is Chinese by its characters alone)."""
+    sample = text[:LANG_SAMPLE]
     cjk = 0 if sample.isascii() else cjk_count(sample)
     if cjk >= 2 and cjk > 0.3 * len(sample):
         # Latin letters are at most the other characters: Chinese whatever the words are.
-        return "zh"
+        return "zh", []
     toks = words(normalize(sample))
     latin = sum(map(len, toks))
     if cjk + latin < 2:
-        return "und"
+        return "und", toks
     if cjk > 0.3 * (cjk + latin):
-        return "zh"
+        return "zh", toks
     if len(toks) < 3:
-        return "und"
-    en = sum(map(_EN_HINTS.__contains__, toks))
-    fi = sum(map(_FI_HINTS.__contains__, toks))
+        return "und", toks
+    en = sum(map(EN_HINTS.__contains__, toks))
+    fi = sum(map(FI_HINTS.__contains__, toks))
     if en == fi == 0:
-        return "und"
-    return "en" if en >= fi else "fi"
+        return "und", toks
+    return "en" if en >= fi else "fi", toks
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,6 +19,7 @@ from proxy.detect.engine import (
     StreamSettings,
 )
 from proxy.detect.features import Windows
+from proxy.detect.language import LanguageWords
 from proxy.detect.lexicon import LEXICON_CATEGORIES, Lexicon, PhraseRule
 from proxy.detect.model import LinearModel, Scorer, Thresholds
 from proxy.detect.refusal import RefusalWords
@@ -158,11 +159,12 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     words = cfg.get("request_words") or {}
     garble = cfg.get("garbled") or {}
     short = cfg.get("short_refusal") or {}
-    if not all(isinstance(x, dict) for x in (files, win, stream, words, garble, short)):
+    langs = cfg.get("languages") or {}
+    if not all(isinstance(x, dict) for x in (files, win, stream, words, garble, short, langs)):
         raise PolicyError(
             cfg_path,
             "top level",
-            "files/windows/stream/request_words/garbled/short_refusal",
+            "files/windows/stream/request_words/garbled/short_refusal/languages",
             "mappings",
         )
 
@@ -199,6 +201,12 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
         garble=GarbleSettings(
             min_words=_int(cfg_path, "garbled", "min_words", garble.get("min_words"), 3),
             window=_int(cfg_path, "garbled", "window", garble.get("window"), 2400),
+        ),
+        languages=LanguageWords.of(
+            {
+                str(code): [w.lower() for w in _strings(cfg_path, "languages", str(code), common)]
+                for code, common in langs.items()
+            }
         ),
         short_refusal=ShortRefusalSettings(
             max_chars=_int(cfg_path, "short_refusal", "max_chars", short.get("max_chars"), 300),
