@@ -24,7 +24,7 @@ class Example:
     response: str
     reasoning: str | None = None
     finish_reason: str | None = None
-    language: str = "und"
+    language: str = ""  # as the row gives it; "" when it does not
     model: str = ""
     censored: bool | None = None
     category: str = ""
@@ -117,7 +117,7 @@ def read_examples(paths: Iterable[pathlib.Path], labelled_only: bool = True) -> 
                     response=text_field(row.get("response")),
                     reasoning=reasoning if isinstance(reasoning, str) else None,
                     finish_reason=text_field(row.get("finish_reason")) or None,
-                    language=text_field(row.get("language")) or "und",
+                    language=text_field(row.get("language")),
                     model=text_field(row.get("model")),
                     censored=censored,
                     category=category,

@@ -72,7 +72,8 @@ def run(detector: Detector, examples: Sequence[Example], stream: bool = False) -
             pre, stopped, held = replay(detector, ex)
         out.append(
             Outcome(
-                language=ex.language,
+                # The row's language, or else the one the verdict names.
+                language=ex.language or verdict.language,
                 truth=bool(ex.censored),
                 truth_category=ex.category or "none",
                 flagged=verdict.censored,
