@@ -26,11 +26,12 @@ _HINTS = {"en": EN_HINTS, "fi": FI_HINTS}
 class LanguageWords:
     """Common words by language: `codes[i]` is named by the words whose `index` holds `i`.
 
-    English and Finnish come first, with the scorer's own common words (`text.EN_HINTS`,
-    `text.FI_HINTS`), so that another language is named only over them.
+    Built by `of`: English and Finnish come first, with the scorer's own common words
+    (`text.EN_HINTS`, `text.FI_HINTS`), so that another language is named only over them.
+    Empty, it names only the scorer's classes.
     """
 
-    codes: tuple[str, ...] = ("en", "fi")
+    codes: tuple[str, ...] = ()
     index: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     @classmethod
@@ -76,6 +77,8 @@ def _by_words(toks: list[str], coarse: str, lang_words: LanguageWords) -> str:
     if hints is not None and 5 * sum(map(hints.__contains__, toks)) >= len(toks):
         return coarse
     codes = lang_words.codes
+    if len(codes) <= 2:
+        return coarse  # no language listed beyond English and Finnish
     counts = [0] * len(codes)
     get = lang_words.index.get
     for tok in toks:
@@ -84,8 +87,6 @@ def _by_words(toks: list[str], coarse: str, lang_words: LanguageWords) -> str:
     # English and Finnish (first) are named by the scorer's class alone.
     floor = counts[0] if coarse == "en" else counts[1] if coarse == "fi" else 0
     ranked = sorted(zip(counts[2:], codes[2:], strict=True), reverse=True)
-    if not ranked:
-        return coarse
     most, best = ranked[0]
     runner_up = ranked[1][0] if len(ranked) > 1 else 0
     # Common words make up a good part of any running text: a few among many words are loans.
