@@ -114,6 +114,8 @@ WORDS = RefusalWords(
     turn_cjk=("不过",),
     courtesy=frozenset({"thank"}),
     courtesy_cjk=("谢谢",),
+    opinion=frozenset({"believe", "think"}),
+    opinion_cjk=("理解",),
 )
 
 
@@ -130,6 +132,10 @@ WORDS = RefusalWords(
         ("人们无法讨论。", None),  # not the speaker
         ('He said "I can\'t discuss it."', None),  # reported speech
         ("Let's not pretend something else happened.", None),  # a negation proposes nothing
+        ("I can't believe they won't discuss it.", None),  # an opinion, not a refusal
+        ("I do not think I can discuss it.", ("refusal", 5)),  # the speaker refuses after it
+        ("我无法理解他们为什么不讨论。", None),
+        ("我无法理解，所以我无法讨论。", ("refusal", 1)),
         ("我们无法了解别的细节。", None),
     ],
 )

@@ -17,6 +17,7 @@ from proxy.detect.text import normalize, word_spans, words
 # The end of a sentence, or of a clause after a colon ("I can't speak for everyone: estimates
 # range..." says something after its hedge).
 _SENTENCE_END = re.compile(r"[.!?;:](?=\s|$)|[。！？；：]")
+_OPINION_REACH = 2  # words between a negation and the opinion it makes ("can't quite believe")
 _QUOTES = ('"', "“", "”", "「", "」", "『", "』")
 
 
@@ -33,7 +34,9 @@ class RefusalWords:
     is listed as a `speaker`. An answer with a `clarifying` word asks what was meant: it is not
     read as either. A `turn` word (or `turn_cjk` substring) after the refusal goes on to say
     something ("I can't say for certain, but..."). A `courtesy` word (or `courtesy_cjk`
-    substring) makes a short sentence filler ("Thank you for understanding.").
+    substring) makes a short sentence filler ("Thank you for understanding."). A negated
+    `opinion` word (or `opinion_cjk` substring) says what the speaker thinks, not what they
+    will not do: "I can't believe they won't discuss it" refuses nothing.
     """
 
     speaker: frozenset[str] = frozenset()
@@ -52,6 +55,8 @@ class RefusalWords:
     turn_cjk: tuple[str, ...] = ()
     courtesy: frozenset[str] = frozenset()
     courtesy_cjk: tuple[str, ...] = ()
+    opinion: frozenset[str] = frozenset()
+    opinion_cjk: tuple[str, ...] = ()
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -95,6 +100,37 @@ def _first_of(text: str, parts: tuple[str, ...]) -> int:
     return min(found, default=-1)
 
 
+def _negated_opinion(seq: list[str], w: RefusalWords) -> bool:
+    """True when an `opinion` word stands within two words of a negation ("I can't believe",
+    "Ich verstehe nicht") and the speaker does not refuse after it ("I don't think I can
+    answer that" still refuses): the speaker says what they think, not what they will not do."""
+    near = _OPINION_REACH
+    for i, tok in enumerate(seq):
+        if tok in w.opinion:
+            nearby = seq[max(0, i - near) : i + near + 1]
+            rest = seq[i + 1 :]
+            if not w.negation.isdisjoint(nearby) and (
+                w.speaker.isdisjoint(rest) or w.act.isdisjoint(rest)
+            ):
+                return True
+    return False
+
+
+def _negated_opinion_cjk(sentence: str, w: RefusalWords) -> bool:
+    """`_negated_opinion` for the substring lists: an `opinion_cjk` entry just after a
+    negation (不能理解), with no speaker after it."""
+    for neg in w.negation_cjk:
+        at = sentence.find(neg)
+        if at < 0:
+            continue
+        end = at + len(neg)
+        for opinion in w.opinion_cjk:
+            found = sentence.find(opinion, end, end + _OPINION_REACH + len(opinion))
+            if found >= 0 and _first_of(sentence[found + len(opinion) :], w.speaker_cjk) < 0:
+                return True
+    return False
+
+
 def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
     """("refusal" or "deflection", where its negation or proposal starts) or None.
 
@@ -103,10 +139,16 @@ def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
     if any(map(sentence.__contains__, _QUOTES)):
         return None
     norm = normalize(sentence)
-    toks = {m.group(): m.start() for m in reversed(list(word_spans(norm)))}
+    spans = list(word_spans(norm))
+    toks = {m.group(): m.start() for m in reversed(spans)}
     names = toks.keys()
     found: tuple[str, int] | None = None
-    if names & w.speaker and names & w.act and (neg := names & w.negation):
+    if (
+        names & w.speaker
+        and names & w.act
+        and (neg := names & w.negation)
+        and not _negated_opinion([m.group() for m in spans], w)
+    ):
         found = "refusal", min(map(toks.__getitem__, neg))
     elif (
         names & w.proposer
@@ -119,6 +161,7 @@ def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
         (at := _first_of(sentence, w.negation_cjk)) >= 0
         and _first_of(sentence, w.act_cjk) >= 0
         and _first_of(sentence, w.speaker_cjk) >= 0
+        and not _negated_opinion_cjk(sentence, w)
     ):
         found = "refusal", at
     elif (

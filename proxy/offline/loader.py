@@ -230,6 +230,8 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
                 turn_cjk=tuple(short_words("turn_cjk")),
                 courtesy=short_words("courtesy"),
                 courtesy_cjk=tuple(short_words("courtesy_cjk")),
+                opinion=short_words("opinion"),
+                opinion_cjk=tuple(short_words("opinion_cjk")),
             ),
         ),
         stream=StreamSettings(
