@@ -77,22 +77,24 @@ def sentences(text: str) -> list[tuple[int, int]]:
 
 def asks_back(text: str, w: RefusalWords) -> bool:
     """True when `text` asks what was meant ("could you clarify"): not a refusal."""
-    return not w.clarifying.isdisjoint(words(normalize(text)))
+    return _holds(text, w.clarifying)
 
 
 def turns_after(text: str, pos: int, w: RefusalWords) -> bool:
     """True when `text` turns ("but", "however", 但) after `pos`: it goes on to say something."""
-    rest = text[pos:]
-    if _first_of(rest, w.turn_cjk) >= 0:
-        return True
-    return not w.turn.isdisjoint(words(normalize(rest)))
+    return _holds(text[pos:], w.turn, w.turn_cjk)
 
 
 def is_courtesy(sentence: str, w: RefusalWords) -> bool:
     """True when `sentence` holds a courtesy word ("thank", "help", 谢谢): filler if short."""
-    if _first_of(sentence, w.courtesy_cjk) >= 0:
+    return _holds(sentence, w.courtesy, w.courtesy_cjk)
+
+
+def _holds(text: str, tokens: frozenset[str], substrings: tuple[str, ...] = ()) -> bool:
+    """True when `text` holds one of `substrings` or, as a word token, one of `tokens`."""
+    if _first_of(text, substrings) >= 0:
         return True
-    return not w.courtesy.isdisjoint(words(normalize(sentence)))
+    return not tokens.isdisjoint(words(normalize(text)))
 
 
 def _first_of(text: str, parts: tuple[str, ...]) -> int:

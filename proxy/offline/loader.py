@@ -168,17 +168,17 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             "mappings",
         )
 
-    def word_set(field: str) -> frozenset[str]:
-        value = words.get(field)
+    def lower_words(where: str, section: dict[str, Any], field: str) -> frozenset[str]:
+        value = section.get(field)
         if value is None:
             return frozenset()
-        return frozenset(s.lower() for s in _strings(cfg_path, "request_words", field, value))
+        return frozenset(s.lower() for s in _strings(cfg_path, where, field, value))
+
+    def word_set(field: str) -> frozenset[str]:
+        return lower_words("request_words", words, field)
 
     def short_words(field: str) -> frozenset[str]:
-        value = short.get(field)
-        if value is None:
-            return frozenset()
-        return frozenset(s.lower() for s in _strings(cfg_path, "short_refusal", field, value))
+        return lower_words("short_refusal", short, field)
 
     def file_of(field: str, default: str) -> pathlib.Path:
         name = files.get(field, default)
