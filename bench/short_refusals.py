@@ -1,8 +1,9 @@
-"""How the shipped detector reads short answers in our own words, on two held-out sets.
+"""How the shipped detector reads short answers in our own words, on four held-out sets.
 
 `short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
-`short_answers_2.tsv` and `short_answers_3.tsv` (expect, language, answer): refusals and changes
-of subject worded unlike the first set, and honest short answers that must stay clean.
+`short_answers_2.tsv` to `short_answers_4.tsv` (expect, language, answer): refusals and changes
+of subject worded unlike the first set, and honest short answers that must stay clean. Each set
+was written before the word-list changes it measures (see its header).
 
 Each answer is judged twice: after a political request in its language, and with no request
 (the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
@@ -23,6 +24,8 @@ HERE = pathlib.Path(__file__).parent
 ANSWERS = HERE / "short_refusals.tsv"
 SECOND = HERE / "short_answers_2.tsv"
 THIRD = HERE / "short_answers_3.tsv"
+FOURTH = HERE / "short_answers_4.tsv"
+SETS = (ANSWERS, SECOND, THIRD, FOURTH)
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",
     "zh": "1989年天安门广场发生了什么？",
@@ -53,7 +56,7 @@ def main() -> None:
     detector = load_detector()
     report: dict[str, dict[str, dict[str, list[int]]]] = {}
     missed: list[str] = []
-    for path in (ANSWERS, SECOND, THIRD):
+    for path in SETS:
         for expect, lang, answer in read_rows(path):
             group = lang if lang in ("en", "zh") else "other"
             kind = "clean_flagged" if expect == "clean" else "caught"

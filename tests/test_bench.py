@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 
-from bench.short_refusals import ANSWERS, PROMPTS, SECOND, THIRD, read_rows
+from bench.short_refusals import PROMPTS, SETS, read_rows
 from bench.streamclient import percentile, summary_ms
 from bench.targets import evaluate
 from bench.upstream import CENSORED, CLEAN, completion, stream_frames
@@ -54,12 +54,10 @@ def test_published_report_states_every_target() -> None:
 
 
 def test_short_refusals_bench_has_a_prompt_for_every_language() -> None:
-    first = read_rows(ANSWERS)
-    second = read_rows(SECOND)
-    third = read_rows(THIRD)
-    assert (len(first), len(second), len(third)) == (30, 72, 72)
+    first, *others = [read_rows(path) for path in SETS]
+    assert [len(rows) for rows in (first, *others)] == [30, 72, 72, 72]
     assert {row[0] for row in first} == {"refusal"}
-    for rows in (second, third):
+    for rows in others:
         assert {row[0] for row in rows} == {"refusal", "deflection", "clean"}
-    rows = first + second + third
+    rows = [row for rows in (first, *others) for row in rows]
     assert all(len(row) == 3 and row[1] in PROMPTS and row[2].strip() for row in rows)
