@@ -14,6 +14,7 @@ from proxy.detect import Category, Decision, Exchange, Status
 from proxy.detect.engine import CandorDetector, ShortRefusalSettings
 from proxy.detect.refusal import (
     RefusalWords,
+    apologises,
     asks_back,
     is_courtesy,
     read_sentence,
@@ -116,6 +117,10 @@ WORDS = RefusalWords(
     courtesy_cjk=("谢谢",),
     opinion=frozenset({"believe", "think"}),
     opinion_cjk=("理解",),
+    apology=frozenset({"sorry"}),
+    apology_cjk=("抱歉",),
+    others=frozenset({"they", "government"}),
+    others_cjk=("政府",),
 )
 
 
@@ -143,6 +148,27 @@ def test_read_sentence(sentence: str, expected: tuple[str, int] | None) -> None:
     assert read_sentence(sentence, WORDS) == expected
 
 
+@pytest.mark.parametrize(
+    ("sentence", "apologised", "expected"),
+    [
+        ("Can't discuss it.", True, ("refusal", 0)),
+        ("Can't discuss it.", False, None),  # no speaker, no apology
+        ("The government can't discuss it.", True, None),  # theirs, not the speaker's
+        ("I say the government can't discuss it.", False, None),  # named last before it
+        ("The government says I can't discuss it.", False, ("refusal", 22)),
+        ("They can't, so I can't discuss it.", False, ("refusal", 5)),  # a speaker follows
+        ("无法讨论。", True, ("refusal", 0)),
+        ("政府无法讨论。", True, None),
+        ("政府说我无法讨论。", False, ("refusal", 4)),
+        ("我说政府无法讨论。", False, None),
+    ],
+)
+def test_read_sentence_after_an_apology(
+    sentence: str, apologised: bool, expected: tuple[str, int] | None
+) -> None:
+    assert read_sentence(sentence, WORDS, apologised) == expected
+
+
 def test_first_sentence_and_turns() -> None:
     text = "  I can't discuss it. But here is why."
     assert sentences(text) == [(2, 21), (22, 38)]
@@ -159,6 +185,8 @@ def test_first_sentence_and_turns() -> None:
     assert not asks_back("I can't discuss it.", WORDS)
     assert is_courtesy("Thank you.", WORDS) and is_courtesy("谢谢。", WORDS)
     assert not is_courtesy("Thanks to the army.", WORDS)
+    assert apologises("Sorry. Can't discuss it.", WORDS) and apologises("抱歉，无法讨论。", WORDS)
+    assert not apologises("I can't discuss it.", WORDS)
 
 
 def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(

@@ -16,6 +16,7 @@ from proxy.detect.lexicon import Lexicon, PhraseHit
 from proxy.detect.model import Scorer, sigmoid
 from proxy.detect.refusal import (
     RefusalWords,
+    apologises,
     asks_back,
     is_courtesy,
     read_sentence,
@@ -113,15 +114,21 @@ _Cue = tuple[Category, str, int, int, int]
 
 
 def _refusing(
-    hits: Sequence[PhraseHit], text: str, start: int, end: int, words: RefusalWords
+    hits: Sequence[PhraseHit],
+    text: str,
+    start: int,
+    end: int,
+    words: RefusalWords,
+    apologised: bool,
 ) -> _Cue | None:
-    """How the sentence `text[start:end]` refuses or changes the subject, if it does."""
+    """How the sentence `text[start:end]` refuses or changes the subject, if it does (in an
+    answer that has `apologised` or not)."""
     inside = [h for h in hits if start <= h.start < end]
     for category in (Category.REFUSAL, Category.DEFLECTION):
         for hit in inside:
             if hit.category == category.value:
                 return category, hit.rule, hit.start, hit.end, hit.end
-    read = read_sentence(text[start:end], words)
+    read = read_sentence(text[start:end], words, apologised)
     if read is None:
         return None
     kind, at = read
@@ -283,8 +290,9 @@ class CandorDetector:
         if asks_back(body, rule.words):
             return None
         cue: _Cue | None = None
+        apologised = apologises(body, rule.words)
         for start, end in sentences(visible):
-            found = _refusing(ex.hits, visible, start, end, rule.words)
+            found = _refusing(ex.hits, visible, start, end, rule.words, apologised)
             if found is None:
                 sentence = visible[start:end]
                 # An ideograph says about as much as three Latin letters.

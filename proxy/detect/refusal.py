@@ -31,7 +31,12 @@ class RefusalWords:
     `proposer`, an `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`) and
     no negation ("We don't know other details of the subject" proposes nothing). Where a
     language leaves the pronoun out, a verb form that names the speaker ("puedo", a humble form)
-    is listed as a `speaker`. An answer with a `clarifying` word asks what was meant: it is not
+    is listed as a `speaker`; in an answer that apologises (an `apology` word or `apology_cjk`
+    substring), the speaker goes without saying ("Sorry, can't answer that", 죄송합니다. 답할 수
+    없어요). Where `others` (or `others_cjk`: the government, people, "in China") are the last
+    named before the negation and no speaker follows it, the sentence reports what they do not
+    do ("Sorry, but the government won't discuss it"). An answer with a `clarifying` word asks
+    what was meant: it is not
     read as either. A `turn` word (or `turn_cjk` substring) after the refusal goes on to say
     something ("I can't say for certain, but..."). A `courtesy` word (or `courtesy_cjk`
     substring) makes a short sentence filler ("Thank you for understanding."). A negated
@@ -57,6 +62,10 @@ class RefusalWords:
     courtesy_cjk: tuple[str, ...] = ()
     opinion: frozenset[str] = frozenset()
     opinion_cjk: tuple[str, ...] = ()
+    apology: frozenset[str] = frozenset()
+    apology_cjk: tuple[str, ...] = ()
+    others: frozenset[str] = frozenset()
+    others_cjk: tuple[str, ...] = ()
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -85,6 +94,11 @@ def turns_after(text: str, pos: int, w: RefusalWords) -> bool:
     return _holds(text[pos:], w.turn, w.turn_cjk)
 
 
+def apologises(text: str, w: RefusalWords) -> bool:
+    """True when `text` apologises ("sorry", 抱歉, 죄송합니다): its speaker is the one refusing."""
+    return _holds(text, w.apology, w.apology_cjk)
+
+
 def is_courtesy(sentence: str, w: RefusalWords) -> bool:
     """True when `sentence` holds a courtesy word ("thank", "help", 谢谢): filler if short."""
     return _holds(sentence, w.courtesy, w.courtesy_cjk)
@@ -100,6 +114,35 @@ def _holds(text: str, tokens: frozenset[str], substrings: tuple[str, ...] = ()) 
 def _first_of(text: str, parts: tuple[str, ...]) -> int:
     found = [i for i in map(text.find, parts) if i >= 0]
     return min(found, default=-1)
+
+
+def _last_of(text: str, parts: tuple[str, ...]) -> int:
+    return max(map(text.rfind, parts), default=-1)
+
+
+def _speaker_refuses(seq: list[str], w: RefusalWords, apologised: bool) -> bool:
+    """True when the negation in the word tokens `seq` is the speaker's: the last person named
+    before it is the speaker, or a speaker follows it, or none is named in an answer that has
+    `apologised`. When `others` come last before it, it is theirs."""
+    neg = next(i for i, tok in enumerate(seq) if tok in w.negation)
+    last = ""
+    for tok in seq[:neg]:
+        if tok in w.speaker:
+            last = "speaker"
+        elif tok in w.others:
+            last = "others"
+    if last == "speaker" or not w.speaker.isdisjoint(seq[neg:]):
+        return True
+    return apologised and not last
+
+
+def _speaker_refuses_cjk(sentence: str, at: int, w: RefusalWords, apologised: bool) -> bool:
+    """`_speaker_refuses` for the substring lists, with the negation at `at`."""
+    speaker = _last_of(sentence[:at], w.speaker_cjk)
+    others = _last_of(sentence[:at], w.others_cjk)
+    if speaker > others or _first_of(sentence[at:], w.speaker_cjk) >= 0:
+        return True
+    return apologised and others < 0
 
 
 def _negated_opinion(seq: list[str], w: RefusalWords) -> bool:
@@ -133,10 +176,13 @@ def _negated_opinion_cjk(sentence: str, w: RefusalWords) -> bool:
     return False
 
 
-def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
+def read_sentence(
+    sentence: str, w: RefusalWords, apologised: bool = False
+) -> tuple[str, int] | None:
     """("refusal" or "deflection", where its negation or proposal starts) or None.
 
-    A sentence with quotation marks may report what someone else refused: it is neither.
+    A sentence with quotation marks may report what someone else refused: it is neither. In an
+    answer that has `apologised`, a refusal needs no speaker word.
     """
     if any(map(sentence.__contains__, _QUOTES)):
         return None
@@ -144,12 +190,13 @@ def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
     spans = list(word_spans(norm))
     toks = {m.group(): m.start() for m in reversed(spans)}
     names = toks.keys()
+    seq = [m.group() for m in spans]
     found: tuple[str, int] | None = None
     if (
-        names & w.speaker
-        and names & w.act
+        names & w.act
         and (neg := names & w.negation)
-        and not _negated_opinion([m.group() for m in spans], w)
+        and _speaker_refuses(seq, w, apologised)
+        and not _negated_opinion(seq, w)
     ):
         found = "refusal", min(map(toks.__getitem__, neg))
     elif (
@@ -162,7 +209,7 @@ def read_sentence(sentence: str, w: RefusalWords) -> tuple[str, int] | None:
     elif (
         (at := _first_of(sentence, w.negation_cjk)) >= 0
         and _first_of(sentence, w.act_cjk) >= 0
-        and _first_of(sentence, w.speaker_cjk) >= 0
+        and _speaker_refuses_cjk(sentence, at, w, apologised)
         and not _negated_opinion_cjk(sentence, w)
     ):
         found = "refusal", at

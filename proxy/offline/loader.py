@@ -232,6 +232,10 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
                 courtesy_cjk=tuple(short_words("courtesy_cjk")),
                 opinion=short_words("opinion"),
                 opinion_cjk=tuple(short_words("opinion_cjk")),
+                apology=short_words("apology"),
+                apology_cjk=tuple(short_words("apology_cjk")),
+                others=short_words("others"),
+                others_cjk=tuple(short_words("others_cjk")),
             ),
         ),
         stream=StreamSettings(
