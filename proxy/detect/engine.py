@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
+from proxy.detect import native as _native
 from proxy.detect.categorize import categorize, explain
 from proxy.detect.features import AnswerView, Extracted, GramWeights, Windows, extract
 from proxy.detect.language import LanguageWords, name_language
@@ -25,7 +26,7 @@ from proxy.detect.refusal import (
 )
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
 from proxy.detect.stream import CandorStreamJudge
-from proxy.detect.text import cjk_count, program_words, read_language, split_think
+from proxy.detect.text import cjk_count, program_words, read_language, split_think, words
 from proxy.detect.topics import TopicIndex
 from proxy.detect.verdict import Category, Exchange, ProviderError, Signal, Status, Verdict
 
@@ -150,6 +151,8 @@ class CandorDetector:
         self.native = native
         self._gram_weights = GramWeights.of(parts.scorer.whole.weights, native)
         self._early_gram_weights = GramWeights.of(parts.scorer.early.weights, native)
+        # The language guess tokenizes with the C extension too when it sums the weights.
+        self._tokenize = _native.words if self._gram_weights.native is not None else words
         # The proxy reads a request's topics before asking the model and again when judging
         # its answer: remember the last few reads (short prompts only, to bound memory).
         self._requests: dict[str, Request] = {}
@@ -221,7 +224,7 @@ class CandorDetector:
         split = split_think(answer)
         body = split.visible.strip()
         # The scorer's language class, and the finer name the verdict gives.
-        lang, toks = read_language(body)
+        lang, toks = read_language(body, self._tokenize)
         named = name_language(body, lang, toks, self.parts.languages)
         if provider_error is not None:
             code = provider_error.code or str(provider_error.status)
@@ -344,7 +347,7 @@ class CandorDetector:
             score=score,
             category=categorize(ex, req, view),
             topics=req.topics,
-            language=name_language(visible, *read_language(visible), p.languages),
+            language=name_language(visible, *read_language(visible, self._tokenize), p.languages),
             signals=explain(ex, model, terms, visible, 0, ngram),
         )
         return score, verdict

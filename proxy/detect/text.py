@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 
@@ -172,15 +172,16 @@ def guess_language(text: str) -> str:
     return read_language(text)[0]
 
 
-def read_language(text: str) -> tuple[str, list[str]]:
+def read_language(text: str, tokenize: Callable[[str], list[str]] = words) -> tuple[str, list[str]]:
     """`guess_language`'s class, and the word tokens of the sample it read (none for a text
-    that is Chinese by its characters alone)."""
+    that is Chinese by its characters alone). `tokenize` is `words`, or the C extension's
+    (`native.words`, the same tokens)."""
     sample = text[:LANG_SAMPLE]
     cjk = 0 if sample.isascii() else cjk_count(sample)
     if cjk >= 2 and cjk > 0.3 * len(sample):
         # Latin letters are at most the other characters: Chinese whatever the words are.
         return "zh", []
-    toks = words(normalize(sample))
+    toks = tokenize(normalize(sample))
     latin = sum(map(len, toks))
     if cjk + latin < 2:
         return "und", toks
