@@ -69,7 +69,7 @@ class ShortRefusalSettings:
     """
 
     max_chars: int = 300
-    filler_chars: int = 40
+    filler_chars: int = 50
     words: RefusalWords = field(default_factory=RefusalWords)
 
 
