@@ -100,9 +100,9 @@ def test_a_streamed_short_refusal_is_stopped_with_nothing_released(
 
 WORDS = RefusalWords(
     speaker=frozenset({"i", "i'm"}),
-    negation=frozenset({"can't", "not"}),
+    negation=frozenset({"can't", "not", "don't"}),
     act=frozenset({"discuss", "topic"}),
-    proposer=frozenset({"let's"}),
+    proposer=frozenset({"let's", "why"}),
     elsewhere=frozenset({"else"}),
     subject=frozenset({"something"}),
     speaker_cjk=("我",),
@@ -137,6 +137,8 @@ WORDS = RefusalWords(
         ("人们无法讨论。", None),  # not the speaker
         ('He said "I can\'t discuss it."', None),  # reported speech
         ("Let's not pretend something else happened.", None),  # a negation proposes nothing
+        ("Why don't we discuss something else?", ("deflection", 0)),  # a question proposes
+        ("Why don't we discuss something else.", None),
         ("I can't believe they won't discuss it.", None),  # an opinion, not a refusal
         ("I do not think I can discuss it.", ("refusal", 5)),  # the speaker refuses after it
         ("我无法理解他们为什么不讨论。", None),

@@ -29,7 +29,8 @@ class RefusalWords:
     A sentence refuses when it holds a `speaker`, a `negation` and an `act` (or a
     `speaker_cjk`, a `negation_cjk` and an `act_cjk`); it changes the subject when it holds a
     `proposer`, an `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`) and
-    no negation ("We don't know other details of the subject" proposes nothing). Where a
+    no negation ("We don't know other details of the subject" proposes nothing), but for one
+    right after the proposer in a question ("Why don't we...?"). Where a
     language leaves the pronoun out, a verb form that names the speaker ("puedo", a humble form)
     is listed as a `speaker`; in an answer that apologises (an `apology` word or `apology_cjk`
     substring), the speaker goes without saying ("Sorry, can't answer that", 죄송합니다. 답할 수
@@ -145,6 +146,16 @@ def _speaker_refuses_cjk(sentence: str, at: int, w: RefusalWords, apologised: bo
     return apologised and others < 0
 
 
+def _negated_proposal(seq: list[str], w: RefusalWords, question: bool) -> bool:
+    """True when a negation stands among the word tokens `seq`, other than right after a
+    proposer in a `question` ("Why don't we talk about something else?" proposes; "Let's not
+    pretend something else happened." does not)."""
+    return any(
+        tok in w.negation and not (question and i and seq[i - 1] in w.proposer)
+        for i, tok in enumerate(seq)
+    )
+
+
 def _negated_opinion(seq: list[str], w: RefusalWords) -> bool:
     """True when an `opinion` word stands within two words of a negation ("I can't believe",
     "Ich verstehe nicht") and the speaker does not refuse after it ("I don't think I can
@@ -203,7 +214,7 @@ def read_sentence(
         names & w.proposer
         and names & w.subject
         and names & w.elsewhere
-        and names.isdisjoint(w.negation)
+        and not _negated_proposal(seq, w, sentence.rstrip().endswith(("?", "？")))
     ):
         found = "deflection", min(map(toks.__getitem__, names & w.proposer))
     elif (
