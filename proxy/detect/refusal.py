@@ -26,23 +26,22 @@ class RefusalWords:
     """Word classes. Entries of the plain lists are word tokens (every script with spaces);
     entries of the `_cjk` lists are substrings (Chinese and Japanese, written without spaces).
 
-    A sentence refuses when it holds a `speaker`, a `negation` and an `act` (or a
-    `speaker_cjk`, a `negation_cjk` and an `act_cjk`); it changes the subject when it holds a
-    `proposer`, an `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`) and
-    no negation ("We don't know other details of the subject" proposes nothing), but for one
-    right after the proposer in a question ("Why don't we...?"). Where a
-    language leaves the pronoun out, a verb form that names the speaker ("puedo", a humble form)
-    is listed as a `speaker`; in an answer that apologises (an `apology` word or `apology_cjk`
-    substring), the speaker goes without saying ("Sorry, can't answer that", 죄송합니다. 답할 수
-    없어요). Where `others` (or `others_cjk`: the government, people, "in China") are the last
-    named before the negation and no speaker follows it, the sentence reports what they do not
-    do ("Sorry, but the government won't discuss it"). An answer with a `clarifying` word asks
-    what was meant: it is not
-    read as either. A `turn` word (or `turn_cjk` substring) after the refusal goes on to say
-    something ("I can't say for certain, but..."). A `courtesy` word (or `courtesy_cjk`
+    A sentence refuses when it holds a `speaker`, a `negation` and an `act` (or a `speaker_cjk`,
+    a `negation_cjk` and an `act_cjk`); it changes the subject when it holds a `proposer`, an
+    `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`) and no negation
+    ("We don't know other details of the subject" proposes nothing), but for one right after the
+    proposer in a question ("Why don't we...?"). Where a language leaves the pronoun out, a verb
+    form that names the speaker ("puedo", a humble form) is listed as a `speaker`; in an answer
+    that apologises (an `apology` word or `apology_cjk` substring), the speaker goes without
+    saying ("Sorry, can't answer that", 죄송합니다. 답할 수 없어요). Where `others` (or
+    `others_cjk`: the government, people, "in China") are the last named before the negation
+    and no speaker follows it, the sentence reports what they do not do ("Sorry, but the
+    government won't discuss it"). An answer with a `clarifying` word asks what was meant: it
+    is not read as either. A `turn` word (or `turn_cjk` substring) after the refusal goes on to
+    say something ("I can't say for certain, but..."). A `courtesy` word (or `courtesy_cjk`
     substring) makes a short sentence filler ("Thank you for understanding."). A negated
-    `opinion` word (or `opinion_cjk` substring) says what the speaker thinks, not what they
-    will not do: "I can't believe they won't discuss it" refuses nothing.
+    `opinion` word (or `opinion_cjk` substring) says what the speaker thinks, not what they will
+    not do: "I can't believe they won't discuss it" refuses nothing.
     """
 
     speaker: frozenset[str] = frozenset()
