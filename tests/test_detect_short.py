@@ -171,6 +171,19 @@ def test_read_sentence_after_an_apology(
     assert read_sentence(sentence, WORDS, apologised) == expected
 
 
+def test_a_speaker_that_overlaps_the_negation_is_before_it() -> None:
+    # 差し控え (to refrain) is listed as a speaker, and its 控え as a negation.
+    words = dataclasses.replace(
+        WORDS,
+        speaker_cjk=("差し控え",),
+        negation_cjk=("控え",),
+        act_cjk=("コメント",),
+        others_cjk=("政府",),
+    )
+    assert read_sentence("コメントを差し控えます。", words) == ("refusal", 7)
+    assert read_sentence("政府はコメントを控えます。", words) is None
+
+
 def test_first_sentence_and_turns() -> None:
     text = "  I can't discuss it. But here is why."
     assert sentences(text) == [(2, 21), (22, 38)]

@@ -116,8 +116,9 @@ def _first_of(text: str, parts: tuple[str, ...]) -> int:
     return min(found, default=-1)
 
 
-def _last_of(text: str, parts: tuple[str, ...]) -> int:
-    return max(map(text.rfind, parts), default=-1)
+def _last_before(text: str, at: int, parts: tuple[str, ...]) -> int:
+    """Where the last of `parts` to start before `at` starts (it may overlap `at`), or -1."""
+    return max((text.rfind(p, 0, at + len(p) - 1) for p in parts), default=-1)
 
 
 def _speaker_refuses(seq: list[str], w: RefusalWords, apologised: bool) -> bool:
@@ -138,8 +139,8 @@ def _speaker_refuses(seq: list[str], w: RefusalWords, apologised: bool) -> bool:
 
 def _speaker_refuses_cjk(sentence: str, at: int, w: RefusalWords, apologised: bool) -> bool:
     """`_speaker_refuses` for the substring lists, with the negation at `at`."""
-    speaker = _last_of(sentence[:at], w.speaker_cjk)
-    others = _last_of(sentence[:at], w.others_cjk)
+    speaker = _last_before(sentence, at, w.speaker_cjk)
+    others = _last_before(sentence, at, w.others_cjk)
     if speaker > others or _first_of(sentence[at:], w.speaker_cjk) >= 0:
         return True
     return apologised and others < 0
