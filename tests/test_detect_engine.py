@@ -84,6 +84,14 @@ def test_signals_point_at_the_text_that_fired(detector: CandorDetector) -> None:
     assert verdict.to_dict()["verdict"] == "censored"
 
 
+def test_spans_after_a_dotted_capital_i_point_at_the_text(detector: CandorDetector) -> None:
+    # "İ" lower-cases to two characters; found by a fuzz of short answers.
+    answer = "İ: sorry, I cannot answer that question."
+    verdict = detector.judge(Exchange(messages=[], answer=answer))
+    spans = [(s.start, s.end, s.text) for s in verdict.signals if s.start >= 0]
+    assert spans == [(3, 18, "sorry, I cannot")]
+
+
 def test_verdict_reports_topics_and_language(detector: CandorDetector) -> None:
     verdict = detector.judge(
         Exchange(

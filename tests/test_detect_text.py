@@ -48,6 +48,8 @@ def test_normalize_folds_case_and_curly_apostrophes_without_changing_length() ->
     text = "I Can’t Help"
     assert normalize(text) == "i can't help"
     assert len(normalize(text)) == len(text)
+    # The one character whose lower case is longer: a lexicon span after it must still fit.
+    assert normalize("İstanbul: I Can’t") == "istanbul: i can't"
 
 
 def test_program_words_in_prose() -> None:

@@ -69,9 +69,16 @@ _Trie = dict[str, "_Trie"]
 
 
 def normalize(text: str) -> str:
-    """Lower-case and fold curly quotes so that lexicon phrases match typographic variants."""
+    """Lower-case and fold curly quotes so that lexicon phrases match typographic variants.
+
+    The result has `text`'s length, so that spans found in one index the other.
+    """
+    low = text.lower()
+    if len(low) != len(text):
+        # "İ" (U+0130) is the one character whose lower case is two ("i" and a combining dot).
+        low = text.replace("İ", "i").lower()
     # str.replace beats str.translate by far on non-ASCII text.
-    return text.lower().replace("’", "'").replace("‘", "'")
+    return low.replace("’", "'").replace("‘", "'")
 
 
 def words(normalized: str) -> list[str]:
