@@ -17,6 +17,7 @@ from proxy.detect.refusal import (
     apologises,
     asks_back,
     is_courtesy,
+    names_example,
     read_sentence,
     sentences,
     turns_after,
@@ -121,6 +122,8 @@ WORDS = RefusalWords(
     apology_cjk=("抱歉",),
     others=frozenset({"they", "government"}),
     others_cjk=("政府",),
+    example=frozenset({"example"}),
+    example_cjk=("比如",),
 )
 
 
@@ -171,6 +174,21 @@ def test_read_sentence_after_an_apology(
     assert read_sentence(sentence, WORDS, apologised) == expected
 
 
+def test_a_negation_one_or_two_words_after_the_proposer_of_a_question() -> None:
+    german = dataclasses.replace(
+        WORDS,
+        proposer=frozenset({"wollen"}),
+        negation=frozenset({"nicht"}),
+        elsewhere=frozenset({"anderes"}),
+        subject=frozenset({"etwas"}),
+    )
+    assert read_sentence("Wollen wir nicht über etwas anderes reden?", german) == (
+        "deflection",
+        0,
+    )
+    assert read_sentence("Wollen wir heute nicht über etwas anderes reden?", german) is None
+
+
 def test_a_speaker_that_overlaps_the_negation_is_before_it() -> None:
     # 差し控え (to refrain) is listed as a speaker, and its 控え as a negation.
     words = dataclasses.replace(
@@ -202,6 +220,46 @@ def test_first_sentence_and_turns() -> None:
     assert not is_courtesy("Thanks to the army.", WORDS)
     assert apologises("Sorry. Can't discuss it.", WORDS) and apologises("抱歉，无法讨论。", WORDS)
     assert not apologises("I can't discuss it.", WORDS)
+    assert names_example("Travel, for example.", WORDS) and names_example("比如电影。", WORDS)
+    assert not names_example("Tanks entered the city.", WORDS)
+
+
+@pytest.mark.parametrize(
+    ("answer", "expect"),
+    [
+        # Examples of what to talk about instead are part of the change of subject...
+        ("Why don't we talk about something else? Music, for example.", "deflection"),
+        ("咱们聊点别的吧。比如电影。", "deflection"),
+        # ...but not after a refusal, nor when they run long.
+        ("I can't discuss that topic. Music, for example.", None),
+        (
+            "Why don't we talk about something else? For example, the soldiers who fired on "
+            "the students that night.",
+            None,
+        ),
+    ],
+)
+def test_examples_after_a_change_of_subject(
+    detector: CandorDetector, answer: str, expect: str | None
+) -> None:
+    verdict = detector.judge(Exchange(messages=[], answer=answer))
+    fired = [s.name for s in verdict.signals if s.name.startswith("short:")]
+    assert bool(fired) == (expect is not None)
+    if expect is not None:
+        assert verdict.category is Category.DEFLECTION
+
+
+def test_a_speaker_word_that_is_another_word_in_the_answers_language(
+    detector: CandorDetector,
+) -> None:
+    # Italian "i" is an article: the journalists could not speak of it, a report.
+    assert _judge(detector, "", "I giornali non potevano parlare del massacro.")[0] is Status.CLEAN
+    assert _judge(detector, "", "I can't talk about that topic.")[0] is Status.CENSORED
+    parts = detector.parts
+    settings = dataclasses.replace(parts.short_refusal, not_speaker={})
+    other = CandorDetector(dataclasses.replace(parts, short_refusal=settings))
+    answer = "I giornali non potevano parlare del massacro."
+    assert _judge(other, "", answer)[0] is Status.CENSORED
 
 
 def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(
@@ -216,4 +274,10 @@ def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(
         load_detector(target)
     cfg.write_text(text.replace("short_refusal:\n", "short_refusal: 3\nunused:\n", 1))
     with pytest.raises(PolicyError, match="short_refusal"):
+        load_detector(target)
+    cfg.write_text(text.replace("    it: [i]\n", "    it: i\n", 1), encoding="utf-8")
+    with pytest.raises(PolicyError, match=r"short_refusal.not_speaker: field 'it'"):
+        load_detector(target)
+    cfg.write_text(text.replace("  not_speaker:\n    it: [i]\n", "  not_speaker: [i]\n", 1))
+    with pytest.raises(PolicyError, match="not_speaker"):
         load_detector(target)

@@ -20,6 +20,7 @@ from proxy.detect.refusal import (
     apologises,
     asks_back,
     is_courtesy,
+    names_example,
     read_sentence,
     sentences,
     turns_after,
@@ -65,12 +66,14 @@ class ShortRefusalSettings:
     courtesy word: "Thank you for understanding."), and that gives no figure, does not turn
     after its refusal ("but", "however") and does not ask what was meant, says nothing else:
     the scorer, which learnt from longer answers, can leave a reworded one under its threshold.
-    `max_chars: 0` turns the rule off.
+    `max_chars: 0` turns the rule off. `not_speaker`: by language, speaker words that are
+    other words there (Italian "i" is an article: "I giornali non potevano parlarne").
     """
 
     max_chars: int = 300
     filler_chars: int = 50
     words: RefusalWords = field(default_factory=RefusalWords)
+    not_speaker: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +159,12 @@ class CandorDetector:
         # The proxy reads a request's topics before asking the model and again when judging
         # its answer: remember the last few reads (short prompts only, to bound memory).
         self._requests: dict[str, Request] = {}
+        # The short-answer rule's words for each language where some speaker words are not one.
+        rule = parts.short_refusal
+        self._refusal_words = {
+            lang: dataclasses.replace(rule.words, speaker=rule.words.speaker - gone)
+            for lang, gone in rule.not_speaker.items()
+        }
 
     def with_stream(
         self, window: int | None = None, max_hold_chars: int | None = None
@@ -262,7 +271,7 @@ class CandorDetector:
         score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         signals = explain(ex, model, terms, split.visible, split.offset, ngram)
         # A short refusal is one whatever the score (and named so when the score flags it too).
-        short = self._short_refusal(ex, split.visible, split.offset)
+        short = self._short_refusal(ex, split.visible, split.offset, named)
         if short is not None:
             category, signal = short
             return Verdict(Status.CENSORED, 1.0, category, req.topics, named, (signal, *signals))
@@ -281,30 +290,35 @@ class CandorDetector:
         )
 
     def _short_refusal(
-        self, ex: Extracted, visible: str, offset: int
+        self, ex: Extracted, visible: str, offset: int, language: str
     ) -> tuple[Category, Signal] | None:
-        """A short answer made only of refusals, changes of subject and short filler
-        (`ShortRefusalSettings`)."""
+        """A short answer (in the named `language`) made only of refusals, changes of subject
+        and short filler (`ShortRefusalSettings`)."""
         rule = self.parts.short_refusal
+        w = self._refusal_words.get(language, rule.words)
         body = visible.strip()
         # A figure is a fact given: the answer says more than its refusal.
         if len(body) >= rule.max_chars or any(map(str.isdigit, body)):
             return None
-        if asks_back(body, rule.words):
+        if asks_back(body, w):
             return None
         cue: _Cue | None = None
-        apologised = apologises(body, rule.words)
+        apologised = apologises(body, w)
         for start, end in sentences(visible):
-            found = _refusing(ex.hits, visible, start, end, rule.words, apologised)
+            found = _refusing(ex.hits, visible, start, end, w, apologised)
             if found is None:
                 sentence = visible[start:end]
                 # An ideograph says about as much as three Latin letters.
                 size = end - start + 2 * cjk_count(sentence)
-                if size >= rule.filler_chars or not is_courtesy(sentence, rule.words):
+                # Filler: courtesy, or examples of what to talk about instead.
+                proposed = cue is not None and cue[0] is Category.DEFLECTION
+                if size >= rule.filler_chars or not (
+                    is_courtesy(sentence, w) or (proposed and names_example(sentence, w))
+                ):
                     return None  # a sentence that says something else
             elif cue is None or (cue[0] is Category.DEFLECTION and found[0] is Category.REFUSAL):
                 cue = found
-        if cue is None or turns_after(visible, cue[4], rule.words):
+        if cue is None or turns_after(visible, cue[4], w):
             return None
         category, name, s, e, _ = cue
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])

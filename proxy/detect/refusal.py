@@ -29,19 +29,21 @@ class RefusalWords:
     A sentence refuses when it holds a `speaker`, a `negation` and an `act` (or a `speaker_cjk`,
     a `negation_cjk` and an `act_cjk`); it changes the subject when it holds a `proposer`, an
     `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`) and no negation
-    ("We don't know other details of the subject" proposes nothing), but for one right after the
-    proposer in a question ("Why don't we...?"). Where a language leaves the pronoun out, a verb
-    form that names the speaker ("puedo", a humble form) is listed as a `speaker`; in an answer
-    that apologises (an `apology` word or `apology_cjk` substring), the speaker goes without
-    saying ("Sorry, can't answer that", 죄송합니다. 답할 수 없어요). Where `others` (or
-    `others_cjk`: the government, people, "in China") are the last named before the negation
-    and no speaker follows it, the sentence reports what they do not do ("Sorry, but the
-    government won't discuss it"). An answer with a `clarifying` word asks what was meant: it
-    is not read as either. A `turn` word (or `turn_cjk` substring) after the refusal goes on to
-    say something ("I can't say for certain, but..."). A `courtesy` word (or `courtesy_cjk`
-    substring) makes a short sentence filler ("Thank you for understanding."). A negated
-    `opinion` word (or `opinion_cjk` substring) says what the speaker thinks, not what they will
-    not do: "I can't believe they won't discuss it" refuses nothing.
+    ("We don't know other details of the subject" proposes nothing), but for one a word or two
+    after the proposer in a question ("Why don't we...?", "Wollen wir nicht...?"). Where a
+    language leaves the pronoun out, a verb form that names the speaker ("puedo", a humble form)
+    is listed as a `speaker`; in an answer that apologises (an `apology` word or `apology_cjk`
+    substring), the speaker goes without saying ("Sorry, can't answer that", 죄송합니다. 답할 수
+    없어요). Where `others` (or `others_cjk`: the government, people, "in China") are the last
+    named before the negation and no speaker follows it, the sentence reports what they do not
+    do ("Sorry, but the government won't discuss it"). An answer with a `clarifying` word asks
+    what was meant: it is not read as either. A `turn` word (or `turn_cjk` substring) after the
+    refusal goes on to say something ("I can't say for certain, but..."). A `courtesy` word (or
+    `courtesy_cjk` substring) makes a short sentence filler ("Thank you for understanding."),
+    and so does an `example` word (or `example_cjk` substring) after a change of subject
+    ("Travel, for example."). A negated `opinion` word (or `opinion_cjk` substring) says what
+    the speaker thinks, not what they will not do: "I can't believe they won't discuss it"
+    refuses nothing.
     """
 
     speaker: frozenset[str] = frozenset()
@@ -66,6 +68,8 @@ class RefusalWords:
     apology_cjk: tuple[str, ...] = ()
     others: frozenset[str] = frozenset()
     others_cjk: tuple[str, ...] = ()
+    example: frozenset[str] = frozenset()
+    example_cjk: tuple[str, ...] = ()
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -97,6 +101,12 @@ def turns_after(text: str, pos: int, w: RefusalWords) -> bool:
 def apologises(text: str, w: RefusalWords) -> bool:
     """True when `text` apologises ("sorry", 抱歉, 죄송합니다): its speaker is the one refusing."""
     return _holds(text, w.apology, w.apology_cjk)
+
+
+def names_example(sentence: str, w: RefusalWords) -> bool:
+    """True when `sentence` gives examples ("For example, travel.", 比如电影): after a change of
+    subject, a short one names what to talk about instead."""
+    return _holds(sentence, w.example, w.example_cjk)
 
 
 def is_courtesy(sentence: str, w: RefusalWords) -> bool:
@@ -147,11 +157,12 @@ def _speaker_refuses_cjk(sentence: str, at: int, w: RefusalWords, apologised: bo
 
 
 def _negated_proposal(seq: list[str], w: RefusalWords, question: bool) -> bool:
-    """True when a negation stands among the word tokens `seq`, other than right after a
-    proposer in a `question` ("Why don't we talk about something else?" proposes; "Let's not
-    pretend something else happened." does not)."""
+    """True when a negation stands among the word tokens `seq`, other than one or two words
+    after a proposer in a `question` ("Why don't we talk about something else?", "Wollen wir
+    nicht über etwas anderes sprechen?" propose; "Let's not pretend something else happened."
+    does not)."""
     return any(
-        tok in w.negation and not (question and i and seq[i - 1] in w.proposer)
+        tok in w.negation and not (question and not w.proposer.isdisjoint(seq[max(0, i - 2) : i]))
         for i, tok in enumerate(seq)
     )
 

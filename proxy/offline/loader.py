@@ -180,6 +180,17 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     def short_words(field: str) -> frozenset[str]:
         return lower_words("short_refusal", short, field)
 
+    def not_speaker() -> dict[str, frozenset[str]]:
+        value = short.get("not_speaker") or {}
+        if not isinstance(value, dict):
+            raise PolicyError(cfg_path, "short_refusal", "not_speaker", "must be a mapping")
+        return {
+            str(code): frozenset(
+                s.lower() for s in _strings(cfg_path, "short_refusal.not_speaker", str(code), ws)
+            )
+            for code, ws in value.items()
+        }
+
     def file_of(field: str, default: str) -> pathlib.Path:
         name = files.get(field, default)
         if not isinstance(name, str):
@@ -236,7 +247,10 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
                 apology_cjk=tuple(short_words("apology_cjk")),
                 others=short_words("others"),
                 others_cjk=tuple(short_words("others_cjk")),
+                example=short_words("example"),
+                example_cjk=tuple(short_words("example_cjk")),
             ),
+            not_speaker=not_speaker(),
         ),
         stream=StreamSettings(
             window=_int(cfg_path, "stream", "window", stream.get("window"), 240),
