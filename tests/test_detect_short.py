@@ -254,6 +254,8 @@ def test_a_speaker_word_that_is_another_word_in_the_answers_language(
 ) -> None:
     # Italian "i" is an article: the journalists could not speak of it, a report.
     assert _judge(detector, "", "I giornali non potevano parlare del massacro.")[0] is Status.CLEAN
+    # In English, the European Union.
+    assert _judge(detector, "", "The EU did not comment on the crackdown.")[0] is Status.CLEAN
     assert _judge(detector, "", "I can't talk about that topic.")[0] is Status.CENSORED
     parts = detector.parts
     settings = dataclasses.replace(parts.short_refusal, not_speaker={})
@@ -278,6 +280,6 @@ def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(
     cfg.write_text(text.replace("    it: [i]\n", "    it: i\n", 1), encoding="utf-8")
     with pytest.raises(PolicyError, match=r"short_refusal.not_speaker: field 'it'"):
         load_detector(target)
-    cfg.write_text(text.replace("  not_speaker:\n    it: [i]\n", "  not_speaker: [i]\n", 1))
+    cfg.write_text(text.replace("  not_speaker:\n", "  not_speaker: [i]\n  unused:\n", 1))
     with pytest.raises(PolicyError, match="not_speaker"):
         load_detector(target)
