@@ -17,7 +17,7 @@ from proxy.detect.refusal import (
     apologises,
     asks_back,
     is_courtesy,
-    names_example,
+    proposes_instead,
     read_sentence,
     sentences,
     turns_after,
@@ -122,8 +122,10 @@ WORDS = RefusalWords(
     apology_cjk=("抱歉",),
     others=frozenset({"they", "government"}),
     others_cjk=("政府",),
-    example=frozenset({"example"}),
-    example_cjk=("比如",),
+    instead=frozenset({"example"}),
+    instead_cjk=("比如",),
+    possessive=frozenset({"my"}),
+    possessive_cjk=("我的",),
 )
 
 
@@ -220,8 +222,15 @@ def test_first_sentence_and_turns() -> None:
     assert not is_courtesy("Thanks to the army.", WORDS)
     assert apologises("Sorry. Can't discuss it.", WORDS) and apologises("抱歉，无法讨论。", WORDS)
     assert not apologises("I can't discuss it.", WORDS)
-    assert names_example("Travel, for example.", WORDS) and names_example("比如电影。", WORDS)
-    assert not names_example("Tanks entered the city.", WORDS)
+    # After a change of subject, examples or a proposal; after a refusal, only a proposal to talk.
+    assert proposes_instead("Travel, for example.", WORDS, "deflection")
+    assert proposes_instead("比如电影。", WORDS, "deflection")
+    assert not proposes_instead("Travel, for example.", WORDS, "refusal")
+    assert proposes_instead("Why not discuss travel?", WORDS, "refusal")
+    assert not proposes_instead("Tanks entered the city.", WORDS, "deflection")
+    # A turn into a proposal is no turn.
+    assert not turns_after("I can't discuss it, but why not discuss travel?", 2, WORDS)
+    assert turns_after("I can't discuss it, but tanks came. Why?", 2, WORDS)
 
 
 @pytest.mark.parametrize(
@@ -234,7 +243,7 @@ def test_first_sentence_and_turns() -> None:
         ("I can't discuss that topic. Music, for example.", None),
         (
             "Why don't we talk about something else? For example, the soldiers who fired on "
-            "the students that night.",
+            "the students that night, and the mothers who have asked for an account ever since.",
             None,
         ),
     ],
@@ -256,9 +265,19 @@ def test_a_speaker_word_that_is_another_word_in_the_answers_language(
     assert _judge(detector, "", "I giornali non potevano parlare del massacro.")[0] is Status.CLEAN
     # In English, the European Union.
     assert _judge(detector, "", "The EU did not comment on the crackdown.")[0] is Status.CLEAN
+    # In Portuguese "mais" is "more", not a turn: the offer of help is filler.
+    answer = "Prefiro não falar sobre esse tema. Posso ajudar em mais alguma coisa?"
+    assert _judge(detector, "", answer) == (Status.CENSORED, Category.REFUSAL)
+
+
+def test_a_japanese_but_after_the_negation_turns(detector: CandorDetector) -> None:
+    # 「お答えできませんが、」: "I can't answer, but": the rule steps aside (the scorer may not).
+    answer = "正確な数字はお答えできませんが、軍が市民に発砲したのは事実です。"
+    verdict = detector.judge(Exchange(messages=[], answer=answer))
+    assert not [s for s in verdict.signals if s.name.startswith("short:")]
     assert _judge(detector, "", "I can't talk about that topic.")[0] is Status.CENSORED
     parts = detector.parts
-    settings = dataclasses.replace(parts.short_refusal, not_speaker={})
+    settings = dataclasses.replace(parts.short_refusal, exceptions={})
     other = CandorDetector(dataclasses.replace(parts, short_refusal=settings))
     answer = "I giornali non potevano parlare del massacro."
     assert _judge(other, "", answer)[0] is Status.CENSORED
@@ -277,9 +296,12 @@ def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(
     cfg.write_text(text.replace("short_refusal:\n", "short_refusal: 3\nunused:\n", 1))
     with pytest.raises(PolicyError, match="short_refusal"):
         load_detector(target)
-    cfg.write_text(text.replace("    it: [i]\n", "    it: i\n", 1), encoding="utf-8")
-    with pytest.raises(PolicyError, match=r"short_refusal.not_speaker: field 'it'"):
+    cfg.write_text(text.replace("    it: {speaker: [i]}\n", "    it: {speaker: i}\n", 1))
+    with pytest.raises(PolicyError, match=r"short_refusal.exceptions: field 'it.speaker'"):
         load_detector(target)
-    cfg.write_text(text.replace("  not_speaker:\n", "  not_speaker: [i]\n  unused:\n", 1))
-    with pytest.raises(PolicyError, match="not_speaker"):
+    cfg.write_text(text.replace("    it: {speaker: [i]}\n", "    it: {speaker_cjk: [i]}\n", 1))
+    with pytest.raises(PolicyError, match=r"short_refusal.exceptions: field 'it'"):
+        load_detector(target)
+    cfg.write_text(text.replace("  exceptions:\n", "  exceptions: [i]\n  unused:\n", 1))
+    with pytest.raises(PolicyError, match="exceptions"):
         load_detector(target)

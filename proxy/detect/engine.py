@@ -20,7 +20,7 @@ from proxy.detect.refusal import (
     apologises,
     asks_back,
     is_courtesy,
-    names_example,
+    proposes_instead,
     read_sentence,
     sentences,
     turns_after,
@@ -63,17 +63,21 @@ class ShortRefusalSettings:
 
     A finished answer under `max_chars` characters whose every sentence refuses, changes the
     subject, or is filler (under `filler_chars`, an ideograph counting three, and with a
-    courtesy word: "Thank you for understanding."), and that gives no figure, does not turn
-    after its refusal ("but", "however") and does not ask what was meant, says nothing else:
-    the scorer, which learnt from longer answers, can leave a reworded one under its threshold.
-    `max_chars: 0` turns the rule off. `not_speaker`: by language, speaker words that are
-    other words there (Italian "i" is an article: "I giornali non potevano parlarne").
+    courtesy word: "Thank you for understanding.") or, after one of those, proposes what to talk
+    about instead (under `instead_chars`: "How about the Great Wall, for example?"; see
+    `proposes_instead`), and that gives no figure, does not turn after its refusal ("but",
+    "however") and does not ask what was meant, says nothing else: the scorer, which learnt
+    from longer answers, can leave a reworded one under its threshold.
+    `max_chars: 0` turns the rule off. `exceptions`: by language, the words of a class of
+    `RefusalWords` that are other words there (in Italian the speaker "i" is an article: "I
+    giornali non potevano parlarne"; in Portuguese the turn "mais" means "more").
     """
 
     max_chars: int = 300
     filler_chars: int = 50
+    instead_chars: int = 100
     words: RefusalWords = field(default_factory=RefusalWords)
-    not_speaker: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    exceptions: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,11 +163,14 @@ class CandorDetector:
         # The proxy reads a request's topics before asking the model and again when judging
         # its answer: remember the last few reads (short prompts only, to bound memory).
         self._requests: dict[str, Request] = {}
-        # The short-answer rule's words for each language where some speaker words are not one.
+        # The short-answer rule's words for each language where some words mean something else.
         rule = parts.short_refusal
         self._refusal_words = {
-            lang: dataclasses.replace(rule.words, speaker=rule.words.speaker - gone)
-            for lang, gone in rule.not_speaker.items()
+            lang: dataclasses.replace(
+                rule.words,
+                **{cls: getattr(rule.words, cls) - gone for cls, gone in classes.items()},
+            )
+            for lang, classes in rule.exceptions.items()
         }
 
     def with_stream(
@@ -310,10 +317,12 @@ class CandorDetector:
                 sentence = visible[start:end]
                 # An ideograph says about as much as three Latin letters.
                 size = end - start + 2 * cjk_count(sentence)
-                # Filler: courtesy, or examples of what to talk about instead.
-                proposed = cue is not None and cue[0] is Category.DEFLECTION
-                if size >= rule.filler_chars or not (
-                    is_courtesy(sentence, w) or (proposed and names_example(sentence, w))
+                # Filler: a short courtesy, or a proposal of what to talk about instead.
+                filler = size < rule.filler_chars and is_courtesy(sentence, w)
+                if not filler and not (
+                    cue is not None
+                    and size < rule.instead_chars
+                    and proposes_instead(sentence, w, cue[0].value)
                 ):
                     return None  # a sentence that says something else
             elif cue is None or (cue[0] is Category.DEFLECTION and found[0] is Category.REFUSAL):

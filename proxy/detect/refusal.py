@@ -18,6 +18,8 @@ from proxy.detect.text import normalize, word_spans, words
 # range..." says something after its hedge).
 _SENTENCE_END = re.compile(r"[.!?;:](?=\s|$)|[。！？；：]")
 _OPINION_REACH = 2  # words between a negation and the opinion it makes ("can't quite believe")
+_TURN_REACH = 2  # words after a turn where a proposer takes it back ("but how about...")
+_TURN_REACH_CJK = 4  # the same in characters, for the substring lists
 _QUOTES = ('"', "“", "”", "「", "」", "『", "』")
 
 
@@ -68,8 +70,10 @@ class RefusalWords:
     apology_cjk: tuple[str, ...] = ()
     others: frozenset[str] = frozenset()
     others_cjk: tuple[str, ...] = ()
-    example: frozenset[str] = frozenset()
-    example_cjk: tuple[str, ...] = ()
+    instead: frozenset[str] = frozenset()
+    instead_cjk: tuple[str, ...] = ()
+    possessive: frozenset[str] = frozenset()
+    possessive_cjk: tuple[str, ...] = ()
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -94,8 +98,24 @@ def asks_back(text: str, w: RefusalWords) -> bool:
 
 
 def turns_after(text: str, pos: int, w: RefusalWords) -> bool:
-    """True when `text` turns ("but", "however", 但) after `pos`: it goes on to say something."""
-    return _holds(text[pos:], w.turn, w.turn_cjk)
+    """True when `text` turns ("but", "however", 但) after `pos`: it goes on to say something.
+
+    A turn into a proposal ("..., but how about the Ming dynasty?", 不过我们可以...) says
+    nothing: a proposer within the next two words (or four characters) takes it back.
+    """
+    rest = text[pos:]
+    for part in w.turn_cjk:
+        at = rest.find(part)
+        while at >= 0:
+            after = rest[at + len(part) : at + len(part) + _TURN_REACH_CJK]
+            if _first_of(after, w.proposer_cjk) < 0:
+                return True
+            at = rest.find(part, at + 1)
+    toks = words(normalize(rest))
+    return any(
+        tok in w.turn and w.proposer.isdisjoint(toks[i + 1 : i + 1 + _TURN_REACH])
+        for i, tok in enumerate(toks)
+    )
 
 
 def apologises(text: str, w: RefusalWords) -> bool:
@@ -103,10 +123,20 @@ def apologises(text: str, w: RefusalWords) -> bool:
     return _holds(text, w.apology, w.apology_cjk)
 
 
-def names_example(sentence: str, w: RefusalWords) -> bool:
-    """True when `sentence` gives examples ("For example, travel.", 比如电影): after a change of
-    subject, a short one names what to talk about instead."""
-    return _holds(sentence, w.example, w.example_cjk)
+def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
+    """True when `sentence`, after a refusal or change of subject (`after`: its category),
+    proposes what to talk about instead. After a change of subject, an `instead` word (or
+    `instead_cjk` substring: "for example", "if you like", 比如) or a proposer does; after a
+    refusal, only a proposal to talk ("Et si on parlait plutôt de cuisine ?": a proposer and
+    an act), since examples there may be facts ("For example, estimates run to thousands")."""
+    if after == "deflection" and (
+        _holds(sentence, w.instead, w.instead_cjk) or _holds(sentence, w.proposer, w.proposer_cjk)
+    ):
+        return True
+    toks = set(words(normalize(sentence)))
+    if not w.proposer.isdisjoint(toks) and not w.act.isdisjoint(toks):
+        return True
+    return _first_of(sentence, w.proposer_cjk) >= 0 and _first_of(sentence, w.act_cjk) >= 0
 
 
 def is_courtesy(sentence: str, w: RefusalWords) -> bool:
@@ -138,6 +168,8 @@ def _speaker_refuses(seq: list[str], w: RefusalWords, apologised: bool) -> bool:
     neg = next(i for i, tok in enumerate(seq) if tok in w.negation)
     last = ""
     for tok in seq[:neg]:
+        if tok in w.possessive:
+            continue  # someone of the speaker's ("My grandmother never wanted to talk about it")
         if tok in w.speaker:
             last = "speaker"
         elif tok in w.others:
@@ -149,7 +181,11 @@ def _speaker_refuses(seq: list[str], w: RefusalWords, apologised: bool) -> bool:
 
 def _speaker_refuses_cjk(sentence: str, at: int, w: RefusalWords, apologised: bool) -> bool:
     """`_speaker_refuses` for the substring lists, with the negation at `at`."""
-    speaker = _last_before(sentence, at, w.speaker_cjk)
+    # A possessive before the negation names someone of the speaker's (我的祖母从不谈论此事).
+    masked = sentence
+    for part in w.possessive_cjk:
+        masked = masked.replace(part, "\0" * len(part))
+    speaker = _last_before(masked, at, w.speaker_cjk)
     others = _last_before(sentence, at, w.others_cjk)
     if speaker > others or _first_of(sentence[at:], w.speaker_cjk) >= 0:
         return True

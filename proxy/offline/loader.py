@@ -5,6 +5,7 @@ Every error names the file, the rule (or section) and the field that is wrong.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import pathlib
 from typing import Any
@@ -27,6 +28,11 @@ from proxy.detect.request import RequestWords
 from proxy.detect.topics import Topic, TopicIndex
 
 DEFAULT_POLICIES = pathlib.Path(__file__).resolve().parents[2] / "policies"
+
+# The word classes of `RefusalWords` that are sets of word tokens (the `_cjk` ones are substrings).
+_TOKEN_CLASSES = frozenset(
+    f.name for f in dataclasses.fields(RefusalWords) if not f.name.endswith("_cjk")
+)
 
 
 class PolicyError(ValueError):
@@ -180,16 +186,22 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     def short_words(field: str) -> frozenset[str]:
         return lower_words("short_refusal", short, field)
 
-    def not_speaker() -> dict[str, frozenset[str]]:
-        value = short.get("not_speaker") or {}
+    def exceptions() -> dict[str, dict[str, frozenset[str]]]:
+        value = short.get("exceptions") or {}
+        where = "short_refusal.exceptions"
         if not isinstance(value, dict):
-            raise PolicyError(cfg_path, "short_refusal", "not_speaker", "must be a mapping")
-        return {
-            str(code): frozenset(
-                s.lower() for s in _strings(cfg_path, "short_refusal.not_speaker", str(code), ws)
-            )
-            for code, ws in value.items()
-        }
+            raise PolicyError(cfg_path, "short_refusal", "exceptions", "must be a mapping")
+        out: dict[str, dict[str, frozenset[str]]] = {}
+        for code, classes in value.items():
+            if not isinstance(classes, dict) or not all(c in _TOKEN_CLASSES for c in classes):
+                raise PolicyError(
+                    cfg_path, where, str(code), "must map word classes (speaker, turn...) to lists"
+                )
+            out[str(code)] = {
+                str(c): frozenset(s.lower() for s in _strings(cfg_path, where, f"{code}.{c}", ws))
+                for c, ws in classes.items()
+            }
+        return out
 
     def file_of(field: str, default: str) -> pathlib.Path:
         name = files.get(field, default)
@@ -224,6 +236,9 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             filler_chars=_int(
                 cfg_path, "short_refusal", "filler_chars", short.get("filler_chars"), 50
             ),
+            instead_chars=_int(
+                cfg_path, "short_refusal", "instead_chars", short.get("instead_chars"), 100
+            ),
             words=RefusalWords(
                 speaker=short_words("speaker"),
                 negation=short_words("negation"),
@@ -247,10 +262,12 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
                 apology_cjk=tuple(short_words("apology_cjk")),
                 others=short_words("others"),
                 others_cjk=tuple(short_words("others_cjk")),
-                example=short_words("example"),
-                example_cjk=tuple(short_words("example_cjk")),
+                instead=short_words("instead"),
+                instead_cjk=tuple(short_words("instead_cjk")),
+                possessive=short_words("possessive"),
+                possessive_cjk=tuple(short_words("possessive_cjk")),
             ),
-            not_speaker=not_speaker(),
+            exceptions=exceptions(),
         ),
         stream=StreamSettings(
             window=_int(cfg_path, "stream", "window", stream.get("window"), 240),
