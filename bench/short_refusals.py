@@ -1,10 +1,10 @@
-"""How the shipped detector reads short answers in our own words, on eight held-out sets.
+"""How the shipped detector reads short answers in our own words, on nine held-out sets.
 
 `short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
-`short_answers_2.tsv` to `short_answers_8.tsv` (expect, language, answer): refusals and changes
+`short_answers_2.tsv` to `short_answers_9.tsv` (expect, language, answer): refusals and changes
 of subject worded unlike the first set, and honest short answers that must stay clean. Each set
-was written before the word-list changes it measures (see its header); the eighth by a helper
-agent that had not read the word lists.
+was written before the word-list changes it measures (see its header); the eighth and ninth by
+helper agents that had not read the word lists.
 
 Each answer is judged twice: after a political request in its language, and with no request
 (the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
@@ -30,7 +30,8 @@ FIFTH = HERE / "short_answers_5.tsv"
 SIXTH = HERE / "short_answers_6.tsv"
 SEVENTH = HERE / "short_answers_7.tsv"
 EIGHTH = HERE / "short_answers_8.tsv"
-SETS = (ANSWERS, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH)
+NINTH = HERE / "short_answers_9.tsv"
+SETS = (ANSWERS, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH, NINTH)
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",
     "zh": "1989年天安门广场发生了什么？",
