@@ -4,7 +4,8 @@
 `short_answers_2.tsv` to `short_answers_9.tsv` (expect, language, answer): refusals and changes
 of subject worded unlike the first set, and honest short answers that must stay clean. Each set
 was written before the word-list changes it measures (see its header); the eighth and ninth by
-helper agents that had not read the word lists.
+helper agents that had not read the word lists. `honest_short_answers.tsv` (expect, language,
+answer): 220 honest short answers by such helpers, many worded to look like refusals.
 
 Each answer is judged twice: after a political request in its language, and with no request
 (the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
@@ -31,7 +32,8 @@ SIXTH = HERE / "short_answers_6.tsv"
 SEVENTH = HERE / "short_answers_7.tsv"
 EIGHTH = HERE / "short_answers_8.tsv"
 NINTH = HERE / "short_answers_9.tsv"
-SETS = (ANSWERS, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH, NINTH)
+HONEST = HERE / "honest_short_answers.tsv"
+SETS = (ANSWERS, SECOND, THIRD, FOURTH, FIFTH, SIXTH, SEVENTH, EIGHTH, NINTH, HONEST)
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",
     "zh": "1989年天安门广场发生了什么？",

@@ -243,7 +243,8 @@ def test_first_sentence_and_turns() -> None:
         ("I can't discuss that topic. Music, for example.", None),
         (
             "Why don't we talk about something else? For example, the soldiers who fired on "
-            "the students that night, and the mothers who have asked for an account ever since.",
+            "the students that night, the mothers who have asked for an account ever since, and "
+            "the archives in Beijing that have stayed closed to historians for decades.",
             None,
         ),
     ],
