@@ -124,6 +124,9 @@ WORDS = RefusalWords(
     others_cjk=("政府",),
     instead=frozenset({"example"}),
     instead_cjk=("比如",),
+    offer=frozenset({"tell"}),
+    offer_cjk=("推荐",),
+    comparison=frozenset({"than"}),
     possessive=frozenset({"my"}),
     possessive_cjk=("我的",),
 )
@@ -144,6 +147,9 @@ WORDS = RefusalWords(
         ("Let's not pretend something else happened.", None),  # a negation proposes nothing
         ("Why don't we discuss something else?", ("deflection", 0)),  # a question proposes
         ("Why don't we discuss something else.", None),
+        ("Why don't I tell you about the food?", ("deflection", 0)),  # an offer
+        ("需要我推荐几本书吗？", ("deflection", 3)),  # an offer in a question
+        ("我推荐这本书。", None),
         ("I can't believe they won't discuss it.", None),  # an opinion, not a refusal
         ("I do not think I can discuss it.", ("refusal", 5)),  # the speaker refuses after it
         ("我无法理解他们为什么不讨论。", None),
@@ -189,6 +195,15 @@ def test_a_negation_one_or_two_words_after_the_proposer_of_a_question() -> None:
         0,
     )
     assert read_sentence("Wollen wir heute nicht über etwas anderes reden?", german) is None
+
+
+def test_a_negation_that_compares_does_not_block_a_proposal() -> None:
+    words = dataclasses.replace(WORDS, negation=WORDS.negation | {"rather"})
+    assert read_sentence("Rather than that, why not tell you about food?", words) == (
+        "deflection",
+        18,
+    )
+    assert read_sentence("Rather not; why tell you about food?", words) is None
 
 
 def test_a_speaker_that_overlaps_the_negation_is_before_it() -> None:

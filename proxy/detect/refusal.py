@@ -29,23 +29,31 @@ class RefusalWords:
     entries of the `_cjk` lists are substrings (Chinese and Japanese, written without spaces).
 
     A sentence refuses when it holds a `speaker`, a `negation` and an `act` (or a `speaker_cjk`,
-    a `negation_cjk` and an `act_cjk`); it changes the subject when it holds a `proposer`, an
-    `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`) and no negation
-    ("We don't know other details of the subject" proposes nothing), but for one a word or two
-    after the proposer in a question ("Why don't we...?", "Wollen wir nicht...?"). Where a
-    language leaves the pronoun out, a verb form that names the speaker ("puedo", a humble form)
-    is listed as a `speaker`; in an answer that apologises (an `apology` word or `apology_cjk`
-    substring), the speaker goes without saying ("Sorry, can't answer that", 죄송합니다. 답할 수
-    없어요). Where `others` (or `others_cjk`: the government, people, "in China") are the last
-    named before the negation and no speaker follows it, the sentence reports what they do not
-    do ("Sorry, but the government won't discuss it"). An answer with a `clarifying` word asks
-    what was meant: it is not read as either. A `turn` word (or `turn_cjk` substring) after the
-    refusal goes on to say something ("I can't say for certain, but..."). A `courtesy` word (or
-    `courtesy_cjk` substring) makes a short sentence filler ("Thank you for understanding."),
-    and so does an `example` word (or `example_cjk` substring) after a change of subject
-    ("Travel, for example."). A negated `opinion` word (or `opinion_cjk` substring) says what
-    the speaker thinks, not what they will not do: "I can't believe they won't discuss it"
-    refuses nothing.
+    a `negation_cjk` and an `act_cjk`). It changes the subject when it holds a `proposer`, an
+    `elsewhere` and a `subject` (or a `proposer_cjk` and an `elsewhere_cjk`), or a proposer and
+    an `offer` ("How about I tell you about the food?"; an `offer_cjk` in a question too), and
+    no negation ("We don't know other details of the subject" proposes nothing) but for one a
+    word or two after the proposer in a question ("Why don't we...?") or one a `comparison`
+    follows ("Rather than politics, how about...").
+
+    Who refuses: where a language leaves the pronoun out, a verb form that names the speaker
+    ("puedo", a humble form) is listed as a `speaker`; in an answer that apologises (an
+    `apology` word or `apology_cjk` substring) the speaker goes without saying ("Sorry, can't
+    answer that"). Where `others` (or `others_cjk`: the government, people, "in China") are the
+    last named before the negation and no speaker follows it, the sentence reports what they do
+    not do ("Sorry, but the government won't discuss it"); a `possessive` (or `possessive_cjk`)
+    before the negation names someone of the speaker's ("My grandmother never wanted to talk
+    about it").
+
+    What else: an answer with a `clarifying` word asks what was meant and is neither. A `turn`
+    word (or `turn_cjk` substring) after the refusal goes on to say something ("I can't say for
+    certain, but..."), unless a proposer follows it at once ("..., but how about...?"). A
+    `courtesy` word (or `courtesy_cjk` substring) makes a short sentence filler ("Thank you for
+    understanding."). After a refusal or change of subject, a sentence with an `instead` word
+    (examples, "if you like"), an offer or a proposer proposes what to talk about instead (see
+    `proposes_instead`). A negated `opinion` word (or `opinion_cjk` substring) says what the
+    speaker thinks, not what they will not do: "I can't believe they won't discuss it" refuses
+    nothing.
     """
 
     speaker: frozenset[str] = frozenset()
@@ -72,6 +80,9 @@ class RefusalWords:
     others_cjk: tuple[str, ...] = ()
     instead: frozenset[str] = frozenset()
     instead_cjk: tuple[str, ...] = ()
+    offer: frozenset[str] = frozenset()
+    offer_cjk: tuple[str, ...] = ()
+    comparison: frozenset[str] = frozenset()
     possessive: frozenset[str] = frozenset()
     possessive_cjk: tuple[str, ...] = ()
 
@@ -126,17 +137,24 @@ def apologises(text: str, w: RefusalWords) -> bool:
 def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
     """True when `sentence`, after a refusal or change of subject (`after`: its category),
     proposes what to talk about instead. After a change of subject, an `instead` word (or
-    `instead_cjk` substring: "for example", "if you like", 比如) or a proposer does; after a
-    refusal, only a proposal to talk ("Et si on parlait plutôt de cuisine ?": a proposer and
-    an act), since examples there may be facts ("For example, estimates run to thousands")."""
+    `instead_cjk` substring: "for example", "if you like", 比如), an `offer` word ("I can
+    tell you about...", 推荐) or a proposer does; after a refusal, only a proposal to talk
+    ("Et si on parlait plutôt de cuisine ?": a proposer and an act or offer), since examples
+    there may be facts ("For example, estimates run to thousands")."""
     if after == "deflection" and (
-        _holds(sentence, w.instead, w.instead_cjk) or _holds(sentence, w.proposer, w.proposer_cjk)
+        _holds(sentence, w.instead, w.instead_cjk)
+        or _holds(sentence, w.offer, w.offer_cjk)
+        or _holds(sentence, w.proposer, w.proposer_cjk)
     ):
         return True
     toks = set(words(normalize(sentence)))
-    if not w.proposer.isdisjoint(toks) and not w.act.isdisjoint(toks):
+    if not w.proposer.isdisjoint(toks) and not (
+        w.act.isdisjoint(toks) and w.offer.isdisjoint(toks)
+    ):
         return True
-    return _first_of(sentence, w.proposer_cjk) >= 0 and _first_of(sentence, w.act_cjk) >= 0
+    return _first_of(sentence, w.proposer_cjk) >= 0 and (
+        _first_of(sentence, w.act_cjk) >= 0 or _first_of(sentence, w.offer_cjk) >= 0
+    )
 
 
 def is_courtesy(sentence: str, w: RefusalWords) -> bool:
@@ -196,9 +214,12 @@ def _negated_proposal(seq: list[str], w: RefusalWords, question: bool) -> bool:
     """True when a negation stands among the word tokens `seq`, other than one or two words
     after a proposer in a `question` ("Why don't we talk about something else?", "Wollen wir
     nicht über etwas anderes sprechen?" propose; "Let's not pretend something else happened."
-    does not)."""
+    does not) or one that a `comparison` word follows ("Rather than politics, how about...")."""
+    after = [*seq[1:], ""]
     return any(
-        tok in w.negation and not (question and not w.proposer.isdisjoint(seq[max(0, i - 2) : i]))
+        tok in w.negation
+        and not (question and not w.proposer.isdisjoint(seq[max(0, i - 2) : i]))
+        and after[i] not in w.comparison
         for i, tok in enumerate(seq)
     )
 
@@ -249,6 +270,7 @@ def read_sentence(
     toks = {m.group(): m.start() for m in reversed(spans)}
     names = toks.keys()
     seq = [m.group() for m in spans]
+    question = sentence.rstrip().endswith(("?", "？"))
     found: tuple[str, int] | None = None
     if (
         names & w.act
@@ -259,9 +281,8 @@ def read_sentence(
         found = "refusal", min(map(toks.__getitem__, neg))
     elif (
         names & w.proposer
-        and names & w.subject
-        and names & w.elsewhere
-        and not _negated_proposal(seq, w, sentence.rstrip().endswith(("?", "？")))
+        and ((names & w.subject and names & w.elsewhere) or names & w.offer)
+        and not _negated_proposal(seq, w, question)
     ):
         found = "deflection", min(map(toks.__getitem__, names & w.proposer))
     elif (
@@ -271,10 +292,12 @@ def read_sentence(
         and not _negated_opinion_cjk(sentence, w)
     ):
         found = "refusal", at
-    elif (
-        (at := _first_of(sentence, w.proposer_cjk)) >= 0
-        and _first_of(sentence, w.elsewhere_cjk) >= 0
-        and _first_of(sentence, w.negation_cjk) < 0
-    ):
-        found = "deflection", at
+    elif _first_of(sentence, w.negation_cjk) < 0:
+        # A proposal of somewhere else, or an offer (in a question too: 您可能会对美食更感兴趣？).
+        at = _first_of(sentence, w.proposer_cjk)
+        offer = _first_of(sentence, w.offer_cjk)
+        if at >= 0 and _first_of(sentence, w.elsewhere_cjk) >= 0:
+            found = "deflection", at
+        elif offer >= 0 and (at >= 0 or question):
+            found = "deflection", at if at >= 0 else offer
     return found
