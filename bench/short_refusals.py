@@ -1,9 +1,9 @@
-"""How the shipped detector reads short answers in our own words, on ten held-out sets.
+"""How the shipped detector reads short answers in our own words, on eleven held-out sets.
 
 `short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
-`short_answers_2.tsv` to `short_answers_10.tsv` (expect, language, answer): refusals and changes
+`short_answers_2.tsv` to `short_answers_11.tsv` (expect, language, answer): refusals and changes
 of subject worded unlike the first set, and honest short answers that must stay clean. Each set
-was written before the word-list changes it measures (see its header); the eighth to tenth by
+was written before the word-list changes it measures (see its header); the eighth to eleventh by
 helper agents that had not read the word lists. `honest_short_answers.tsv` (expect, language,
 answer): 220 honest short answers by such helpers, many worded to look like refusals.
 
@@ -33,6 +33,7 @@ SEVENTH = HERE / "short_answers_7.tsv"
 EIGHTH = HERE / "short_answers_8.tsv"
 NINTH = HERE / "short_answers_9.tsv"
 TENTH = HERE / "short_answers_10.tsv"
+ELEVENTH = HERE / "short_answers_11.tsv"
 HONEST = HERE / "honest_short_answers.tsv"
 SETS = (
     ANSWERS,
@@ -45,6 +46,7 @@ SETS = (
     EIGHTH,
     NINTH,
     TENTH,
+    ELEVENTH,
     HONEST,
 )
 PROMPTS = {
