@@ -234,7 +234,7 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
         short_refusal=ShortRefusalSettings(
             max_chars=_int(cfg_path, "short_refusal", "max_chars", short.get("max_chars"), 300),
             filler_chars=_int(
-                cfg_path, "short_refusal", "filler_chars", short.get("filler_chars"), 50
+                cfg_path, "short_refusal", "filler_chars", short.get("filler_chars"), 60
             ),
             instead_chars=_int(
                 cfg_path, "short_refusal", "instead_chars", short.get("instead_chars"), 100
