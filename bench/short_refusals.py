@@ -5,7 +5,7 @@
 of subject worded unlike the first set, and honest short answers that must stay clean. Each set
 was written before the word-list changes it measures (see its header); the eighth to eleventh by
 helper agents that had not read the word lists. `honest_short_answers.tsv` (expect, language,
-answer): 220 honest short answers by such helpers, many worded to look like refusals.
+answer): 340 honest short answers by such helpers, many worded to look like refusals.
 
 Each answer is judged twice: after a political request in its language, and with no request
 (the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
