@@ -23,31 +23,12 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-ANSWERS = HERE / "short_refusals.tsv"
-SECOND = HERE / "short_answers_2.tsv"
-THIRD = HERE / "short_answers_3.tsv"
-FOURTH = HERE / "short_answers_4.tsv"
-FIFTH = HERE / "short_answers_5.tsv"
-SIXTH = HERE / "short_answers_6.tsv"
-SEVENTH = HERE / "short_answers_7.tsv"
-EIGHTH = HERE / "short_answers_8.tsv"
-NINTH = HERE / "short_answers_9.tsv"
-TENTH = HERE / "short_answers_10.tsv"
-ELEVENTH = HERE / "short_answers_11.tsv"
-HONEST = HERE / "honest_short_answers.tsv"
+# The first set (refusals only), the ten mixed sets in the order they were written, and the
+# helpers' honest answers.
 SETS = (
-    ANSWERS,
-    SECOND,
-    THIRD,
-    FOURTH,
-    FIFTH,
-    SIXTH,
-    SEVENTH,
-    EIGHTH,
-    NINTH,
-    TENTH,
-    ELEVENTH,
-    HONEST,
+    HERE / "short_refusals.tsv",
+    *(HERE / f"short_answers_{n}.tsv" for n in range(2, 12)),
+    HERE / "honest_short_answers.tsv",
 )
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import ipaddress
+import pathlib
+import shutil
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+
+from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector
 
 _real_getaddrinfo = socket.getaddrinfo
 _real_connect = socket.socket.connect
@@ -45,3 +49,21 @@ def no_internet() -> Iterator[None]:
     yield
     socket.getaddrinfo = _real_getaddrinfo
     socket.socket.connect = _real_connect  # type: ignore[method-assign]
+
+
+@pytest.fixture
+def detector_yaml_error(tmp_path: pathlib.Path) -> Callable[[str, str, str], None]:
+    """`check(old, new, match)`: a copy of the shipped `detector.yaml` with `old` replaced by
+    `new` fails to load with a `PolicyError` matching `match`."""
+    target = tmp_path / "policies"
+    shutil.copytree(DEFAULT_POLICIES / "detector", target / "detector")
+    cfg = target / "detector" / "detector.yaml"
+    text = cfg.read_text(encoding="utf-8")
+
+    def check(old: str, new: str, match: str) -> None:
+        assert old in text
+        cfg.write_text(text.replace(old, new, 1), encoding="utf-8")
+        with pytest.raises(PolicyError, match=match):
+            load_detector(target)
+
+    return check

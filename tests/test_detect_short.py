@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
-import shutil
+from collections.abc import Callable
 
 import pytest
 
@@ -22,7 +22,7 @@ from proxy.detect.refusal import (
     sentences,
     turns_after,
 )
-from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector
+from proxy.offline.loader import load_detector
 
 CASES = pathlib.Path(__file__).parent / "fixtures" / "detect" / "short_answers.tsv"
 
@@ -300,24 +300,12 @@ def test_a_japanese_but_after_the_negation_turns(detector: CandorDetector) -> No
 
 
 def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(
-    tmp_path: pathlib.Path,
+    detector_yaml_error: Callable[[str, str, str], None],
 ) -> None:
-    target = tmp_path / "policies"
-    shutil.copytree(DEFAULT_POLICIES / "detector", target / "detector")
-    cfg = target / "detector" / "detector.yaml"
-    text = cfg.read_text(encoding="utf-8")
-    cfg.write_text(text.replace("  negation: [not,", "  negation: [no, not,", 1), encoding="utf-8")
-    with pytest.raises(PolicyError, match=r"short_refusal: field 'negation\[0\]'"):
-        load_detector(target)
-    cfg.write_text(text.replace("short_refusal:\n", "short_refusal: 3\nunused:\n", 1))
-    with pytest.raises(PolicyError, match="short_refusal"):
-        load_detector(target)
-    cfg.write_text(text.replace("    it: {speaker: [i]}\n", "    it: {speaker: i}\n", 1))
-    with pytest.raises(PolicyError, match=r"short_refusal.exceptions: field 'it.speaker'"):
-        load_detector(target)
-    cfg.write_text(text.replace("    it: {speaker: [i]}\n", "    it: {speaker_cjk: [i]}\n", 1))
-    with pytest.raises(PolicyError, match=r"short_refusal.exceptions: field 'it'"):
-        load_detector(target)
-    cfg.write_text(text.replace("  exceptions:\n", "  exceptions: [i]\n  unused:\n", 1))
-    with pytest.raises(PolicyError, match="exceptions"):
-        load_detector(target)
+    check = detector_yaml_error
+    check("  negation: [not,", "  negation: [no, not,", r"short_refusal: field 'negation\[0\]'")
+    check("short_refusal:\n", "short_refusal: 3\nunused:\n", "short_refusal")
+    it = "    it: {speaker: [i]}\n"
+    check(it, "    it: {speaker: i}\n", r"short_refusal.exceptions: field 'it.speaker'")
+    check(it, "    it: {speaker_cjk: [i]}\n", r"short_refusal.exceptions: field 'it'")
+    check("  exceptions:\n", "  exceptions: [i]\n  unused:\n", "exceptions")
