@@ -139,8 +139,9 @@ def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
     proposes what to talk about instead. After a change of subject, an `instead` word (or
     `instead_cjk` substring: "for example", "if you like", 比如), an `offer` word ("I can
     tell you about...", 推荐) or a proposer does; after a refusal, only a proposal to talk
-    ("Et si on parlait plutôt de cuisine ?": a proposer and an act or offer), since examples
-    there may be facts ("For example, estimates run to thousands")."""
+    ("Et si on parlait plutôt de cuisine ?": a proposer and an act or offer) or an offer of
+    something else (an offer and an `elsewhere` word), since examples there may be facts ("For
+    example, estimates run to thousands")."""
     if after == "deflection" and (
         _holds(sentence, w.instead, w.instead_cjk)
         or _holds(sentence, w.offer, w.offer_cjk)
@@ -152,6 +153,8 @@ def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
         w.act.isdisjoint(toks) and w.offer.isdisjoint(toks)
     ):
         return True
+    if not (w.offer.isdisjoint(toks) or w.elsewhere.isdisjoint(toks)):
+        return True  # an offer of something else: "Je peux vous proposer un autre thème."
     return _first_of(sentence, w.proposer_cjk) >= 0 and (
         _first_of(sentence, w.act_cjk) >= 0 or _first_of(sentence, w.offer_cjk) >= 0
     )
