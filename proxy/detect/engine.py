@@ -75,7 +75,7 @@ class ShortRefusalSettings:
 
     max_chars: int = 300
     filler_chars: int = 60
-    instead_chars: int = 100
+    instead_chars: int = 160
     words: RefusalWords = field(default_factory=RefusalWords)
     exceptions: Mapping[str, Mapping[str, frozenset[str]]] = field(default_factory=dict)
 

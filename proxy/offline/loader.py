@@ -237,7 +237,7 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
                 cfg_path, "short_refusal", "filler_chars", short.get("filler_chars"), 60
             ),
             instead_chars=_int(
-                cfg_path, "short_refusal", "instead_chars", short.get("instead_chars"), 100
+                cfg_path, "short_refusal", "instead_chars", short.get("instead_chars"), 160
             ),
             words=RefusalWords(
                 speaker=short_words("speaker"),
