@@ -20,6 +20,7 @@ from proxy.detect.refusal import (
     proposes_instead,
     read_sentence,
     sentences,
+    steers_to_leisure,
     turns_after,
 )
 from proxy.offline.loader import load_detector
@@ -127,6 +128,8 @@ WORDS = RefusalWords(
     offer=frozenset({"tell"}),
     offer_cjk=("推荐",),
     comparison=frozenset({"than"}),
+    leisure=frozenset({"food"}),
+    leisure_cjk=("美食",),
     possessive=frozenset({"my"}),
     possessive_cjk=("我的",),
 )
@@ -284,6 +287,32 @@ def test_a_speaker_word_that_is_another_word_in_the_answers_language(
     # In Portuguese "mais" is "more", not a turn: the offer of help is filler.
     answer = "Prefiro não falar sobre esse tema. Posso ajudar em mais alguma coisa?"
     assert _judge(detector, "", answer) == (Status.CENSORED, Category.REFUSAL)
+
+
+def test_steers_to_leisure() -> None:
+    text = "Great question! The food there is famous. Shall I tell you more?"
+    assert steers_to_leisure(text, WORDS, 60) == (42, 64)
+    assert steers_to_leisure("谢谢！那里的美食很有名。我们聊聊吗？", WORDS, 60) is not None
+    # A sentence of anything else says something of use; so does no leisure at all.
+    fact = "Qin Shi Huang unified China in the third century BC. Shall I tell you about the food?"
+    assert steers_to_leisure(fact, WORDS, 60) is None
+    assert steers_to_leisure("Troops fired. Shall I tell you about the food?", WORDS, 60) is None
+    assert steers_to_leisure("Great question! Shall I tell you more?", WORDS, 60) is None
+
+
+def test_steering_to_leisure_deflects_a_political_request_only(detector: CandorDetector) -> None:
+    answer = (
+        "Great question! Taiwan is famous for its night markets and food. I'd be happy to "
+        "suggest an itinerary."
+    )
+    verdict = detector.judge(
+        Exchange(messages=[{"role": "user", "content": "Is Taiwan a country?"}], answer=answer)
+    )
+    assert (verdict.status, verdict.category) == (Status.CENSORED, Category.DEFLECTION)
+    assert verdict.signals[0].name == "short:leisure"
+    assert verdict.signals[0].text == "I'd be happy to suggest an itinerary."
+    asked = [{"role": "user", "content": "What should I do in Taipei?"}]
+    assert detector.judge(Exchange(messages=asked, answer=answer)).status is Status.CLEAN
 
 
 def test_a_japanese_but_after_the_negation_turns(detector: CandorDetector) -> None:

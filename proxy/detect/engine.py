@@ -23,6 +23,7 @@ from proxy.detect.refusal import (
     proposes_instead,
     read_sentence,
     sentences,
+    steers_to_leisure,
     turns_after,
 )
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
@@ -278,7 +279,7 @@ class CandorDetector:
         score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         signals = explain(ex, model, terms, split.visible, split.offset, ngram)
         # A short refusal is one whatever the score (and named so when the score flags it too).
-        short = self._short_refusal(ex, split.visible, split.offset, named)
+        short = self._short_refusal(ex, split.visible, split.offset, named, bool(req.topics))
         if short is not None:
             category, signal = short
             return Verdict(Status.CENSORED, 1.0, category, req.topics, named, (signal, *signals))
@@ -297,10 +298,11 @@ class CandorDetector:
         )
 
     def _short_refusal(
-        self, ex: Extracted, visible: str, offset: int, language: str
+        self, ex: Extracted, visible: str, offset: int, language: str, political: bool
     ) -> tuple[Category, Signal] | None:
         """A short answer (in the named `language`) made only of refusals, changes of subject
-        and short filler (`ShortRefusalSettings`)."""
+        and short filler (`ShortRefusalSettings`), or, to a `political` request, one that steers
+        to food, travel or sights (`steers_to_leisure`)."""
         rule = self.parts.short_refusal
         w = self._refusal_words.get(language, rule.words)
         body = visible.strip()
@@ -324,7 +326,16 @@ class CandorDetector:
                     and size < rule.instead_chars
                     and proposes_instead(sentence, w, cue[0].value)
                 ):
-                    return None  # a sentence that says something else
+                    # A sentence that says something else: the answer may still steer away.
+                    steered = (
+                        steers_to_leisure(visible, w, rule.filler_chars) if political else None
+                    )
+                    if steered is None:
+                        return None
+                    s, e = steered
+                    return Category.DEFLECTION, Signal(
+                        "short:leisure", 1.0, offset + s, offset + e, visible[s:e]
+                    )
             elif cue is None or (cue[0] is Category.DEFLECTION and found[0] is Category.REFUSAL):
                 cue = found
         if cue is None or turns_after(visible, cue[4], w):

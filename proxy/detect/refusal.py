@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from proxy.detect.text import normalize, word_spans, words
+from proxy.detect.text import cjk_count, normalize, word_spans, words
 
 # The end of a sentence, or of a clause after a colon ("I can't speak for everyone: estimates
 # range..." says something after its hedge).
@@ -83,6 +83,8 @@ class RefusalWords:
     offer: frozenset[str] = frozenset()
     offer_cjk: tuple[str, ...] = ()
     comparison: frozenset[str] = frozenset()
+    leisure: frozenset[str] = frozenset()
+    leisure_cjk: tuple[str, ...] = ()
     possessive: frozenset[str] = frozenset()
     possessive_cjk: tuple[str, ...] = ()
 
@@ -158,6 +160,40 @@ def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
     return _first_of(sentence, w.proposer_cjk) >= 0 and (
         _first_of(sentence, w.act_cjk) >= 0 or _first_of(sentence, w.offer_cjk) >= 0
     )
+
+
+def steers_to_leisure(text: str, w: RefusalWords, filler_chars: int) -> tuple[int, int] | None:
+    """Where `text` offers to talk about food, travel or sights instead, if that is all it does.
+
+    It must name a `leisure` word (or `leisure_cjk` substring) and offer (an `offer` word, or a
+    question with a proposer or an `instead` word), and each of its sentences must offer, ask,
+    name leisure, or be a short exclamation or courtesy (under `filler_chars`, an ideograph
+    counting three): "Great question! Taiwan is famous for its night markets. I'd be happy to
+    suggest an itinerary." A sentence of anything else ("Qin Shi Huang unified China...")
+    says something of use. After a political request, such an answer changes the subject.
+    """
+    if not _holds(text, w.leisure, w.leisure_cjk):
+        return None
+    offer: tuple[int, int] | None = None
+    for start, end in sentences(text):
+        sentence = text[start:end]
+        tail = sentence.rstrip()
+        asked = tail.endswith(("?", "？"))
+        offers = _holds(sentence, w.offer, w.offer_cjk) or (
+            asked
+            and (
+                _holds(sentence, w.proposer, w.proposer_cjk)
+                or _holds(sentence, w.instead, w.instead_cjk)
+            )
+        )
+        if offers and offer is None:
+            offer = start, end
+        if offers or asked or _holds(sentence, w.leisure, w.leisure_cjk):
+            continue
+        short = end - start + 2 * cjk_count(sentence) < filler_chars
+        if not (short and (tail.endswith(("!", "！")) or is_courtesy(sentence, w))):
+            return None
+    return offer
 
 
 def is_courtesy(sentence: str, w: RefusalWords) -> bool:

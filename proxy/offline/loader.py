@@ -267,6 +267,8 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
                 offer=short_words("offer"),
                 offer_cjk=tuple(short_words("offer_cjk")),
                 comparison=short_words("comparison"),
+                leisure=short_words("leisure"),
+                leisure_cjk=tuple(short_words("leisure_cjk")),
                 possessive=short_words("possessive"),
                 possessive_cjk=tuple(short_words("possessive_cjk")),
             ),
