@@ -186,6 +186,14 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     def short_words(field: str) -> frozenset[str]:
         return lower_words("short_refusal", short, field)
 
+    def refusal_words() -> RefusalWords:
+        # Every class from the list of the same name; the `_cjk` ones are substrings.
+        classes: dict[str, Any] = {}
+        for f in dataclasses.fields(RefusalWords):
+            found = short_words(f.name)
+            classes[f.name] = tuple(found) if f.name.endswith("_cjk") else found
+        return RefusalWords(**classes)
+
     def exceptions() -> dict[str, dict[str, frozenset[str]]]:
         value = short.get("exceptions") or {}
         where = "short_refusal.exceptions"
@@ -239,39 +247,7 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             instead_chars=_int(
                 cfg_path, "short_refusal", "instead_chars", short.get("instead_chars"), 160
             ),
-            words=RefusalWords(
-                speaker=short_words("speaker"),
-                negation=short_words("negation"),
-                act=short_words("act"),
-                proposer=short_words("proposer"),
-                elsewhere=short_words("elsewhere"),
-                subject=short_words("subject"),
-                speaker_cjk=tuple(short_words("speaker_cjk")),
-                negation_cjk=tuple(short_words("negation_cjk")),
-                act_cjk=tuple(short_words("act_cjk")),
-                proposer_cjk=tuple(short_words("proposer_cjk")),
-                elsewhere_cjk=tuple(short_words("elsewhere_cjk")),
-                clarifying=short_words("clarifying"),
-                turn=short_words("turn"),
-                turn_cjk=tuple(short_words("turn_cjk")),
-                courtesy=short_words("courtesy"),
-                courtesy_cjk=tuple(short_words("courtesy_cjk")),
-                opinion=short_words("opinion"),
-                opinion_cjk=tuple(short_words("opinion_cjk")),
-                apology=short_words("apology"),
-                apology_cjk=tuple(short_words("apology_cjk")),
-                others=short_words("others"),
-                others_cjk=tuple(short_words("others_cjk")),
-                instead=short_words("instead"),
-                instead_cjk=tuple(short_words("instead_cjk")),
-                offer=short_words("offer"),
-                offer_cjk=tuple(short_words("offer_cjk")),
-                comparison=short_words("comparison"),
-                leisure=short_words("leisure"),
-                leisure_cjk=tuple(short_words("leisure_cjk")),
-                possessive=short_words("possessive"),
-                possessive_cjk=tuple(short_words("possessive_cjk")),
-            ),
+            words=refusal_words(),
             exceptions=exceptions(),
         ),
         stream=StreamSettings(
