@@ -22,13 +22,14 @@ from proxy.detect.refusal import (
     is_courtesy,
     proposes_instead,
     read_sentence,
+    sentence_size,
     sentences,
     steers_to_leisure,
     turns_after,
 )
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
 from proxy.detect.stream import CandorStreamJudge
-from proxy.detect.text import cjk_count, program_words, read_language, split_think, words
+from proxy.detect.text import program_words, read_language, split_think, words
 from proxy.detect.topics import TopicIndex
 from proxy.detect.verdict import Category, Exchange, ProviderError, Signal, Status, Verdict
 
@@ -317,8 +318,7 @@ class CandorDetector:
             found = _refusing(ex.hits, visible, start, end, w, apologised)
             if found is None:
                 sentence = visible[start:end]
-                # An ideograph says about as much as three Latin letters.
-                size = end - start + 2 * cjk_count(sentence)
+                size = sentence_size(sentence)
                 # Filler: a short courtesy, or a proposal of what to talk about instead.
                 filler = size < rule.filler_chars and is_courtesy(sentence, w)
                 if not filler and not (

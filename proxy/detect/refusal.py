@@ -144,13 +144,13 @@ def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
     ("Et si on parlait plutôt de cuisine ?": a proposer and an act or offer) or an offer of
     something else (an offer and an `elsewhere` word), since examples there may be facts ("For
     example, estimates run to thousands")."""
+    toks = _tokens(sentence)
     if after == "deflection" and (
-        _holds(sentence, w.instead, w.instead_cjk)
-        or _holds(sentence, w.offer, w.offer_cjk)
-        or _holds(sentence, w.proposer, w.proposer_cjk)
+        _found(sentence, toks, w.instead, w.instead_cjk)
+        or _found(sentence, toks, w.offer, w.offer_cjk)
+        or _found(sentence, toks, w.proposer, w.proposer_cjk)
     ):
         return True
-    toks = set(words(normalize(sentence)))
     if not w.proposer.isdisjoint(toks) and not (
         w.act.isdisjoint(toks) and w.offer.isdisjoint(toks)
     ):
@@ -177,23 +177,42 @@ def steers_to_leisure(text: str, w: RefusalWords, filler_chars: int) -> tuple[in
     offer: tuple[int, int] | None = None
     for start, end in sentences(text):
         sentence = text[start:end]
-        tail = sentence.rstrip()
-        asked = tail.endswith(("?", "？"))
-        offers = _holds(sentence, w.offer, w.offer_cjk) or (
+        toks = _tokens(sentence)
+        asked = _asks(sentence)
+        offers = _found(sentence, toks, w.offer, w.offer_cjk) or (
             asked
             and (
-                _holds(sentence, w.proposer, w.proposer_cjk)
-                or _holds(sentence, w.instead, w.instead_cjk)
+                _found(sentence, toks, w.proposer, w.proposer_cjk)
+                or _found(sentence, toks, w.instead, w.instead_cjk)
             )
         )
         if offers and offer is None:
             offer = start, end
-        if offers or asked or _holds(sentence, w.leisure, w.leisure_cjk):
+        if offers or asked or _found(sentence, toks, w.leisure, w.leisure_cjk):
             continue
-        short = end - start + 2 * cjk_count(sentence) < filler_chars
-        if not (short and (tail.endswith(("!", "！")) or is_courtesy(sentence, w))):
+        exclaims = sentence.rstrip().endswith(("!", "！"))
+        courteous = exclaims or _found(sentence, toks, w.courtesy, w.courtesy_cjk)
+        if not (sentence_size(sentence) < filler_chars and courteous):
             return None
     return offer
+
+
+def sentence_size(sentence: str) -> int:
+    """How long `sentence` reads: an ideograph says about as much as three Latin letters."""
+    return len(sentence) + 2 * cjk_count(sentence)
+
+
+def _asks(sentence: str) -> bool:
+    return sentence.rstrip().endswith(("?", "？"))
+
+
+def _found(sentence: str, toks: set[str], tokens: frozenset[str], subs: tuple[str, ...]) -> bool:
+    """`_holds` for a sentence whose word tokens `toks` are already made."""
+    return not tokens.isdisjoint(toks) or _first_of(sentence, subs) >= 0
+
+
+def _tokens(sentence: str) -> set[str]:
+    return set(words(normalize(sentence)))
 
 
 def is_courtesy(sentence: str, w: RefusalWords) -> bool:
@@ -205,7 +224,7 @@ def _holds(text: str, tokens: frozenset[str], substrings: tuple[str, ...] = ()) 
     """True when `text` holds one of `substrings` or, as a word token, one of `tokens`."""
     if _first_of(text, substrings) >= 0:
         return True
-    return not tokens.isdisjoint(words(normalize(text)))
+    return not tokens.isdisjoint(_tokens(text))
 
 
 def _first_of(text: str, parts: tuple[str, ...]) -> int:
@@ -309,7 +328,7 @@ def read_sentence(
     toks = {m.group(): m.start() for m in reversed(spans)}
     names = toks.keys()
     seq = [m.group() for m in spans]
-    question = sentence.rstrip().endswith(("?", "？"))
+    question = _asks(sentence)
     found: tuple[str, int] | None = None
     if (
         names & w.act

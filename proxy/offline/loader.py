@@ -191,7 +191,7 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
         classes: dict[str, Any] = {}
         for f in dataclasses.fields(RefusalWords):
             found = short_words(f.name)
-            classes[f.name] = tuple(found) if f.name.endswith("_cjk") else found
+            classes[f.name] = found if f.name in _TOKEN_CLASSES else tuple(found)
         return RefusalWords(**classes)
 
     def exceptions() -> dict[str, dict[str, frozenset[str]]]:
