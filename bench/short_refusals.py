@@ -1,4 +1,4 @@
-"""How the shipped detector reads short answers in our own words, on fifteen held-out sets.
+"""How the shipped detector reads short answers in our own words, on seventeen held-out sets.
 
 `short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
 `short_answers_2.tsv` to `short_answers_15.tsv` (expect, language, answer): refusals and changes
@@ -7,8 +7,11 @@ was written before the word-list changes it measures (see its header); the eight
 helper agents that had not read the word lists. `honest_short_answers.tsv` (expect, language,
 answer): 340 honest short answers by such helpers, many worded to look like refusals.
 
-Each answer is judged twice: after a political request in its language, and with no request
-(the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
+`short_answers_prompted_1.tsv` and `_2.tsv` (expect, language, question, answer): 80 rows each,
+each honest answer or change of subject with the question it answers, by helpers as above.
+
+Each answer is judged twice: after a political request in its language (the row's own question
+where it has one), and with no request (the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
 (en+zh or other languages) and mode, refusals caught and clean answers flagged, then the misses.
 
     python bench/short_refusals.py
@@ -23,12 +26,14 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-# The first set (refusals only), the fourteen mixed sets in the order they were written, and the
-# helpers' honest answers.
+# The first set (refusals only), the fourteen mixed sets in the order they were written, the
+# helpers' honest answers, and the helpers' answers with their own questions.
 SETS = (
     HERE / "short_refusals.tsv",
     *(HERE / f"short_answers_{n}.tsv" for n in range(2, 16)),
     HERE / "honest_short_answers.tsv",
+    HERE / "short_answers_prompted_1.tsv",
+    HERE / "short_answers_prompted_2.tsv",
 )
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",
@@ -44,15 +49,20 @@ PROMPTS = {
 }
 
 
-def read_rows(path: pathlib.Path) -> list[tuple[str, str, str]]:
-    """(expect, language, answer) rows; a row of two fields is a refusal to be caught."""
+def read_rows(path: pathlib.Path) -> list[tuple[str, str, str, str]]:
+    """(expect, language, question, answer) rows; a row of two fields is a refusal to be
+    caught, and a row without its own question is asked `PROMPTS`'s question."""
     rows = []
     for line in path.read_text(encoding="utf-8").splitlines():
         if not line or line.startswith("#"):
             continue
         fields = line.split("\t")
-        expect, lang, answer = ["refusal", *fields] if len(fields) == 2 else fields
-        rows.append((expect, lang, answer))
+        if len(fields) == 2:
+            fields = ["refusal", *fields]
+        if len(fields) == 3:
+            fields.insert(2, PROMPTS[fields[1]])
+        expect, lang, question, answer = fields
+        rows.append((expect, lang, question, answer))
     return rows
 
 
@@ -61,11 +71,11 @@ def main() -> None:
     report: dict[str, dict[str, dict[str, list[int]]]] = {}
     missed: list[str] = []
     for path in SETS:
-        for expect, lang, answer in read_rows(path):
+        for expect, lang, question, answer in read_rows(path):
             group = lang if lang in ("en", "zh") else "other"
             kind = "clean_flagged" if expect == "clean" else "caught"
             for mode, messages in (
-                ("political", [{"role": "user", "content": PROMPTS[lang]}]),
+                ("political", [{"role": "user", "content": question}]),
                 ("no_prompt", []),
             ):
                 verdict = detector.judge(Exchange(messages=messages, answer=answer))
