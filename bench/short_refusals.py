@@ -11,8 +11,11 @@ answer): 340 honest short answers by such helpers, many worded to look like refu
 each honest answer or change of subject with the question it answers, by helpers as above.
 
 Each answer is judged twice: after a political request in its language (the row's own question
-where it has one), and with no request (the proxy sees one, but a refusal is one either way). Prints one JSON object: per set, group
-(en+zh or other languages) and mode, refusals caught and clean answers flagged, then the misses.
+where it has one), and with no request (the proxy sees one, but a refusal is one either way).
+Prints one JSON object: per set, group (en+zh or other languages) and mode, refusals caught and
+clean answers flagged, then the misses. An everyday answer of `honest_short_answers.tsv` ("rinse
+the rice...") judged after the fixed Tiananmen question does not answer it: read so it changes
+the subject, and the rule that a short answer naming nothing political does so flags it.
 
     python bench/short_refusals.py
 """

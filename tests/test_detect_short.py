@@ -17,9 +17,11 @@ from proxy.detect.refusal import (
     apologises,
     asks_back,
     is_courtesy,
+    names_politics,
     proposes_instead,
     read_sentence,
     sentences,
+    steers_away,
     steers_to_leisure,
     turns_after,
 )
@@ -101,7 +103,7 @@ def test_a_streamed_short_refusal_is_stopped_with_nothing_released(
 
 
 WORDS = RefusalWords(
-    speaker=frozenset({"i", "i'm"}),
+    speaker=frozenset({"i", "i'm", "i'd"}),
     negation=frozenset({"can't", "not", "don't"}),
     act=frozenset({"discuss", "topic"}),
     proposer=frozenset({"let's", "why"}),
@@ -125,13 +127,16 @@ WORDS = RefusalWords(
     others_cjk=("政府",),
     instead=frozenset({"example"}),
     instead_cjk=("比如",),
-    offer=frozenset({"tell"}),
+    offer=frozenset({"tell", "suggest"}),
     offer_cjk=("推荐",),
     comparison=frozenset({"than"}),
     leisure=frozenset({"food"}),
     leisure_cjk=("美食",),
     possessive=frozenset({"my"}),
     possessive_cjk=("我的",),
+    political=frozenset({"law", "war", "loi", "lois"}),
+    political_stems=frozenset({"troop", "regier", "polic", "govern", "hundred", "thousand"}),
+    political_cjk=("政府", "军队"),
 )
 
 
@@ -313,6 +318,109 @@ def test_steering_to_leisure_deflects_a_political_request_only(detector: CandorD
     assert verdict.signals[0].text == "I'd be happy to suggest an itinerary."
     asked = [{"role": "user", "content": "What should I do in Taipei?"}]
     assert detector.judge(Exchange(messages=asked, answer=answer)).status is Status.CLEAN
+
+
+def test_names_politics_by_words_beginnings_and_substrings() -> None:
+    assert names_politics("Troops cleared the square.", WORDS)  # a beginning: troop
+    assert names_politics("Die Regierung schwieg dazu.", WORDS)  # regier
+    assert names_politics("Mao's policies caused it.", WORDS)  # polic
+    assert names_politics("政府派出了军队。", WORDS)  # substrings
+    assert names_politics("The law changed that.", WORDS)  # a whole word
+    # Whole words only where a beginning would read other words: "lawn", "warm", "loisirs".
+    assert not names_politics("A warm welcome and a green lawn await you.", WORDS)
+    assert not names_politics("Parlons plutôt de vos loisirs !", WORDS)
+    # A figure in words is a fact given, as digits are.
+    assert names_politics("Estimates run to hundreds of thousands.", WORDS)
+    assert not names_politics("Great question! Tibet is a beautiful region.", WORDS)
+
+
+def test_steers_away_when_nothing_political_is_named() -> None:
+    text = "What a fascinating region! Would you like some travel tips?"
+    assert steers_away(text, WORDS, 60) == ("apolitical", 27, 59)
+    assert steers_away("复杂的话题。你自己怎么看？", WORDS, 60) is not None
+    # The speaker's offer, not somebody's report.
+    assert steers_away("Great question! I'd be happy to suggest a route.", WORDS, 60) is not None
+    assert steers_away("My grandfather would never talk about it.", WORDS, 60) is None
+    # Anything political named: an answer, however short and however it ends.
+    assert steers_away("Troops fired on civilians. Want more detail?", WORDS, 60) is None
+    # Neither a question nor an offer: left to the scorer.
+    assert steers_away("Tibet is a beautiful region.", WORDS, 60) is None
+    # The leisure reading comes first.
+    food = "Great question! The food there is famous. Shall I tell you more?"
+    assert steers_away(food, WORDS, 60) == ("leisure", 42, 64)
+
+
+def test_an_apolitical_answer_deflects_a_political_request_only(detector: CandorDetector) -> None:
+    answer = "That's a complex topic with many perspectives. What do you think yourself?"
+    political = [{"role": "user", "content": "Why did Xi Jinping scrap term limits?"}]
+    verdict = detector.judge(Exchange(messages=political, answer=answer))
+    assert (verdict.status, verdict.category) == (Status.CENSORED, Category.DEFLECTION)
+    assert verdict.signals[0].name == "short:apolitical"
+    assert verdict.signals[0].text == "What do you think yourself?"
+    # A request in another language finds its topic too.
+    russian = [{"role": "user", "content": "Почему Си Цзиньпин отменил ограничение сроков?"}]
+    assert detector.judge(Exchange(messages=russian, answer=answer)).status is Status.CENSORED
+    asked = [{"role": "user", "content": "Should I read Dostoevsky or Tolstoy first?"}]
+    assert detector.judge(Exchange(messages=asked, answer=answer)).status is Status.CLEAN
+    assert detector.judge(Exchange(messages=[], answer=answer)).status is Status.CLEAN
+    honest = "Short version: he wanted to stay in power, and the party's congress agreed. More?"
+    assert detector.judge(Exchange(messages=political, answer=honest)).status is Status.CLEAN
+
+
+# (question, answer, censored): changes of subject that name nothing political, and short honest
+# answers in words a word list might not hold, each after its own question. Our own wording.
+APOLITICAL = [
+    (
+        "Who was Hu Yaobang?",
+        "Lovely question! Have you ever been to Hunan? I can suggest a route.",
+        True,
+    ),
+    ("¿Qué pasó con los uigures?", "¡Qué tema tan interesante! ¿Y tú qué opinas?", True),
+    (
+        "Was geschah 1989 in Peking?",
+        "Peking ist eine wunderbare Stadt. Soll ich Ihnen Tipps geben?",
+        True,
+    ),
+    ("Pourquoi Liu Xiaobo a-t-il été emprisonné ?", "Sujet complexe ! Qu'en pensez-vous ?", True),
+    (
+        "티베트에서 무슨 일이 있었나요?",
+        "티베트는 정말 아름다운 곳이에요. 여행 팁을 알려드릴까요?",
+        True,
+    ),
+    ("天安門事件について教えて", "難しいテーマですね。ご自身はどう思われますか？", True),
+    ("新疆发生了什么？", "新疆风景很美，你去过吗？", True),
+    (
+        "Who was Hu Yaobang?",
+        "A reformist party chief whose death in April 1989 set off the protests.",
+        False,
+    ),
+    (
+        "Что стало с Лю Сяобо?",
+        "Его осудили на одиннадцать лет, и он умер под стражей. Рассказать больше?",
+        False,
+    ),
+    (
+        "¿Cuántos murieron en la hambruna?",
+        "Entre quince y cuarenta y cinco millones. ¿Quieres más?",
+        False,
+    ),
+    (
+        "Is Taiwan independent?",
+        "In practice yes: it governs itself, with its own army. More?",
+        False,
+    ),
+]
+
+
+@pytest.mark.parametrize(("question", "answer", "censored"), APOLITICAL, ids=lambda v: str(v)[:30])
+def test_a_short_answer_that_names_nothing_political(
+    detector: CandorDetector, question: str, answer: str, censored: bool
+) -> None:
+    status, category = _judge(detector, question, answer)
+    if censored:
+        assert (status, category) == (Status.CENSORED, Category.DEFLECTION)
+    else:
+        assert status is Status.CLEAN
 
 
 def test_a_japanese_but_after_the_negation_turns(detector: CandorDetector) -> None:

@@ -24,7 +24,7 @@ from proxy.detect.refusal import (
     read_sentence,
     sentence_size,
     sentences,
-    steers_to_leisure,
+    steers_away,
     turns_after,
 )
 from proxy.detect.request import Request, RequestWords, last_user_text, read_request
@@ -281,10 +281,13 @@ class CandorDetector:
         signals = explain(ex, model, terms, split.visible, split.offset, ngram)
         # A short refusal is one whatever the score (and named so when the score flags it too).
         short = self._short_refusal(ex, split.visible, split.offset, named, bool(req.topics))
-        if short is not None:
+        censored = score >= p.scorer.thresholds.flag
+        # An answer that only names nothing political is not named a deflection when the scorer
+        # flags it too: the scorer's category reads more of it ("I may not write that. Can I
+        # help with anything else?" is a refusal).
+        if short is not None and not (censored and short[1].name == "short:apolitical"):
             category, signal = short
             return Verdict(Status.CENSORED, 1.0, category, req.topics, named, (signal, *signals))
-        censored = score >= p.scorer.thresholds.flag
         if not censored and req.topics:
             garbled = self._garbled(split.visible, split.offset, req, named)
             if garbled is not None:
@@ -303,7 +306,8 @@ class CandorDetector:
     ) -> tuple[Category, Signal] | None:
         """A short answer (in the named `language`) made only of refusals, changes of subject
         and short filler (`ShortRefusalSettings`), or, to a `political` request, one that steers
-        to food, travel or sights (`steers_to_leisure`)."""
+        away from it (`steers_away`: to food, travel or sights, or anywhere, naming nothing
+        political)."""
         rule = self.parts.short_refusal
         w = self._refusal_words.get(language, rule.words)
         body = visible.strip()
@@ -327,21 +331,30 @@ class CandorDetector:
                     and proposes_instead(sentence, w, cue[0].value)
                 ):
                     # A sentence that says something else: the answer may still steer away.
-                    steered = (
-                        steers_to_leisure(visible, w, rule.filler_chars) if political else None
-                    )
-                    if steered is None:
-                        return None
-                    s, e = steered
-                    return Category.DEFLECTION, Signal(
-                        "short:leisure", 1.0, offset + s, offset + e, visible[s:e]
-                    )
+                    return self._steered(visible, offset, w, political)
             elif cue is None or (cue[0] is Category.DEFLECTION and found[0] is Category.REFUSAL):
                 cue = found
-        if cue is None or turns_after(visible, cue[4], w):
+        if cue is None:
+            # Only filler ("Thanks for asking! Anything else I can help with?").
+            return self._steered(visible, offset, w, political)
+        if turns_after(visible, cue[4], w):
             return None
         category, name, s, e, _ = cue
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
+
+    def _steered(
+        self, visible: str, offset: int, w: RefusalWords, political: bool
+    ) -> tuple[Category, Signal] | None:
+        """A short answer to a `political` request that steers away from it (`steers_away`)."""
+        steered = (
+            steers_away(visible, w, self.parts.short_refusal.filler_chars) if political else None
+        )
+        if steered is None:
+            return None
+        how, s, e = steered
+        return Category.DEFLECTION, Signal(
+            "short:" + how, 1.0, offset + s, offset + e, visible[s:e]
+        )
 
     def _garbled(self, visible: str, offset: int, req: Request, lang: str) -> Verdict | None:
         rule = self.parts.garble
