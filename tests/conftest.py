@@ -52,11 +52,18 @@ def no_internet() -> Iterator[None]:
 
 
 @pytest.fixture
-def detector_yaml_error(tmp_path: pathlib.Path) -> Callable[[str, str, str], None]:
-    """`check(old, new, match)`: a copy of the shipped `detector.yaml` with `old` replaced by
-    `new` fails to load with a `PolicyError` matching `match`."""
+def policies_copy(tmp_path: pathlib.Path) -> pathlib.Path:
+    """A copy of the shipped detector policies (`policies/detector/`) to edit."""
     target = tmp_path / "policies"
     shutil.copytree(DEFAULT_POLICIES / "detector", target / "detector")
+    return target
+
+
+@pytest.fixture
+def detector_yaml_error(policies_copy: pathlib.Path) -> Callable[[str, str, str], None]:
+    """`check(old, new, match)`: a copy of the shipped `detector.yaml` with `old` replaced by
+    `new` fails to load with a `PolicyError` matching `match`."""
+    target = policies_copy
     cfg = target / "detector" / "detector.yaml"
     text = cfg.read_text(encoding="utf-8")
 

@@ -6,7 +6,6 @@ import argparse
 import io
 import json
 import pathlib
-import shutil
 from typing import Any
 
 import pytest
@@ -15,15 +14,9 @@ from proxy.detect import Exchange, native
 from proxy.offline import commands
 from proxy.offline.dataset import parse_label, read_examples
 from proxy.offline.evaluate import check_floors
-from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector
+from proxy.offline.loader import PolicyError, load_detector
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures" / "detect"
-
-
-def _policies_copy(tmp_path: pathlib.Path) -> pathlib.Path:
-    target = tmp_path / "policies"
-    shutil.copytree(DEFAULT_POLICIES / "detector", target / "detector")
-    return target
 
 
 def _cli(argv: list[str]) -> argparse.Namespace:
@@ -32,8 +25,8 @@ def _cli(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def test_lexicon_error_names_file_rule_and_field(tmp_path: pathlib.Path) -> None:
-    policies = _policies_copy(tmp_path)
+def test_lexicon_error_names_file_rule_and_field(policies_copy: pathlib.Path) -> None:
+    policies = policies_copy
     lexicon = policies / "detector" / "lexicon.yaml"
     lexicon.write_text("rules:\n  - name: odd\n    category: gossip\n    phrases: [x]\n")
     with pytest.raises(PolicyError) as info:
@@ -42,8 +35,8 @@ def test_lexicon_error_names_file_rule_and_field(tmp_path: pathlib.Path) -> None
     assert "lexicon.yaml" in message and "'odd'" in message and "'category'" in message
 
 
-def test_weights_error_names_the_threshold(tmp_path: pathlib.Path) -> None:
-    policies = _policies_copy(tmp_path)
+def test_weights_error_names_the_threshold(policies_copy: pathlib.Path) -> None:
+    policies = policies_copy
     weights = policies / "detector" / "weights.json"
     doc = json.loads(weights.read_text(encoding="utf-8"))
     doc["thresholds"]["flag"] = 3
@@ -154,14 +147,16 @@ def test_floor_that_is_not_a_number_fails_the_check() -> None:
     assert check_floors({"f1": 0.9}, {"f1": "high"}) == ["f1: the bound 'high' is not a number"]
 
 
-def test_train_writes_weights_the_loader_reads(tmp_path: pathlib.Path) -> None:
+def test_train_writes_weights_the_loader_reads(
+    tmp_path: pathlib.Path, policies_copy: pathlib.Path
+) -> None:
     pytest.importorskip("numpy")  # a training-time dependency only
     rows = [json.loads(line) for line in (FIXTURES / "cases.jsonl").read_text().splitlines()]
     data = tmp_path / "train.jsonl"
     with data.open("w", encoding="utf-8") as handle:
         for i, row in enumerate(rows * 3):
             handle.write(json.dumps({**row, "model": f"m{i % 3}"}, ensure_ascii=False) + "\n")
-    policies = _policies_copy(tmp_path)
+    policies = policies_copy
     out = policies / "detector" / "weights.json"
     args = _cli(["train", str(data), "--policies", str(policies), "--out", str(out)])
     assert args.func(args) == 0
@@ -219,15 +214,15 @@ def test_scan_rejects_malformed_fields(
         assert "must be a string" in capsys.readouterr().err
 
 
-def test_missing_weights_file_is_named(tmp_path: pathlib.Path) -> None:
-    policies = _policies_copy(tmp_path)
+def test_missing_weights_file_is_named(policies_copy: pathlib.Path) -> None:
+    policies = policies_copy
     (policies / "detector" / "weights.json").unlink()
     with pytest.raises(PolicyError, match=r"weights.json: file: field '-': not found"):
         load_detector(policies)
 
 
-def test_topic_error_names_the_topic(tmp_path: pathlib.Path) -> None:
-    policies = _policies_copy(tmp_path)
+def test_topic_error_names_the_topic(policies_copy: pathlib.Path) -> None:
+    policies = policies_copy
     (policies / "detector" / "topics.yaml").write_text(
         "topics:\n  - name: tibet\n    keywords: []\n"
     )
