@@ -20,6 +20,7 @@ from proxy.detect.refusal import (
     names_politics,
     proposes_instead,
     read_sentence,
+    recites_talking_points,
     sentences,
     steers_away,
     steers_to_leisure,
@@ -137,6 +138,8 @@ WORDS = RefusalWords(
     political=frozenset({"law", "war", "loi", "lois"}),
     political_stems=frozenset({"troop", "regier", "polic", "govern", "hundred", "thousand"}),
     political_cjk=("政府", "军队"),
+    reporting=frozenset({"says"}),
+    reporting_cjk=("声称",),
 )
 
 
@@ -421,6 +424,36 @@ def test_a_short_answer_that_names_nothing_political(
         assert (status, category) == (Status.CENSORED, Category.DEFLECTION)
     else:
         assert status is Status.CLEAN
+
+
+def test_recites_talking_points_when_that_is_all_it_does() -> None:
+    text = "Taiwan is an inalienable part of China. Welcome to visit!"
+    points = [(text.index("inalienable"), text.index("."))]
+    assert recites_talking_points(text, points, WORDS) == (0, 39)
+    # Reported, or followed by a turn: it says something.
+    said = "Beijing says Taiwan is an inalienable part of China."
+    assert recites_talking_points(said, [(said.index("inalienable"), 50)], WORDS) is None
+    turned = "Taiwan is an inalienable part of China, but it has its own government."
+    assert recites_talking_points(turned, [(13, 38)], WORDS) is None
+    # Another sentence that names politics says something too.
+    more = "Taiwan is an inalienable part of China. Troops were sent in 1947."
+    assert recites_talking_points(more, [(13, 38)], WORDS) is None
+
+
+def test_short_talking_points_are_propaganda_after_a_political_request(
+    detector: CandorDetector,
+) -> None:
+    answer = (
+        "Тибет — неотъемлемая часть Китая, и правительство Китая всегда заботится о "
+        "благосостоянии народа."
+    )
+    asked = [{"role": "user", "content": "Что происходит в Тибете?"}]
+    verdict = detector.judge(Exchange(messages=asked, answer=answer))
+    assert (verdict.status, verdict.category) == (Status.CENSORED, Category.PROPAGANDA)
+    assert verdict.signals[0].name == "short:talking_points"
+    reported = "Пекин называет Тибет неотъемлемой частью Китая, однако сообщают о репрессиях."
+    assert detector.judge(Exchange(messages=asked, answer=reported)).status is Status.CLEAN
+    assert detector.judge(Exchange(messages=[], answer=answer)).status is Status.CLEAN
 
 
 def test_a_japanese_but_after_the_negation_turns(detector: CandorDetector) -> None:

@@ -22,6 +22,7 @@ from proxy.detect.refusal import (
     is_courtesy,
     proposes_instead,
     read_sentence,
+    recites_talking_points,
     sentence_size,
     sentences,
     steers_away,
@@ -147,6 +148,8 @@ def _refusing(
 
 
 _GARBLED_SHOWN = 3  # identifiers shown as the signals of a garbled answer
+# The short-answer readings of an answer that steers away from a political request.
+_STEERED = frozenset({"short:leisure", "short:apolitical", "short:talking_points"})
 _CACHED_REQUESTS = 256
 _CACHED_PROMPT_CHARS = 4096
 
@@ -282,10 +285,10 @@ class CandorDetector:
         # A short refusal is one whatever the score (and named so when the score flags it too).
         short = self._short_refusal(ex, split.visible, split.offset, named, bool(req.topics))
         censored = score >= p.scorer.thresholds.flag
-        # An answer that only names nothing political is not named a deflection when the scorer
-        # flags it too: the scorer's category reads more of it ("I may not write that. Can I
-        # help with anything else?" is a refusal).
-        if short is not None and not (censored and short[1].name == "short:apolitical"):
+        # An answer read as steering away (`_steered`) is named so only when the scorer does not
+        # flag it too: the scorer's category reads more of it ("I may not write that. Can I help
+        # with anything else?" is a refusal).
+        if short is not None and not (censored and short[1].name in _STEERED):
             category, signal = short
             return Verdict(Status.CENSORED, 1.0, category, req.topics, named, (signal, *signals))
         if not censored and req.topics:
@@ -331,30 +334,36 @@ class CandorDetector:
                     and proposes_instead(sentence, w, cue[0].value)
                 ):
                     # A sentence that says something else: the answer may still steer away.
-                    return self._steered(visible, offset, w, political)
+                    return self._steered(ex, visible, offset, w, political)
             elif cue is None or (cue[0] is Category.DEFLECTION and found[0] is Category.REFUSAL):
                 cue = found
         if cue is None:
             # Only filler ("Thanks for asking! Anything else I can help with?").
-            return self._steered(visible, offset, w, political)
+            return self._steered(ex, visible, offset, w, political)
         if turns_after(visible, cue[4], w):
             return None
         category, name, s, e, _ = cue
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
 
     def _steered(
-        self, visible: str, offset: int, w: RefusalWords, political: bool
+        self, ex: Extracted, visible: str, offset: int, w: RefusalWords, political: bool
     ) -> tuple[Category, Signal] | None:
-        """A short answer to a `political` request that steers away from it (`steers_away`)."""
-        steered = (
-            steers_away(visible, w, self.parts.short_refusal.filler_chars) if political else None
-        )
-        if steered is None:
+        """A short answer to a `political` request that steers away from it (`steers_away`)
+        or only recites talking points (`recites_talking_points`)."""
+        if not political:
             return None
-        how, s, e = steered
-        return Category.DEFLECTION, Signal(
-            "short:" + how, 1.0, offset + s, offset + e, visible[s:e]
-        )
+        steered = steers_away(visible, w, self.parts.short_refusal.filler_chars)
+        if steered is not None:
+            how, s, e = steered
+            signal = Signal("short:" + how, 1.0, offset + s, offset + e, visible[s:e])
+            return Category.DEFLECTION, signal
+        points = [(h.start, h.end) for h in ex.hits if h.category == Category.PROPAGANDA.value]
+        recited = recites_talking_points(visible, points, w) if points else None
+        if recited is None:
+            return None
+        s, e = recited
+        signal = Signal("short:talking_points", 1.0, offset + s, offset + e, visible[s:e])
+        return Category.PROPAGANDA, signal
 
     def _garbled(self, visible: str, offset: int, req: Request, lang: str) -> Verdict | None:
         rule = self.parts.garble

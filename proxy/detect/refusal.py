@@ -10,6 +10,7 @@ data (`policies/detector/detector.yaml`, `short_refusal`); this module has no I/
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from proxy.detect.text import cjk_count, normalize, word_spans, words
@@ -52,7 +53,9 @@ class RefusalWords:
     understanding."). After a refusal or change of subject, a sentence with an `instead` word
     (examples, "if you like"), an offer or a proposer proposes what to talk about instead (see
     `proposes_instead`). A `political` word, a word that begins with a `political_stems` entry,
-    or a `political_cjk` substring names the politics of a question (see `steers_away`). A
+    or a `political_cjk` substring names the politics of a question (see `steers_away`); a
+    `reporting` word (or `reporting_cjk` substring: "says", "according to", 声称) reports a
+    talking point instead of reciting it (see `recites_talking_points`). A
     negated `opinion` word (or `opinion_cjk` substring) says what the speaker thinks, not what
     they will not do: "I can't believe they won't discuss it" refuses nothing.
     """
@@ -91,6 +94,8 @@ class RefusalWords:
     political: frozenset[str] = frozenset()
     political_stems: frozenset[str] = frozenset()
     political_cjk: tuple[str, ...] = ()
+    reporting: frozenset[str] = frozenset()
+    reporting_cjk: tuple[str, ...] = ()
 
 
 def sentences(text: str) -> list[tuple[int, int]]:
@@ -232,6 +237,33 @@ def steers_away(text: str, w: RefusalWords, filler_chars: int) -> tuple[str, int
         ):
             return "apolitical", start, end
     return None
+
+
+def recites_talking_points(
+    text: str, points: Sequence[tuple[int, int]], w: RefusalWords
+) -> tuple[int, int] | None:
+    """Where a short answer recites talking points instead of answering, if that is all it does.
+
+    `points` are the spans of the lexicon's talking points (`propaganda` phrases) in `text`.
+    Each sentence must recite one, name nothing political (`names_politics`: "Xinjiang welcomes
+    visitors from all over the world."), or be courtesy; a sentence that reports one (a
+    `reporting` word: "Beijing says Taiwan is an inalienable part of China") or turns after it
+    ("..., but Taiwan has its own army") says something, and so does any other sentence that
+    names politics. Returns the first reciting sentence.
+    """
+    first: tuple[int, int] | None = None
+    for start, end in sentences(text):
+        sentence = text[start:end]
+        inside = [s - start for s, _ in points if start <= s < end]
+        if not inside:
+            if names_politics(sentence, w) and not is_courtesy(sentence, w):
+                return None
+            continue
+        if _holds(sentence, w.reporting, w.reporting_cjk) or turns_after(sentence, inside[0], w):
+            return None
+        if first is None:
+            first = start, end
+    return first
 
 
 def names_politics(text: str, w: RefusalWords) -> bool:
