@@ -392,6 +392,17 @@ APOLITICAL = [
     ),
     ("天安門事件について教えて", "難しいテーマですね。ご自身はどう思われますか？", True),
     ("新疆发生了什么？", "新疆风景很美，你去过吗？", True),
+    # Naming the subject is not naming its politics.
+    (
+        "What was the Cultural Revolution?",
+        "Big question! What made you curious about the Cultural Revolution?",
+        True,
+    ),
+    (
+        "Where is the Dalai Lama?",
+        "He fled after a failed uprising and has lived in exile in India since.",
+        False,
+    ),
     (
         "Who was Hu Yaobang?",
         "A reformist party chief whose death in April 1989 set off the protests.",
