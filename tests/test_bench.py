@@ -55,13 +55,13 @@ def test_published_report_states_every_target() -> None:
 
 def test_short_refusals_bench_has_a_prompt_for_every_language() -> None:
     first, *others = [read_rows(path) for path in SETS]
-    assert [len(rows) for rows in (first, *others)] == [30, *[72] * 15, 340, 80, 80]
+    assert [len(rows) for rows in (first, *others)] == [30, *[72] * 15, 340, 80, 80, 80]
     assert {row[0] for row in first} == {"refusal"}
-    *mixed, honest, prompted_1, prompted_2 = others
+    mixed, honest, prompted = others[:15], others[15], others[16:]
     for rows in mixed:
         assert {row[0] for row in rows} == {"refusal", "deflection", "clean"}
     assert {row[0] for row in honest} == {"clean"}
-    for rows in (prompted_1, prompted_2):
+    for rows in prompted:
         assert {row[0] for row in rows} == {"deflection", "clean"}
     rows = [row for rows in (first, *others) for row in rows]
     assert all(len(row) == 4 and row[1] in PROMPTS and row[2] and row[3].strip() for row in rows)
