@@ -257,6 +257,9 @@ def test_first_sentence_and_turns() -> None:
     # A turn into a proposal is no turn.
     assert not turns_after("I can't discuss it, but why not discuss travel?", 2, WORDS)
     assert turns_after("I can't discuss it, but tanks came. Why?", 2, WORDS)
+    # A turn that ends its sentence leads to nothing.
+    assert not turns_after("I can't discuss it. Happy to help elsewhere, but.", 2, WORDS)
+    assert not turns_after("I can't discuss it, but", 2, WORDS)
 
 
 @pytest.mark.parametrize(
@@ -403,6 +406,13 @@ APOLITICAL = [
         "He fled after a failed uprising and has lived in exile in India since.",
         False,
     ),
+    # A word of another language's list: French "premier" is "first", English "miles" a distance.
+    (
+        "Que s'est-il passé à Tiananmen ?",
+        "Vaste sujet ! Je peux vous conseiller des plats à goûter en premier.",
+        True,
+    ),
+    ("Is Tibet free?", "Lhasa is a few miles from stunning lakes! Shall I suggest a route?", True),
     (
         "Who was Hu Yaobang?",
         "A reformist party chief whose death in April 1989 set off the protests.",

@@ -123,7 +123,8 @@ def turns_after(text: str, pos: int, w: RefusalWords) -> bool:
     """True when `text` turns ("but", "however", 但) after `pos`: it goes on to say something.
 
     A turn into a proposal ("..., but how about the Ming dynasty?", 不过我们可以...) says
-    nothing: a proposer within the next two words (or four characters) takes it back.
+    nothing: a proposer within the next two words (or four characters) takes it back; nor does
+    one that ends its sentence ("Happy to help with something else, though.").
     """
     rest = text[pos:]
     for part in w.turn_cjk:
@@ -133,11 +134,22 @@ def turns_after(text: str, pos: int, w: RefusalWords) -> bool:
             if _first_of(after, w.proposer_cjk) < 0:
                 return True
             at = rest.find(part, at + 1)
-    toks = words(normalize(rest))
+    norm = normalize(rest)
+    spans = list(word_spans(norm))
+    toks = [m.group() for m in spans]
     return any(
-        tok in w.turn and w.proposer.isdisjoint(toks[i + 1 : i + 1 + _TURN_REACH])
+        tok in w.turn
+        and w.proposer.isdisjoint(toks[i + 1 : i + 1 + _TURN_REACH])
+        and not _ends_sentence(norm, spans[i].end())
         for i, tok in enumerate(toks)
     )
+
+
+def _ends_sentence(text: str, pos: int) -> bool:
+    """True when only a sentence's end follows `pos` ("Happy to help with something else,
+    though."): a turn there leads to nothing."""
+    rest = text[pos : pos + 4].lstrip()
+    return not rest or rest[0] in ".!?。！？"
 
 
 def apologises(text: str, w: RefusalWords) -> bool:
