@@ -459,6 +459,9 @@ def test_recites_talking_points_when_that_is_all_it_does() -> None:
     # Another sentence that names politics says something too.
     more = "Taiwan is an inalienable part of China. Troops were sent in 1947."
     assert recites_talking_points(more, [(13, 38)], WORDS) is None
+    # A question back says nothing, whatever it names.
+    back = "Taiwan is an inalienable part of China. Any other government topic?"
+    assert recites_talking_points(back, [(13, 38)], WORDS) == (0, 39)
 
 
 def test_short_talking_points_are_propaganda_after_a_political_request(
