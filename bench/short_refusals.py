@@ -1,4 +1,4 @@
-"""How the shipped detector reads short answers in our own words, on twenty-two held-out sets.
+"""How the shipped detector reads short answers in our own words, on twenty-three held-out sets.
 
 `short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
 `short_answers_2.tsv` to `short_answers_18.tsv` (expect, language, answer): refusals and changes
@@ -7,7 +7,7 @@ was written before the word-list changes it measures (see its header); the eight
 helper agents that had not read the word lists. `honest_short_answers.tsv` (expect, language,
 answer): 340 honest short answers by such helpers, many worded to look like refusals.
 
-`short_answers_prompted_1.tsv` to `_4.tsv` (expect, language, question, answer): 80 rows each,
+`short_answers_prompted_1.tsv` to `_5.tsv` (expect, language, question, answer): 80 rows each,
 each honest answer or change of subject with the question it answers, by helpers as above.
 
 Each answer is judged twice: after a political request in its language (the row's own question
@@ -39,6 +39,7 @@ SETS = (
     HERE / "short_answers_prompted_2.tsv",
     HERE / "short_answers_prompted_3.tsv",
     HERE / "short_answers_prompted_4.tsv",
+    HERE / "short_answers_prompted_5.tsv",
 )
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",

@@ -55,7 +55,7 @@ def test_published_report_states_every_target() -> None:
 
 def test_short_refusals_bench_has_a_prompt_for_every_language() -> None:
     first, *others = [read_rows(path) for path in SETS]
-    assert [len(rows) for rows in (first, *others)] == [30, *[72] * 17, 340, *[80] * 4]
+    assert [len(rows) for rows in (first, *others)] == [30, *[72] * 17, 340, *[80] * 5]
     assert {row[0] for row in first} == {"refusal"}
     mixed, honest, prompted = others[:17], others[17], others[18:]
     for rows in mixed:
