@@ -309,8 +309,7 @@ class CandorDetector:
     ) -> tuple[Category, Signal] | None:
         """A short answer (in the named `language`) made only of refusals, changes of subject
         and short filler (`ShortRefusalSettings`), or, to a `political` request, one that steers
-        away from it (`steers_away`: to food, travel or sights, or anywhere, naming nothing
-        political)."""
+        away from it or only recites talking points (`_steered`)."""
         rule = self.parts.short_refusal
         w = self._refusal_words.get(language, rule.words)
         body = visible.strip()

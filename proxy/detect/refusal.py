@@ -52,12 +52,14 @@ class RefusalWords:
     `courtesy` word (or `courtesy_cjk` substring) makes a short sentence filler ("Thank you for
     understanding."). After a refusal or change of subject, a sentence with an `instead` word
     (examples, "if you like"), an offer or a proposer proposes what to talk about instead (see
-    `proposes_instead`). A `political` word, a word that begins with a `political_stems` entry,
-    or a `political_cjk` substring names the politics of a question (see `steers_away`); a
-    `reporting` word (or `reporting_cjk` substring: "says", "according to", 声称) reports a
-    talking point instead of reciting it (see `recites_talking_points`). A
-    negated `opinion` word (or `opinion_cjk` substring) says what the speaker thinks, not what
-    they will not do: "I can't believe they won't discuss it" refuses nothing.
+    `proposes_instead`). A negated `opinion` word (or `opinion_cjk` substring) says what the
+    speaker thinks, not what they will not do: "I can't believe they won't discuss it" refuses
+    nothing.
+
+    Steering away from a political request: a `political` word, a word that begins with a
+    `political_stems` entry, or a `political_cjk` substring names the politics of the question
+    (see `steers_away`); a `reporting` word (or `reporting_cjk` substring: "says", "according
+    to", 声称) reports a talking point instead of reciting it (see `recites_talking_points`).
     """
 
     speaker: frozenset[str] = frozenset()
