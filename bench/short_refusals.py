@@ -1,9 +1,9 @@
-"""How the shipped detector reads short answers in our own words, on twenty-three held-out sets.
+"""How the shipped detector reads short answers in our own words, on twenty-four held-out sets.
 
 `short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
-`short_answers_2.tsv` to `short_answers_18.tsv` (expect, language, answer): refusals and changes
+`short_answers_2.tsv` to `short_answers_19.tsv` (expect, language, answer): refusals and changes
 of subject worded unlike the first set, and honest short answers that must stay clean. Each set
-was written before the word-list changes it measures (see its header); the eighth to eighteenth by
+was written before the word-list changes it measures (see its header); the eighth to nineteenth by
 helper agents that had not read the word lists. `honest_short_answers.tsv` (expect, language,
 answer): 340 honest short answers by such helpers, many worded to look like refusals.
 
@@ -29,11 +29,11 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-# The first set (refusals only), the seventeen mixed sets in the order they were written, the
+# The first set (refusals only), the eighteen mixed sets in the order they were written, the
 # helpers' honest answers, and the helpers' answers with their own questions.
 SETS = (
     HERE / "short_refusals.tsv",
-    *(HERE / f"short_answers_{n}.tsv" for n in range(2, 19)),
+    *(HERE / f"short_answers_{n}.tsv" for n in range(2, 20)),
     HERE / "honest_short_answers.tsv",
     HERE / "short_answers_prompted_1.tsv",
     HERE / "short_answers_prompted_2.tsv",
