@@ -9,6 +9,7 @@ data (`policies/detector/detector.yaml`, `short_refusal`); this module has no I/
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -268,13 +269,18 @@ def recites_talking_points(
     first: tuple[int, int] | None = None
     for start, end in sentences(text):
         sentence = text[start:end]
+        toks = _tokens(sentence)
         inside = [s - start for s, _ in points if start <= s < end]
         if not inside:
             # A question back ("Is there a policy area you'd like to explore?") says nothing.
-            if names_politics(sentence, w) and not (is_courtesy(sentence, w) or _asks(sentence)):
+            if _politics(sentence, toks, w) and not (
+                _found(sentence, toks, w.courtesy, w.courtesy_cjk) or _asks(sentence)
+            ):
                 return None
             continue
-        if _holds(sentence, w.reporting, w.reporting_cjk) or turns_after(sentence, inside[0], w):
+        if _found(sentence, toks, w.reporting, w.reporting_cjk) or turns_after(
+            sentence, inside[0], w
+        ):
             return None
         if first is None:
             first = start, end
@@ -284,13 +290,22 @@ def recites_talking_points(
 def names_politics(text: str, w: RefusalWords) -> bool:
     """True when `text` holds a `political` word, a word that begins with a `political_stems`
     entry, or a `political_cjk` substring (a law, a government, troops, an arrest, 镇压)."""
-    if _first_of(text, w.political_cjk) >= 0:
+    return _politics(text, _tokens(text), w)
+
+
+def _politics(text: str, toks: set[str], w: RefusalWords) -> bool:
+    """`names_politics` for a text whose word tokens `toks` are already made."""
+    if _found(text, toks, w.political, w.political_cjk):
         return True
-    toks = words(normalize(text))
-    if not w.political.isdisjoint(toks):
-        return True
-    stems = tuple(w.political_stems)
+    stems = _beginnings(w.political_stems)
     return any(tok.startswith(stems) for tok in toks)
+
+
+@functools.lru_cache(maxsize=32)
+def _beginnings(stems: frozenset[str]) -> tuple[str, ...]:
+    """`stems` as the tuple `str.startswith` takes, made once per word list (one per language
+    with `exceptions`)."""
+    return tuple(stems)
 
 
 def sentence_size(sentence: str) -> int:
