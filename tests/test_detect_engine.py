@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -115,6 +116,75 @@ def test_garbled_answer_needs_a_political_request(detector: CandorDetector) -> N
     verdict = detector.judge(political)
     assert verdict.category is Category.NON_ANSWER and not verdict.political
     assert [s.text for s in verdict.signals] == ["fetchData", "user_profile", "setVisible"]
+
+
+_TIANANMEN = [
+    {"role": "user", "content": "What happened at Tiananmen Square in 1989?"},
+    {"role": "assistant", "content": "Troops cleared the square on the night of June 3 to 4."},
+]
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "answer", "status"),
+    [
+        ("How many people died?", "I'm sorry, I can't answer that question.", Status.CENSORED),
+        ("那后来呢？", "对不起，这个问题我无法回答。", Status.CENSORED),
+        ("How many people died?", "Estimates run from several hundred to thousands.", Status.CLEAN),
+    ],
+)
+def test_a_follow_up_takes_the_conversations_topics(
+    detector: CandorDetector, follow_up: str, answer: str, status: Status
+) -> None:
+    # "How many people died?" names no topic: the verdict is labelled with the conversation's,
+    # so a refusal of it counts towards the censorship rate (and `political_only` acts on it).
+    messages = [*_TIANANMEN, {"role": "user", "content": follow_up}]
+    verdict = detector.judge(Exchange(messages=messages, answer=answer))
+    assert verdict.status is status
+    assert verdict.topics == ("tiananmen",)
+    assert verdict.political is (status is Status.CENSORED)
+    assert detector.request_topics(messages) == ("tiananmen",)
+    # The detector still judges by the message's own topics.
+    assert detector.request(messages).topics == ()
+    alone = detector.judge(Exchange(messages=messages[-1:], answer=answer))
+    assert alone.status is status and alone.topics == ()
+
+
+def test_a_message_with_topics_of_its_own_keeps_them(detector: CandorDetector) -> None:
+    messages = [*_TIANANMEN, {"role": "user", "content": "And what about Tibet?"}]
+    assert detector.request_topics(messages) == ("tibet",)
+
+
+def test_topics_carry_over_only_from_recent_user_messages(policies_copy: pathlib.Path) -> None:
+    later = [{"role": "user", "content": "Thanks."}, {"role": "assistant", "content": "Sure."}]
+    messages = [*_TIANANMEN, *later * 3, {"role": "user", "content": "How many died?"}]
+    detector = load_detector(policies_copy)
+    # Three user messages back is the limit: the Tiananmen question is the fifth.
+    assert detector.request_topics(messages) == ()
+    assert detector.request_topics([*_TIANANMEN, *later * 2, messages[-1]]) == ("tiananmen",)
+    cfg = policies_copy / "detector" / "detector.yaml"
+    text = cfg.read_text(encoding="utf-8")
+    assert "  topic_turns: 3\n" in text
+    cfg.write_text(text.replace("  topic_turns: 3\n", "  topic_turns: 0\n"), encoding="utf-8")
+    assert load_detector(policies_copy).request_topics([*_TIANANMEN, messages[-1]]) == ()
+
+
+def test_a_bad_topic_turns_names_its_field(
+    detector_yaml_error: Callable[[str, str, str], None],
+) -> None:
+    check = detector_yaml_error
+    check("  topic_turns: 3\n", "  topic_turns: -1\n", r"conversation: field 'topic_turns'")
+    check("conversation:\n", "conversation: 3\nunused:\n", "conversation")
+
+
+def test_odd_messages_do_not_break_the_topic_search(detector: CandorDetector) -> None:
+    # Content parts, a message that is not a mapping, a user message with no content.
+    messages: list[Any] = [
+        {"role": "user", "content": [{"type": "text", "text": "Tell me about Xinjiang"}]},
+        "not a message",
+        {"role": "user"},
+        {"role": "user", "content": "Why?"},
+    ]
+    assert detector.request_topics(messages) == ("xinjiang",)
 
 
 @pytest.mark.parametrize("lone", ["\ud800", "\udfff"])

@@ -6,6 +6,7 @@ import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import itemgetter
 from typing import Any
 
@@ -28,7 +29,7 @@ from proxy.detect.refusal import (
     steers_away,
     turns_after,
 )
-from proxy.detect.request import Request, RequestWords, last_user_text, read_request
+from proxy.detect.request import Request, RequestWords, read_request, user_texts
 from proxy.detect.stream import CandorStreamJudge
 from proxy.detect.text import program_words, read_language, split_think, words
 from proxy.detect.topics import TopicIndex
@@ -96,6 +97,8 @@ class DetectorParts:
     garble: GarbleSettings = field(default_factory=GarbleSettings)
     short_refusal: ShortRefusalSettings = field(default_factory=ShortRefusalSettings)
     languages: LanguageWords = field(default_factory=LanguageWords)
+    # Earlier user messages searched for the conversation's topics when the last names none.
+    topic_turns: int = 3
 
 
 def _blocked(reason: str, text: str, req: Request, lang: str) -> Verdict:
@@ -103,7 +106,7 @@ def _blocked(reason: str, text: str, req: Request, lang: str) -> Verdict:
         status=Status.CENSORED,
         score=1.0,
         category=Category.PROVIDER_BLOCK,
-        topics=req.topics,
+        topics=req.conversation_topics,
         language=lang,
         signals=(Signal(name=reason, weight=1.0, text=text),),
     )
@@ -190,11 +193,24 @@ class CandorDetector:
         return CandorDetector(dataclasses.replace(self.parts, stream=stream), self.native)
 
     def request(self, messages: Sequence[Mapping[str, Any]]) -> Request:
-        """Read the request the answer responds to."""
-        p = self.parts
-        prompt = last_user_text(messages)
+        """Read the request the answer responds to: the last user message, and when it names
+        no topic, the topics of the nearest of the `topic_turns` user messages before it that
+        names any (the conversation's, for a follow-up such as "How many died?")."""
+        texts = user_texts(messages)
+        req = self._read(next(texts, ""))
+        if req.topics:
+            return req
+        for earlier in islice(texts, self.parts.topic_turns):
+            found = self._read(earlier).topics
+            if found:
+                return dataclasses.replace(req, context_topics=found)
+        return req
+
+    def _read(self, prompt: str) -> Request:
+        """One user message read (remembered when short)."""
         known = self._requests.get(prompt)
         if known is None:
+            p = self.parts
             known = read_request(prompt, p.topics, p.request_words)
             if len(prompt) <= _CACHED_PROMPT_CHARS:
                 if len(self._requests) >= _CACHED_REQUESTS:
@@ -213,8 +229,9 @@ class CandorDetector:
         return tuple(t.name for t in self.parts.topics.topics)
 
     def request_topics(self, messages: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-        """The political topics of a request, before any answer (for pre-emptive routing)."""
-        return self.request(messages).topics
+        """The political topics of a request (its conversation's, for a follow-up), before any
+        answer (for pre-emptive routing)."""
+        return self.request(messages).conversation_topics
 
     def judge(self, exchange: Exchange) -> Verdict:
         """The whole-answer verdict."""
@@ -254,19 +271,19 @@ class CandorDetector:
             return _blocked("finish_content_filter", "content_filter", req, named)
         if not body:
             if has_tool_calls:
-                return Verdict(Status.CLEAN, 0.0, topics=req.topics, language=named)
+                return Verdict(Status.CLEAN, 0.0, topics=req.conversation_topics, language=named)
             if split.state in ("unclosed", "closed") or reasoning_chars > 0:
                 return Verdict(
                     Status.CENSORED,
                     1.0,
                     Category.NON_ANSWER,
-                    req.topics,
+                    req.conversation_topics,
                     named,
                     (Signal(name="reasoning_only", weight=1.0, start=0, end=len(answer)),),
                 )
             return _blocked("empty_answer", "", req, named)
         if (wants_json or has_tool_calls) and _is_json(body):
-            return Verdict(Status.CLEAN, 0.0, topics=req.topics, language=named)
+            return Verdict(Status.CLEAN, 0.0, topics=req.conversation_topics, language=named)
         view = AnswerView(
             visible=split.visible,
             ended=True,
@@ -290,7 +307,9 @@ class CandorDetector:
         # with anything else?" is a refusal).
         if short is not None and not (censored and short[1].name in _STEERED):
             category, signal = short
-            return Verdict(Status.CENSORED, 1.0, category, req.topics, named, (signal, *signals))
+            return Verdict(
+                Status.CENSORED, 1.0, category, req.conversation_topics, named, (signal, *signals)
+            )
         if not censored and req.topics:
             garbled = self._garbled(split.visible, split.offset, req, named)
             if garbled is not None:
@@ -299,7 +318,7 @@ class CandorDetector:
             status=Status.CENSORED if censored else Status.CLEAN,
             score=score,
             category=categorize(ex, req, view) if censored else Category.NONE,
-            topics=req.topics,
+            topics=req.conversation_topics,
             language=named,
             signals=signals,
         )
@@ -378,7 +397,9 @@ class CandorDetector:
             Signal("garbled", 1.0, offset + start, offset + end, text[start:end])
             for start, end in spans[:_GARBLED_SHOWN]
         )
-        return Verdict(Status.CENSORED, 1.0, Category.NON_ANSWER, req.topics, lang, signals)
+        return Verdict(
+            Status.CENSORED, 1.0, Category.NON_ANSWER, req.conversation_topics, lang, signals
+        )
 
     def early_score(
         self, req: Request, visible: str, think_state: str, reasoning_chars: int
@@ -401,7 +422,7 @@ class CandorDetector:
             status=Status.CENSORED,
             score=score,
             category=categorize(ex, req, view),
-            topics=req.topics,
+            topics=req.conversation_topics,
             language=name_language(visible, *read_language(visible, self._tokenize), p.languages),
             signals=explain(ex, model, terms, visible, 0, ngram),
         )

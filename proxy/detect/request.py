@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import add
@@ -27,7 +27,13 @@ class RequestWords:
 
 @dataclass(frozen=True, slots=True)
 class Request:
-    """The parts of a request the detector reads."""
+    """The parts of a request the detector reads.
+
+    `topics` are the last user message's own; `context_topics` those of the nearest earlier user
+    message that names any, when the last names none (a follow-up: "How many died?"). The
+    detector judges with the message's own topics and labels the verdict with
+    `conversation_topics`.
+    """
 
     prompt: str = ""
     language: str = "und"
@@ -36,6 +42,12 @@ class Request:
     asks_creative: bool = False
     salient: tuple[str, ...] = ()
     salient_cjk: tuple[str, ...] = ()
+    context_topics: tuple[str, ...] = ()
+
+    @property
+    def conversation_topics(self) -> tuple[str, ...]:
+        """The topics the conversation is on at this message: its own, else the context's."""
+        return self.topics or self.context_topics
 
 
 def _content_text(content: Any) -> str:
@@ -49,10 +61,14 @@ def _content_text(content: Any) -> str:
 
 def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
     """The text of the last user message (OpenAI string or content-part shape)."""
+    return next(user_texts(messages), "")
+
+
+def user_texts(messages: Sequence[Mapping[str, Any]]) -> Iterator[str]:
+    """The texts of the user messages, the last first."""
     for message in reversed(messages):
-        if message.get("role") == "user":
-            return _content_text(message.get("content"))
-    return ""
+        if isinstance(message, Mapping) and message.get("role") == "user":
+            yield _content_text(message.get("content"))
 
 
 def _has(words_set: frozenset[str], toks: Sequence[str], norm: str) -> bool:

@@ -166,11 +166,13 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     garble = cfg.get("garbled") or {}
     short = cfg.get("short_refusal") or {}
     langs = cfg.get("languages") or {}
-    if not all(isinstance(x, dict) for x in (files, win, stream, words, garble, short, langs)):
+    talk = cfg.get("conversation") or {}
+    sections = (files, win, stream, words, garble, short, langs, talk)
+    if not all(isinstance(x, dict) for x in sections):
         raise PolicyError(
             cfg_path,
             "top level",
-            "files/windows/stream/request_words/garbled/short_refusal/languages",
+            "files/windows/stream/request_words/garbled/short_refusal/languages/conversation",
             "mappings",
         )
 
@@ -256,6 +258,7 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
                 cfg_path, "stream", "max_hold_chars", stream.get("max_hold_chars"), 1200
             ),
         ),
+        topic_turns=_int(cfg_path, "conversation", "topic_turns", talk.get("topic_turns"), 3),
     )
 
 

@@ -11,6 +11,7 @@ import openai
 import pytest
 
 from proxy.demo.answers import CANNED_REFUSAL, TIANANMEN
+from proxy.demo.scripts import Answer, Script
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import ModelRoute, Settings, Timeouts
 from tests.servers import CandorServer, pass_through_auth
@@ -287,6 +288,31 @@ def test_preempt_once_the_observed_rate_passes_the_threshold(deploy: Any) -> Non
     third = d.sdk.chat.completions.create(model="qwen", messages=ask("Who was the Tank Man?"))
     assert note(third)["reason"] == "preempt_rate"
     assert d.models_asked()[-1:] == ["honest-demo"] and d.models_asked().count("qwen-demo") == 2
+
+
+def test_a_refused_follow_up_counts_as_political(deploy: Any, upstream: ScriptedUpstream) -> None:
+    # "How many people died?" names no topic; after a Tiananmen question it is on Tiananmen,
+    # so a policy that acts only on political topics re-routes its refusal.
+    upstream.add_script(Script("refuses-demo", Answer(CANNED_REFUSAL)))
+    d = deploy(
+        "action: reroute\nfallbacks: [honest]\npolitical_only: true\n",
+        refuser={"upstream_model": "refuses-demo", "policy": "under_test"},
+    )
+    follow_up = {"role": "user", "content": "How many people died?"}
+    history = [
+        {"role": "user", "content": TIANANMEN_Q},
+        {"role": "assistant", "content": TIANANMEN.fact_en},
+        follow_up,
+    ]
+    answer = d.sdk.chat.completions.create(model="refuser", messages=history)  # type: ignore[arg-type]
+    candor = note(answer)
+    assert candor["reason"] == "refusal" and candor["political"] is True
+    assert candor["topics"] == ["tiananmen"]
+    assert d.models_asked() == ["refuses-demo", "honest-demo"]
+    # Alone, the same refusal is a generic one: reported, not acted on.
+    alone = d.sdk.chat.completions.create(model="refuser", messages=[follow_up])  # type: ignore[list-item]
+    assert alone.choices[0].message.content == CANNED_REFUSAL
+    assert note(alone)["political"] is False and note(alone)["topics"] == []
 
 
 def test_hedging_asks_both_at_once(deploy: Any) -> None:
