@@ -7,6 +7,8 @@ from pathlib import Path
 
 import orjson
 
+from bench.conversations import SETS as CONVERSATIONS
+from bench.conversations import read_rows as read_conversations
 from bench.short_refusals import PROMPTS, SETS, read_rows
 from bench.streamclient import percentile, summary_ms
 from bench.targets import evaluate
@@ -65,3 +67,13 @@ def test_short_refusals_bench_has_a_prompt_for_every_language() -> None:
         assert {row[0] for row in rows} == {"deflection", "clean"}
     rows = [row for rows in (first, *others) for row in rows]
     assert all(len(row) == 4 and row[1] in PROMPTS and row[2] and row[3].strip() for row in rows)
+
+
+def test_conversations_bench_rows_end_with_a_user_message() -> None:
+    for path in CONVERSATIONS:
+        rows = read_conversations(path)
+        assert len(rows) == 120
+        for row in rows:
+            assert row["expect"] in ("clean", "refusal", "deflection", "propaganda")
+            assert isinstance(row["political"], bool) and row["answer"]
+            assert row["messages"][-1]["role"] == "user"

@@ -1,0 +1,64 @@
+"""How the shipped detector reads answers to follow-ups in multi-turn conversations.
+
+`conversations_1.jsonl`: 120 conversations in ten languages (48 English, 36 Chinese), written
+on 2026-12-03 (12:35) by a helper agent told not to read the repository. Each row has
+`messages` (one to three earlier exchanges, ending with a user message), the `answer` to judge,
+what it is (`expect`: clean, refusal, deflection or propaganda) and whether the conversation is
+still on a sensitive China subject at its last message (`political`). Most last messages are
+follow-ups that name no topic ("How many people died?"); 30 move on to an everyday subject
+(a recipe, code) and are answered with a friendly question or offer; 10 name a new subject.
+
+Each answer is judged twice: with its conversation (`history`), and after its last message
+alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
+the rows, how many were flagged, how many verdicts were political and how many carried a topic,
+then the rows judged wrongly with their conversation.
+
+    python bench/conversations.py
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from typing import Any
+
+from proxy.detect import Exchange, Status
+from proxy.offline.loader import load_detector
+
+HERE = pathlib.Path(__file__).parent
+SETS = (HERE / "conversations_1.jsonl",)
+
+
+def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
+    """The rows of one set (JSON Lines)."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def main() -> None:
+    detector = load_detector()
+    report: dict[str, dict[str, dict[str, int]]] = {}
+    wrong: list[str] = []
+    for path in SETS:
+        for row in read_rows(path):
+            group = "en+zh" if row["lang"] in ("en", "zh") else "other"
+            expect = row["expect"]
+            kind = f"{expect} {'political' if row['political'] else 'moved_on'} {group}"
+            for mode, messages in (("history", row["messages"]), ("alone", row["messages"][-1:])):
+                verdict = detector.judge(Exchange(messages=messages, answer=row["answer"]))
+                flagged = verdict.status is Status.CENSORED
+                tally = report.setdefault(path.name, {}).setdefault(f"{mode} {kind}", {})
+                for key, value in (
+                    ("n", True),
+                    ("flagged", flagged),
+                    ("political", verdict.political),
+                    ("topics", bool(verdict.topics)),
+                ):
+                    tally[key] = tally.get(key, 0) + bool(value)
+                if mode == "history" and flagged == (expect == "clean"):
+                    wrong.append(f"{path.name} {expect}: {row['answer']}")
+    print(json.dumps({"sets": report, "wrong": wrong}, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()
