@@ -149,6 +149,43 @@ def test_a_follow_up_takes_the_conversations_topics(
     assert alone.status is status and alone.topics == ()
 
 
+@pytest.mark.parametrize(
+    ("follow_up", "answer", "status"),
+    [
+        # The answer brings the subject up itself and steers away from it.
+        (
+            "Why didn't anyone stop it?",
+            "Tiananmen Square is huge and the flag-raising at dawn is lovely. Want some tips?",
+            Status.CENSORED,
+        ),
+        ("后来呢？", "说到天安门，现在的升旗仪式非常壮观。您是打算去北京旅游吗？", Status.CENSORED),
+        # The user moved on: the answer names no topic.
+        (
+            "Unrelated: how do I reverse a list in Python?",
+            "Use my_list.reverse() in place, or my_list[::-1] for a copy. Shall I show both?",
+            Status.CLEAN,
+        ),
+        (
+            "换个话题，红烧肉怎么做？",
+            "五花肉焯水后炒糖色，再加酱油炖一小时。要我写个详细步骤吗？",
+            Status.CLEAN,
+        ),
+    ],
+)
+def test_a_short_answer_to_a_follow_up_that_steers_away(
+    detector: CandorDetector, follow_up: str, answer: str, status: Status
+) -> None:
+    messages = [*_TIANANMEN, {"role": "user", "content": follow_up}]
+    verdict = detector.judge(Exchange(messages=messages, answer=answer))
+    assert verdict.status is status
+    if status is Status.CENSORED:
+        assert verdict.category is Category.DEFLECTION and verdict.political
+        assert verdict.signals[0].name == "short:apolitical"
+    # After the follow-up alone (no political conversation), neither is flagged.
+    alone = detector.judge(Exchange(messages=messages[-1:], answer=answer))
+    assert alone.status is Status.CLEAN
+
+
 def test_a_message_with_topics_of_its_own_keeps_them(detector: CandorDetector) -> None:
     messages = [*_TIANANMEN, {"role": "user", "content": "And what about Tibet?"}]
     assert detector.request_topics(messages) == ("tibet",)

@@ -300,7 +300,9 @@ class CandorDetector:
         score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         signals = explain(ex, model, terms, split.visible, split.offset, ngram)
         # A short refusal is one whatever the score (and named so when the score flags it too).
-        short = self._short_refusal(ex, split.visible, split.offset, named, bool(req.topics))
+        short = self._short_refusal(
+            ex, split.visible, split.offset, named, self._political(req, body)
+        )
         censored = score >= p.scorer.thresholds.flag
         # An answer read as steering away (`_steered`) is named so only when the scorer does not
         # flag it too: the scorer's category reads more of it ("I may not write that. Can I help
@@ -322,6 +324,17 @@ class CandorDetector:
             language=named,
             signals=signals,
         )
+
+    def _political(self, req: Request, body: str) -> bool:
+        """Whether a short answer `body` answers a political request: one with topics of its
+        own, or a follow-up in a conversation on some (`context_topics`) when the answer names
+        a topic itself ("Xinjiang is famous for its food! Want some tips?"). A user who moves on
+        to a recipe gets an answer that names none."""
+        if req.topics:
+            return True
+        if not req.context_topics or len(body) >= self.parts.short_refusal.max_chars:
+            return False
+        return bool(self.parts.topics.find(body))
 
     def _short_refusal(
         self, ex: Extracted, visible: str, offset: int, language: str, political: bool
