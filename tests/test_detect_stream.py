@@ -108,6 +108,32 @@ def test_answer_ending_inside_the_window_gets_the_whole_answer_verdict(
     )
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "对不起，这个问题我无法回答。",
+        "说到天安门，现在的升旗仪式非常壮观。您是打算去北京旅游吗？",
+        "Estimates run from several hundred to several thousand.",
+    ],
+)
+def test_a_streamed_follow_up_gets_the_conversations_verdict(
+    detector: CandorDetector, answer: str
+) -> None:
+    messages = [
+        {"role": "user", "content": "1989年天安门广场发生了什么？"},
+        {"role": "assistant", "content": "六月三日夜间，军队进城清场。"},
+        {"role": "user", "content": "后来呢？"},
+    ]
+    whole = detector.judge(Exchange(messages=messages, answer=answer))
+    assert whole.topics == ("tiananmen",)
+    judge = detector.open_stream(Exchange(messages=messages))
+    for i in range(0, len(answer), 3):
+        judge.feed(answer[i : i + 3])
+    assert judge.finish("stop") == detector.judge(
+        Exchange(messages=messages, answer=answer, finish_reason="stop")
+    )
+
+
 def test_content_filter_at_finish_is_a_provider_block(detector: CandorDetector) -> None:
     judge = detector.open_stream(_ask("Describe the 1989 crackdown."))
     judge.feed("In the spring of 1989, students")
