@@ -254,6 +254,8 @@ def test_first_sentence_and_turns() -> None:
     assert not proposes_instead("Travel, for example.", WORDS, "refusal")
     assert proposes_instead("Why not discuss travel?", WORDS, "refusal")
     assert not proposes_instead("Tanks entered the city.", WORDS, "deflection")
+    assert proposes_instead("What books do you like?", WORDS, "deflection")
+    assert not proposes_instead("What books do you like?", WORDS, "refusal")
     # A turn into a proposal is no turn.
     assert not turns_after("I can't discuss it, but why not discuss travel?", 2, WORDS)
     assert turns_after("I can't discuss it, but tanks came. Why?", 2, WORDS)
@@ -268,6 +270,9 @@ def test_first_sentence_and_turns() -> None:
         # Examples of what to talk about instead are part of the change of subject...
         ("Why don't we talk about something else? Music, for example.", "deflection"),
         ("咱们聊点别的吧。比如电影。", "deflection"),
+        # ...and so is a question: it asks about the new subject.
+        ("我们聊点轻松的吧！你平时喜欢看什么类型的书？", "deflection"),
+        ("Let's talk about something lighter. What kind of books do you like?", "deflection"),
         # ...but not after a refusal, nor when they run long.
         ("I can't discuss that topic. Music, for example.", None),
         (

@@ -162,7 +162,8 @@ def apologises(text: str, w: RefusalWords) -> bool:
 
 def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
     """True when `sentence`, after a refusal or change of subject (`after`: its category),
-    proposes what to talk about instead. After a change of subject, an `instead` word (or
+    proposes what to talk about instead. After a change of subject, a question ("What books do
+    you like?"), an `instead` word (or
     `instead_cjk` substring: "for example", "if you like", 比如), an `offer` word ("I can
     tell you about...", 推荐) or a proposer does; after a refusal, only a proposal to talk
     ("Et si on parlait plutôt de cuisine ?": a proposer and an act or offer) or an offer of
@@ -170,7 +171,8 @@ def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
     example, estimates run to thousands")."""
     toks = _tokens(sentence)
     if after == "deflection" and (
-        _found(sentence, toks, w.instead, w.instead_cjk)
+        _asks(sentence)
+        or _found(sentence, toks, w.instead, w.instead_cjk)
         or _found(sentence, toks, w.offer, w.offer_cjk)
         or _found(sentence, toks, w.proposer, w.proposer_cjk)
     ):
