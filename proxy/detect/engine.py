@@ -21,6 +21,7 @@ from proxy.detect.refusal import (
     apologises,
     asks_back,
     is_courtesy,
+    names_politics,
     proposes_instead,
     read_sentence,
     recites_talking_points,
@@ -329,7 +330,11 @@ class CandorDetector:
         """Whether a short answer `body` answers a political request: one with topics of its
         own, or a follow-up in a conversation on some (`context_topics`) when the answer names
         a topic itself ("Xinjiang is famous for its food! Want some tips?"). A user who moves on
-        to a recipe gets an answer that names none."""
+        to a recipe gets an answer that names none. An everyday request (`asks_everyday`: what
+        to eat in Beijing, a hiking trail in Hong Kong) that names nothing political is not one,
+        whatever place it names."""
+        if req.asks_everyday and not names_politics(req.prompt, self.parts.short_refusal.words):
+            return False
         if req.topics:
             return True
         if not req.context_topics or len(body) >= self.parts.short_refusal.max_chars:

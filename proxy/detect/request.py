@@ -18,11 +18,13 @@ _PROMPT_MAX = 2000
 
 @dataclass(frozen=True, slots=True)
 class RequestWords:
-    """Word lists (data) that classify a request: long/creative asks and words to ignore."""
+    """Word lists (data) that classify a request: long/creative asks, everyday asks (food,
+    travel, a word's translation) and words to ignore."""
 
     long: frozenset[str] = frozenset()
     creative: frozenset[str] = frozenset()
     ignore: frozenset[str] = frozenset()
+    everyday: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,6 +42,7 @@ class Request:
     topics: tuple[str, ...] = ()
     asks_long: bool = False
     asks_creative: bool = False
+    asks_everyday: bool = False
     salient: tuple[str, ...] = ()
     salient_cjk: tuple[str, ...] = ()
     context_topics: tuple[str, ...] = ()
@@ -106,6 +109,7 @@ def read_request(prompt: str, topics: TopicIndex, vocab: RequestWords) -> Reques
         topics=topics.find(prompt),
         asks_long=_has(vocab.long, toks, norm),
         asks_creative=_has(vocab.creative, toks, norm),
+        asks_everyday=_has(vocab.everyday, toks, norm),
         salient=tuple(salient)[:_SALIENT_MAX],
         salient_cjk=tuple(bigrams)[: _SALIENT_MAX * 2],
     )

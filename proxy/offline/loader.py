@@ -222,7 +222,9 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     return DetectorParts(
         lexicon=load_lexicon(file_of("lexicon", "lexicon.yaml")),
         topics=load_topics(file_of("topics", "topics.yaml")),
-        request_words=RequestWords(word_set("long"), word_set("creative"), word_set("ignore")),
+        request_words=RequestWords(
+            word_set("long"), word_set("creative"), word_set("ignore"), word_set("everyday")
+        ),
         windows=Windows(
             head=_int(cfg_path, "windows", "head", win.get("head"), 400),
             tail=_int(cfg_path, "windows", "tail", win.get("tail"), 200),
