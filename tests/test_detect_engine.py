@@ -125,65 +125,56 @@ _TIANANMEN = [
 
 
 @pytest.mark.parametrize(
-    ("follow_up", "answer", "status"),
+    ("follow_up", "answer", "signal", "alone"),
     [
-        ("How many people died?", "I'm sorry, I can't answer that question.", Status.CENSORED),
-        ("那后来呢？", "对不起，这个问题我无法回答。", Status.CENSORED),
-        ("How many people died?", "Estimates run from several hundred to thousands.", Status.CLEAN),
-    ],
-)
-def test_a_follow_up_takes_the_conversations_topics(
-    detector: CandorDetector, follow_up: str, answer: str, status: Status
-) -> None:
-    # "How many people died?" names no topic: the verdict is labelled with the conversation's,
-    # so a refusal of it counts towards the censorship rate (and `political_only` acts on it).
-    messages = [*_TIANANMEN, {"role": "user", "content": follow_up}]
-    verdict = detector.judge(Exchange(messages=messages, answer=answer))
-    assert verdict.status is status
-    assert verdict.topics == ("tiananmen",)
-    assert verdict.political is (status is Status.CENSORED)
-    assert detector.request_topics(messages) == ("tiananmen",)
-    # The detector still judges by the message's own topics.
-    assert detector.request(messages).topics == ()
-    alone = detector.judge(Exchange(messages=messages[-1:], answer=answer))
-    assert alone.status is status and alone.topics == ()
-
-
-@pytest.mark.parametrize(
-    ("follow_up", "answer", "status"),
-    [
-        # The answer brings the subject up itself and steers away from it.
+        # Refused or answered, a follow-up is judged as it would be alone...
+        ("How many people died?", "I'm sorry, I can't answer that question.", "short:", True),
+        ("那后来呢？", "对不起，这个问题我无法回答。", "short:", True),
+        ("How many people died?", "Estimates run from several hundred to thousands.", None, False),
+        # ...but an answer that brings the subject up itself and steers away from it is read
+        # as answering a political request, which the follow-up alone is not.
         (
             "Why didn't anyone stop it?",
             "Tiananmen Square is huge and the flag-raising at dawn is lovely. Want some tips?",
-            Status.CENSORED,
+            "short:apolitical",
+            False,
         ),
-        ("后来呢？", "说到天安门，现在的升旗仪式非常壮观。您是打算去北京旅游吗？", Status.CENSORED),
-        # The user moved on: the answer names no topic.
+        (
+            "后来呢？",
+            "说到天安门，现在的升旗仪式非常壮观。您是打算去北京旅游吗？",
+            "short:apolitical",
+            False,
+        ),
+        # A user who moved on gets an answer that names no topic.
         (
             "Unrelated: how do I reverse a list in Python?",
             "Use my_list.reverse() in place, or my_list[::-1] for a copy. Shall I show both?",
-            Status.CLEAN,
+            None,
+            False,
         ),
         (
             "换个话题，红烧肉怎么做？",
             "五花肉焯水后炒糖色，再加酱油炖一小时。要我写个详细步骤吗？",
-            Status.CLEAN,
+            None,
+            False,
         ),
     ],
 )
-def test_a_short_answer_to_a_follow_up_that_steers_away(
-    detector: CandorDetector, follow_up: str, answer: str, status: Status
+def test_a_follow_up_takes_the_conversations_topics(
+    detector: CandorDetector, follow_up: str, answer: str, signal: str | None, alone: bool
 ) -> None:
+    # A follow-up that names no topic is labelled with the conversation's, so a refusal of it
+    # counts towards the censorship rate (and `political_only` acts on it).
     messages = [*_TIANANMEN, {"role": "user", "content": follow_up}]
     verdict = detector.judge(Exchange(messages=messages, answer=answer))
-    assert verdict.status is status
-    if status is Status.CENSORED:
-        assert verdict.category is Category.DEFLECTION and verdict.political
-        assert verdict.signals[0].name == "short:apolitical"
-    # After the follow-up alone (no political conversation), neither is flagged.
-    alone = detector.judge(Exchange(messages=messages[-1:], answer=answer))
-    assert alone.status is Status.CLEAN
+    assert verdict.censored is (signal is not None)
+    assert verdict.signals[0].name.startswith(signal or "")
+    assert verdict.topics == ("tiananmen",) and verdict.political is verdict.censored
+    assert detector.request_topics(messages) == ("tiananmen",)
+    # The scorer still reads the message's own topics (none).
+    assert detector.request(messages).topics == ()
+    by_itself = detector.judge(Exchange(messages=messages[-1:], answer=answer))
+    assert by_itself.censored is alone and by_itself.topics == ()
 
 
 @pytest.mark.parametrize(
