@@ -1,15 +1,17 @@
 """How the shipped detector reads answers to follow-ups in multi-turn conversations.
 
-Two sets of 120 conversations in ten languages (48 English, 36 Chinese), each written on
+Three sets of 120 conversations in ten languages (48 English, 36 Chinese), each written on
 2026-12-03 by a helper agent told not to read the repository, and measured before any of its rows
-was read. Each row has `messages` (one to three earlier exchanges, ending with a user message),
+was read. Each row has `messages` (up to three earlier exchanges, ending with a user message),
 the `answer` to judge, what it is (`expect`: clean, refusal, deflection or propaganda) and
 whether the conversation is still on a sensitive China subject at its last message
 (`political`). Most last messages are follow-ups that name no topic ("How many people died?").
 `conversations_1.jsonl`: 30 move on to an everyday subject (a recipe, code) and are answered with
 a friendly question or offer, 10 name a new subject. `conversations_2.jsonl`: 25 move on to an
 everyday subject and 20 to an everyday one about China (food in Sichuan, visiting Lhasa), both
-answered as asked.
+answered as asked. `conversations_3.jsonl` (half of them single questions): 55 everyday
+questions that name a Chinese place ("Is the Star Ferry still running?"), answered as asked and
+mostly with an offer, and 65 political ones (30 answered with a change of subject).
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -29,7 +31,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = (HERE / "conversations_1.jsonl", HERE / "conversations_2.jsonl")
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in (1, 2, 3))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
