@@ -228,6 +228,11 @@ def test_topic_error_names_the_topic(policies_copy: pathlib.Path) -> None:
     )
     with pytest.raises(PolicyError, match=r"topics.yaml: topic 'tibet': field 'keywords'"):
         load_detector(policies)
+    (policies / "detector" / "topics.yaml").write_text(
+        "topics:\n  - name: tibet\n    keywords: [tibet]\nplaces: lhasa\n"
+    )
+    with pytest.raises(PolicyError, match=r"topics.yaml: places: field 'places'"):
+        load_detector(policies)
 
 
 def test_cv_needs_enough_models() -> None:

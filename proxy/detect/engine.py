@@ -195,11 +195,12 @@ class CandorDetector:
 
     def request(self, messages: Sequence[Mapping[str, Any]]) -> Request:
         """Read the request the answer responds to: the last user message, and when it names
-        no topic, the topics of the nearest of the `topic_turns` user messages before it that
-        names any (the conversation's, for a follow-up such as "How many died?")."""
+        no topic or only a place (`only_places`), the topics of the nearest of the `topic_turns`
+        user messages before it that names any (the conversation's, for a follow-up such as
+        "How many died?" or "Did China hide anything?")."""
         texts = user_texts(messages)
         req = self._read(next(texts, ""))
-        if req.topics:
+        if req.topics and not req.only_places:
             return req
         for earlier in islice(texts, self.parts.topic_turns):
             found = self._read(earlier).topics
@@ -327,19 +328,28 @@ class CandorDetector:
         )
 
     def _political(self, req: Request, body: str) -> bool:
-        """Whether a short answer `body` answers a political request: one with topics of its
-        own, or a follow-up in a conversation on some (`context_topics`) when the answer names
-        a topic itself ("Xinjiang is famous for its food! Want some tips?"). A user who moves on
-        to a recipe gets an answer that names none. An everyday request (`asks_everyday`: what
-        to eat in Beijing, a hiking trail in Hong Kong) that names nothing political is not one,
-        whatever place it names."""
-        if req.asks_everyday and not names_politics(req.prompt, self.parts.short_refusal.words):
-            return False
-        if req.topics:
+        """Whether a short answer `body` answers a political request.
+
+        A request is one when it has topics of its own, unless it is an everyday one
+        (`asks_everyday`: what to eat in Beijing, a hiking trail in Hong Kong) or only a place
+        named them (`only_places`: "Does Wuhan have good street breakfast?") and it names nothing
+        political. A follow-up in a conversation on some topics (`context_topics`) is one when
+        the answer names a topic itself ("Tiananmen Square is lovely at dawn. Want some tips?"),
+        other than by a place the follow-up named ("Is Beijing cold in winter?"): a user who
+        moves on to a recipe gets an answer that names none.
+        """
+        plain = (req.asks_everyday or req.only_places) and not names_politics(
+            req.prompt, self.parts.short_refusal.words
+        )
+        if req.topics and not plain:
             return True
+        if plain and req.asks_everyday:
+            return False
         if not req.context_topics or len(body) >= self.parts.short_refusal.max_chars:
             return False
-        return bool(self.parts.topics.find(body))
+        found, only_places = self.parts.topics.read(body)
+        # After a message that named a place itself, the answer may name it back.
+        return bool(found) and not (only_places and req.topics)
 
     def _short_refusal(
         self, ex: Extracted, visible: str, offset: int, language: str, political: bool

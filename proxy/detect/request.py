@@ -32,9 +32,9 @@ class Request:
     """The parts of a request the detector reads.
 
     `topics` are the last user message's own; `context_topics` those of the nearest earlier user
-    message that names any, when the last names none (a follow-up: "How many died?"). The
-    detector judges with the message's own topics and labels the verdict with
-    `conversation_topics`.
+    message that names any, when the last names none or only a place (`only_places`; a
+    follow-up: "How many died?", "Did China hide anything?"). The scorer reads the message's own
+    topics; the verdict is labelled with `conversation_topics`.
     """
 
     prompt: str = ""
@@ -43,14 +43,17 @@ class Request:
     asks_long: bool = False
     asks_creative: bool = False
     asks_everyday: bool = False
+    only_places: bool = False
     salient: tuple[str, ...] = ()
     salient_cjk: tuple[str, ...] = ()
     context_topics: tuple[str, ...] = ()
 
     @property
     def conversation_topics(self) -> tuple[str, ...]:
-        """The topics the conversation is on at this message: its own, else the context's."""
-        return self.topics or self.context_topics
+        """The topics the conversation is on at this message: its own and the context's."""
+        if not self.context_topics:
+            return self.topics
+        return self.topics + tuple(t for t in self.context_topics if t not in self.topics)
 
 
 def _content_text(content: Any) -> str:
@@ -103,13 +106,15 @@ def read_request(prompt: str, topics: TopicIndex, vocab: RequestWords) -> Reques
         for bg in map(add, run, run[1:]):
             if bg not in vocab.ignore:
                 bigrams[bg] = None
+    found, only_places = topics.read(prompt)
     return Request(
         prompt=prompt,
         language=guess_language(prompt),
-        topics=topics.find(prompt),
+        topics=found,
         asks_long=_has(vocab.long, toks, norm),
         asks_creative=_has(vocab.creative, toks, norm),
         asks_everyday=_has(vocab.everyday, toks, norm),
+        only_places=only_places,
         salient=tuple(salient)[:_SALIENT_MAX],
         salient_cjk=tuple(bigrams)[: _SALIENT_MAX * 2],
     )

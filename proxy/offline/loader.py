@@ -100,8 +100,9 @@ def load_lexicon(path: pathlib.Path) -> Lexicon:
 
 
 def load_topics(path: pathlib.Path) -> TopicIndex:
-    """Parse `topics.yaml`: a list of topics with name and keywords."""
-    raw_topics = _read_yaml(path).get("topics")
+    """Parse `topics.yaml`: a list of topics with name and keywords, and the `places`."""
+    doc = _read_yaml(path)
+    raw_topics = doc.get("topics")
     if not isinstance(raw_topics, list):
         raise PolicyError(path, "topics", "topics", "must be a list")
     topics: list[Topic] = []
@@ -111,7 +112,8 @@ def load_topics(path: pathlib.Path) -> TopicIndex:
             raise PolicyError(path, where, "name", "must be a mapping with a string name")
         where = f"topic {raw['name']!r}"
         topics.append(Topic(raw["name"], _strings(path, where, "keywords", raw.get("keywords"))))
-    return TopicIndex(topics)
+    places = doc.get("places")
+    return TopicIndex(topics, _strings(path, "places", "places", places) if places else ())
 
 
 def _model(path: pathlib.Path, name: str, raw: Any) -> LinearModel:
