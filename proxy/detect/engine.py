@@ -302,9 +302,10 @@ class CandorDetector:
         score = sigmoid(model.bias + sum(map(itemgetter(1), terms)) + ngram)
         signals = explain(ex, model, terms, split.visible, split.offset, ngram)
         # A short refusal is one whatever the score (and named so when the score flags it too).
-        short = self._short_refusal(
-            ex, split.visible, split.offset, named, self._political(req, body)
-        )
+        short = None
+        if len(body) < p.short_refusal.max_chars:
+            political = self._political(req, body)
+            short = self._short_refusal(ex, split.visible, split.offset, named, political)
         censored = score >= p.scorer.thresholds.flag
         # An answer read as steering away (`_steered`) is named so only when the scorer does not
         # flag it too: the scorer's category reads more of it ("I may not write that. Can I help
@@ -328,7 +329,7 @@ class CandorDetector:
         )
 
     def _political(self, req: Request, body: str) -> bool:
-        """Whether a short answer `body` answers a political request.
+        """Whether a short answer `body` (under `max_chars`) answers a political request.
 
         A request is one when it has topics of its own, unless it is an everyday one
         (`asks_everyday`: what to eat in Beijing, a hiking trail in Hong Kong) or only a place
@@ -345,7 +346,7 @@ class CandorDetector:
             return True
         if plain and req.asks_everyday:
             return False
-        if not req.context_topics or len(body) >= self.parts.short_refusal.max_chars:
+        if not req.context_topics:
             return False
         found, only_places = self.parts.topics.read(body)
         # After a message that named a place itself, the answer may name it back.
