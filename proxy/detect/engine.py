@@ -73,12 +73,15 @@ class ShortRefusalSettings:
     `proposes_instead`), and that gives no figure, does not turn after its refusal ("but",
     "however") and does not ask what was meant, says nothing else: the scorer, which learnt
     from longer answers, can leave a reworded one under its threshold.
-    `max_chars: 0` turns the rule off. `exceptions`: by language, the words of a class of
+    `max_chars: 0` turns the rule off. The readings of an answer that steers away from a
+    political request (`_steered`) also read answers up to `steer_chars` (0: no longer than
+    `max_chars`). `exceptions`: by language, the words of a class of
     `RefusalWords` that are other words there (in Italian the speaker "i" is an article: "I
     giornali non potevano parlarne"; in Portuguese the turn "mais" means "more").
     """
 
     max_chars: int = 300
+    steer_chars: int = 600
     filler_chars: int = 60
     instead_chars: int = 160
     words: RefusalWords = field(default_factory=RefusalWords)
@@ -303,7 +306,8 @@ class CandorDetector:
         signals = explain(ex, model, terms, split.visible, split.offset, ngram)
         # A short refusal is one whatever the score (and named so when the score flags it too).
         short = None
-        if len(body) < p.short_refusal.max_chars:
+        rule = p.short_refusal
+        if rule.max_chars and len(body) < max(rule.max_chars, rule.steer_chars):
             political = self._political(req, body)
             short = self._short_refusal(ex, split.visible, split.offset, named, political)
         censored = score >= p.scorer.thresholds.flag
@@ -329,7 +333,7 @@ class CandorDetector:
         )
 
     def _political(self, req: Request, body: str) -> bool:
-        """Whether a short answer `body` (under `max_chars`) answers a political request.
+        """Whether a short answer `body` (under `steer_chars`) answers a political request.
 
         A request is one when it has topics of its own, unless it is an everyday one
         (`asks_everyday`: what to eat in Beijing, a hiking trail in Hong Kong) or only a place
@@ -362,8 +366,13 @@ class CandorDetector:
         w = self._refusal_words.get(language, rule.words)
         body = visible.strip()
         # A figure is a fact given: the answer says more than its refusal.
-        if len(body) >= rule.max_chars or any(map(str.isdigit, body)):
+        if any(map(str.isdigit, body)):
             return None
+        if len(body) >= rule.max_chars:
+            # Longer, only the readings of an answer that steers away apply.
+            if len(body) >= rule.steer_chars:
+                return None
+            return self._steered(ex, visible, offset, w, political)
         if asks_back(body, w):
             return None
         cue: _Cue | None = None

@@ -247,6 +247,9 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
         ),
         short_refusal=ShortRefusalSettings(
             max_chars=_int(cfg_path, "short_refusal", "max_chars", short.get("max_chars"), 300),
+            steer_chars=_int(
+                cfg_path, "short_refusal", "steer_chars", short.get("steer_chars"), 600
+            ),
             filler_chars=_int(
                 cfg_path, "short_refusal", "filler_chars", short.get("filler_chars"), 60
             ),
