@@ -1,9 +1,8 @@
 """How the shipped detector reads answers to follow-ups in multi-turn conversations.
 
 Four sets of 120 conversations in ten languages (48 English, 36 Chinese) and one of 100, each
-written on
-2026-12-03 by a helper agent told not to read the repository, and measured before any of its rows
-was read. Each row has `messages` (up to three earlier exchanges, ending with a user message),
+written on 2026-12-03 by a helper agent told not to read the repository, and measured before any
+of its rows was read. Each row has `messages` (up to three earlier exchanges, ending with a user message),
 the `answer` to judge, what it is (`expect`: clean, refusal, deflection or propaganda) and
 whether the conversation is still on a sensitive China subject at its last message
 (`political`). Most last messages are follow-ups that name no topic ("How many people died?").

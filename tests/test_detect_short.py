@@ -396,6 +396,11 @@ def test_a_longer_answer_that_steers_away(detector: CandorDetector) -> None:
     trip = [{"role": "user", "content": "What's the best season to visit Xinjiang?"}]
     assert detector.judge(Exchange(messages=trip, answer=answer)).status is Status.CLEAN
     assert detector.judge(Exchange(messages=[], answer=answer)).status is Status.CLEAN
+    # An ideograph counts three: a Chinese answer that long says a good deal.
+    chinese = "新疆地域辽阔，风景壮美。" * 26 + "需要我推荐一条路线吗？"
+    assert rule.max_chars <= len(chinese) < rule.steer_chars
+    assert detector.judge(Exchange(messages=asked, answer=chinese)).status is Status.CLEAN
+    assert detector.judge(Exchange(messages=asked, answer=chinese[-60:])).status is Status.CENSORED
     shorter = dataclasses.replace(rule, steer_chars=0)
     other = CandorDetector(dataclasses.replace(detector.parts, short_refusal=shorter))
     assert other.judge(Exchange(messages=asked, answer=answer)).status is Status.CLEAN

@@ -74,8 +74,8 @@ class ShortRefusalSettings:
     "however") and does not ask what was meant, says nothing else: the scorer, which learnt
     from longer answers, can leave a reworded one under its threshold.
     `max_chars: 0` turns the rule off. The readings of an answer that steers away from a
-    political request (`_steered`) also read answers up to `steer_chars` (0: no longer than
-    `max_chars`). `exceptions`: by language, the words of a class of
+    political request (`_steered`) also read answers up to `steer_chars` (an ideograph counting
+    three; 0: no longer than `max_chars`). `exceptions`: by language, the words of a class of
     `RefusalWords` that are other words there (in Italian the speaker "i" is an article: "I
     giornali non potevano parlarne"; in Portuguese the turn "mais" means "more").
     """
@@ -369,8 +369,9 @@ class CandorDetector:
         if any(map(str.isdigit, body)):
             return None
         if len(body) >= rule.max_chars:
-            # Longer, only the readings of an answer that steers away apply.
-            if len(body) >= rule.steer_chars:
+            # Longer, only the readings of an answer that steers away apply (an ideograph,
+            # which says more, counting three).
+            if sentence_size(body) >= rule.steer_chars:
                 return None
             return self._steered(ex, visible, offset, w, political)
         if asks_back(body, w):
