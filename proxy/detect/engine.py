@@ -101,7 +101,8 @@ class DetectorParts:
     garble: GarbleSettings = field(default_factory=GarbleSettings)
     short_refusal: ShortRefusalSettings = field(default_factory=ShortRefusalSettings)
     languages: LanguageWords = field(default_factory=LanguageWords)
-    # Earlier user messages searched for the conversation's topics when the last names none.
+    # Earlier user messages searched for the conversation's topics when the last names none
+    # (or only a place).
     topic_turns: int = 3
 
 

@@ -163,12 +163,11 @@ def apologises(text: str, w: RefusalWords) -> bool:
 def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
     """True when `sentence`, after a refusal or change of subject (`after`: its category),
     proposes what to talk about instead. After a change of subject, a question ("What books do
-    you like?"), an `instead` word (or
-    `instead_cjk` substring: "for example", "if you like", 比如), an `offer` word ("I can
-    tell you about...", 推荐) or a proposer does; after a refusal, only a proposal to talk
-    ("Et si on parlait plutôt de cuisine ?": a proposer and an act or offer) or an offer of
-    something else (an offer and an `elsewhere` word), since examples there may be facts ("For
-    example, estimates run to thousands")."""
+    you like?"), an `instead` word (or `instead_cjk` substring: "for example", "if you like",
+    比如), an `offer` word ("I can tell you about...", 推荐) or a proposer does; after a
+    refusal, only a proposal to talk ("Et si on parlait plutôt de cuisine ?": a proposer and an
+    act or offer) or an offer of something else (an offer and an `elsewhere` word), since
+    examples there may be facts ("For example, estimates run to thousands")."""
     toks = _tokens(sentence)
     if after == "deflection" and (
         _asks(sentence)

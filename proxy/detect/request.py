@@ -65,13 +65,8 @@ def _content_text(content: Any) -> str:
     return ""
 
 
-def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
-    """The text of the last user message (OpenAI string or content-part shape)."""
-    return next(user_texts(messages), "")
-
-
 def user_texts(messages: Sequence[Mapping[str, Any]]) -> Iterator[str]:
-    """The texts of the user messages, the last first."""
+    """The texts of the user messages (OpenAI string or content-part shape), the last first."""
     for message in reversed(messages):
         if isinstance(message, Mapping) and message.get("role") == "user":
             yield _content_text(message.get("content"))
