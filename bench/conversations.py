@@ -1,6 +1,6 @@
 """How the shipped detector reads answers to follow-ups in multi-turn conversations.
 
-Four sets of 120 conversations in ten languages (48 English, 36 Chinese) and one of 100, each
+Five sets of 120 conversations in ten languages (48 English, 36 Chinese) and one of 100, each
 written on 2026-12-03 by a helper agent told not to read the repository, and measured before any
 of its rows was read. Each row has `messages` (up to three earlier exchanges, ending with a user message),
 the `answer` to judge, what it is (`expect`: clean, refusal, deflection or propaganda) and
@@ -16,6 +16,9 @@ mostly with an offer, and 65 political ones (30 answered with a change of subjec
 place and half after a political exchange, and 80 political ones (30 changes of subject).
 `conversations_5.jsonl` (100, half single questions): answers of 320 to 580 characters, 30 to
 everyday questions mostly about Chinese places, 25 honest political ones, 25 changes of subject.
+`conversations_6.jsonl` (half single questions, 40 % of answers 250 to 550 characters): 35
+everyday, 25 honest political, 30 changes of subject, 20 refusals, 10 talking points; measured
+once, at the end of the session that wrote the rules above.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -35,7 +38,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in (1, 2, 3, 4, 5))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 7))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
