@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -76,8 +77,32 @@ def _int(path: pathlib.Path, where: str, field: str, value: Any, default: int) -
     return value
 
 
-def load_lexicon(path: pathlib.Path) -> Lexicon:
-    """Parse `lexicon.yaml`: a list of rules with name, category and phrases."""
+Forms = Mapping[str, tuple[str, ...]]
+
+
+def load_forms(path: pathlib.Path) -> Forms:
+    """Parse `traditional.yaml` (when there is one): each Chinese entry's other forms."""
+    if not path.is_file():
+        return {}
+    raw = _read_yaml(path).get("forms") or {}
+    if not isinstance(raw, dict):
+        raise PolicyError(path, "forms", "forms", "must be a mapping of entries to lists")
+    return {str(k): _strings(path, "forms", str(k), v) for k, v in raw.items()}
+
+
+def _with_forms(entries: tuple[str, ...], forms: Forms) -> tuple[str, ...]:
+    """`entries`, each followed by its other `forms`."""
+    if not forms:
+        return entries
+    out = dict.fromkeys(entries)
+    for entry in entries:
+        out.update(dict.fromkeys(forms.get(entry, ())))
+    return tuple(out)
+
+
+def load_lexicon(path: pathlib.Path, forms: Forms | None = None) -> Lexicon:
+    """Parse `lexicon.yaml`: a list of rules with name, category and phrases (with the other
+    `forms` of each)."""
     rules_raw = _read_yaml(path).get("rules")
     if not isinstance(rules_raw, list):
         raise PolicyError(path, "rules", "rules", "must be a list")
@@ -94,13 +119,15 @@ def load_lexicon(path: pathlib.Path) -> Lexicon:
         if category not in LEXICON_CATEGORIES:
             choices = ", ".join(sorted(LEXICON_CATEGORIES))
             raise PolicyError(path, where, "category", f"must be one of {choices}")
-        phrases = _strings(path, where, "phrases", raw.get("phrases"))
+        phrases = _with_forms(_strings(path, where, "phrases", raw.get("phrases")), forms or {})
         rules.append(PhraseRule(name, str(category), phrases))
     return Lexicon(rules)
 
 
-def load_topics(path: pathlib.Path) -> TopicIndex:
-    """Parse `topics.yaml`: a list of topics with name and keywords, and the `places`."""
+def load_topics(path: pathlib.Path, forms: Forms | None = None) -> TopicIndex:
+    """Parse `topics.yaml`: a list of topics with name and keywords, and the `places` (with the
+    other `forms` of each)."""
+    forms = forms or {}
     doc = _read_yaml(path)
     raw_topics = doc.get("topics")
     if not isinstance(raw_topics, list):
@@ -111,9 +138,11 @@ def load_topics(path: pathlib.Path) -> TopicIndex:
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise PolicyError(path, where, "name", "must be a mapping with a string name")
         where = f"topic {raw['name']!r}"
-        topics.append(Topic(raw["name"], _strings(path, where, "keywords", raw.get("keywords"))))
+        keywords = _strings(path, where, "keywords", raw.get("keywords"))
+        topics.append(Topic(raw["name"], _with_forms(keywords, forms)))
     places = doc.get("places")
-    return TopicIndex(topics, _strings(path, "places", "places", places) if places else ())
+    named = _strings(path, "places", "places", places) if places else ()
+    return TopicIndex(topics, _with_forms(named, forms))
 
 
 def _model(path: pathlib.Path, name: str, raw: Any) -> LinearModel:
@@ -178,11 +207,20 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             "mappings",
         )
 
+    def file_of(field: str, default: str) -> pathlib.Path:
+        name = files.get(field, default)
+        if not isinstance(name, str):
+            raise PolicyError(cfg_path, "files", field, "must be a file name")
+        return base / name
+
+    forms = load_forms(file_of("traditional", "traditional.yaml"))
+
     def lower_words(where: str, section: dict[str, Any], field: str) -> frozenset[str]:
         value = section.get(field)
         if value is None:
             return frozenset()
-        return frozenset(s.lower() for s in _strings(cfg_path, where, field, value))
+        found = _with_forms(_strings(cfg_path, where, field, value), forms)
+        return frozenset(s.lower() for s in found)
 
     def word_set(field: str) -> frozenset[str]:
         return lower_words("request_words", words, field)
@@ -215,15 +253,9 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             }
         return out
 
-    def file_of(field: str, default: str) -> pathlib.Path:
-        name = files.get(field, default)
-        if not isinstance(name, str):
-            raise PolicyError(cfg_path, "files", field, "must be a file name")
-        return base / name
-
     return DetectorParts(
-        lexicon=load_lexicon(file_of("lexicon", "lexicon.yaml")),
-        topics=load_topics(file_of("topics", "topics.yaml")),
+        lexicon=load_lexicon(file_of("lexicon", "lexicon.yaml"), forms),
+        topics=load_topics(file_of("topics", "topics.yaml"), forms),
         request_words=RequestWords(
             word_set("long"), word_set("creative"), word_set("ignore"), word_set("everyday")
         ),
