@@ -90,8 +90,8 @@ def load_forms(path: pathlib.Path) -> Forms:
     return {str(k): _strings(path, "forms", str(k), v) for k, v in raw.items()}
 
 
-def _with_forms(entries: tuple[str, ...], forms: Forms) -> tuple[str, ...]:
-    """`entries`, each followed by its other `forms`."""
+def _with_forms(entries: tuple[str, ...], forms: Forms | None) -> tuple[str, ...]:
+    """`entries`, each followed by its other `forms` (none when there are none)."""
     if not forms:
         return entries
     out = dict.fromkeys(entries)
@@ -119,7 +119,7 @@ def load_lexicon(path: pathlib.Path, forms: Forms | None = None) -> Lexicon:
         if category not in LEXICON_CATEGORIES:
             choices = ", ".join(sorted(LEXICON_CATEGORIES))
             raise PolicyError(path, where, "category", f"must be one of {choices}")
-        phrases = _with_forms(_strings(path, where, "phrases", raw.get("phrases")), forms or {})
+        phrases = _with_forms(_strings(path, where, "phrases", raw.get("phrases")), forms)
         rules.append(PhraseRule(name, str(category), phrases))
     return Lexicon(rules)
 
@@ -127,7 +127,6 @@ def load_lexicon(path: pathlib.Path, forms: Forms | None = None) -> Lexicon:
 def load_topics(path: pathlib.Path, forms: Forms | None = None) -> TopicIndex:
     """Parse `topics.yaml`: a list of topics with name and keywords, and the `places` (with the
     other `forms` of each)."""
-    forms = forms or {}
     doc = _read_yaml(path)
     raw_topics = doc.get("topics")
     if not isinstance(raw_topics, list):

@@ -14,15 +14,14 @@ from __future__ import annotations
 
 import argparse
 import pathlib
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import yaml
 
+from proxy.detect.text import has_cjk
 from proxy.offline.loader import DEFAULT_POLICIES
 
-_HAN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff]")
 _CONFIGS = ("s2t", "s2tw", "s2hk")
 HEADER = """\
 # Traditional-character forms of the Chinese entries of lexicon.yaml, topics.yaml and
@@ -73,7 +72,7 @@ def write(policies: pathlib.Path) -> None:
     entries: set[str] = set()
     for name in ("lexicon.yaml", "topics.yaml", "detector.yaml"):
         doc = yaml.safe_load((base / name).read_text(encoding="utf-8"))
-        entries.update(s for s in _strings(doc) if _HAN.search(s))
+        entries.update(filter(has_cjk, _strings(doc)))
     body = yaml.safe_dump({"forms": forms(entries)}, allow_unicode=True, width=100)
     (base / "traditional.yaml").write_text(HEADER + body, encoding="utf-8")
 
