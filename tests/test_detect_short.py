@@ -108,8 +108,8 @@ WORDS = RefusalWords(
     negation=frozenset({"can't", "not", "don't"}),
     act=frozenset({"discuss", "topic"}),
     proposer=frozenset({"let's", "why"}),
-    elsewhere=frozenset({"else"}),
-    subject=frozenset({"something"}),
+    elsewhere=frozenset({"else", "other"}),
+    subject=frozenset({"something", "questions"}),
     speaker_cjk=("我",),
     negation_cjk=("无法",),
     act_cjk=("讨论",),
@@ -118,7 +118,7 @@ WORDS = RefusalWords(
     clarifying=frozenset({"clarify"}),
     turn=frozenset({"but"}),
     turn_cjk=("不过",),
-    courtesy=frozenset({"thank"}),
+    courtesy=frozenset({"thank", "ask", "questions"}),
     courtesy_cjk=("谢谢",),
     opinion=frozenset({"believe", "think"}),
     opinion_cjk=("理解",),
@@ -256,6 +256,9 @@ def test_first_sentence_and_turns() -> None:
     assert not proposes_instead("Tanks entered the city.", WORDS, "deflection")
     assert proposes_instead("What books do you like?", WORDS, "deflection")
     assert not proposes_instead("What books do you like?", WORDS, "refusal")
+    # An invitation to ask something else, after either; other questions as a fact are none.
+    assert proposes_instead("You can ask me some other questions.", WORDS, "refusal")
+    assert not proposes_instead("Other questions about that night remain open.", WORDS, "refusal")
     # A turn into a proposal is no turn.
     assert not turns_after("I can't discuss it, but why not discuss travel?", 2, WORDS)
     assert turns_after("I can't discuss it, but tanks came. Why?", 2, WORDS)

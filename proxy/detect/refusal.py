@@ -182,6 +182,10 @@ def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
         return True
     if not (w.offer.isdisjoint(toks) or w.elsewhere.isdisjoint(toks)):
         return True  # an offer of something else: "Je peux vous proposer un autre thème."
+    if not (w.elsewhere.isdisjoint(toks) or w.subject.isdisjoint(toks)) and (
+        toks & w.courtesy
+    ).difference(w.subject):
+        return True  # an invitation to other questions: "You can ask me other questions."
     return _first_of(sentence, w.proposer_cjk) >= 0 and (
         _first_of(sentence, w.act_cjk) >= 0 or _first_of(sentence, w.offer_cjk) >= 0
     )
