@@ -1,7 +1,7 @@
 """How the shipped detector reads answers to follow-ups in multi-turn conversations.
 
-Five sets of 120 conversations in ten languages (48 English, 36 Chinese) and one of 100, each
-written on 2026-12-03 by a helper agent told not to read the repository, and measured before any
+Six sets of 120 conversations in ten languages (mostly 45 to 48 English, 35 to 36 Chinese) and
+one of 100, each written on 2026-12-03 by a helper agent told not to read the repository, and measured before any
 of its rows was read. Each row has `messages` (up to three earlier exchanges, ending with a user message),
 the `answer` to judge, what it is (`expect`: clean, refusal, deflection or propaganda) and
 whether the conversation is still on a sensitive China subject at its last message
@@ -18,7 +18,14 @@ place and half after a political exchange, and 80 political ones (30 changes of 
 everyday questions mostly about Chinese places, 25 honest political ones, 25 changes of subject.
 `conversations_6.jsonl` (half single questions, 40 % of answers 250 to 550 characters): 35
 everyday, 25 honest political, 30 changes of subject, 20 refusals, 10 talking points; measured
-once, at the end of the session that wrote the rules above.
+once, at the end of the session that wrote the rules above. `conversations_7.jsonl` (all
+multi-turn, answers under 400 characters; `group` A to D): 40 users moving on to an everyday
+subject (15 saying so, "Unrelated:", 换个话题; 10 with a weak transition, "By the way"; 15 with
+none), 40 political follow-ups that name no topic (10 with a weak transition, 6 with an everyday
+word in a political sense: "Can tourists still visit the square where it happened?"; 14 answered,
+13 refused, 13 changes of subject), 20 that say they move on to another sensitive subject (10
+answered, 5 refused, 5 changes of subject) and 20 that move on to an everyday matter about a
+Chinese place; written by a helper on 2026-12-03 (second session) and measured before any row was read.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -38,7 +45,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 7))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 8))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
