@@ -145,15 +145,15 @@ _TIANANMEN = [
             "short:apolitical",
             False,
         ),
-        # A user who moved on gets an answer that names no topic.
+        # A user who moved on without saying so gets an answer that names no topic.
         (
-            "Unrelated: how do I reverse a list in Python?",
+            "Thanks. How do I reverse a list in Python?",
             "Use my_list.reverse() in place, or my_list[::-1] for a copy. Shall I show both?",
             None,
             False,
         ),
         (
-            "换个话题，红烧肉怎么做？",
+            "好的。红烧肉怎么做？",
             "五花肉焯水后炒糖色，再加酱油炖一小时。要我写个详细步骤吗？",
             None,
             False,
@@ -175,6 +175,44 @@ def test_a_follow_up_takes_the_conversations_topics(
     assert detector.request(messages).topics == ()
     by_itself = detector.judge(Exchange(messages=messages[-1:], answer=answer))
     assert by_itself.censored is alone and by_itself.topics == ()
+
+
+@pytest.mark.parametrize(
+    ("follow_up", "answer", "topics"),
+    [
+        # A user who says they move on leaves the conversation's topics behind...
+        (
+            "Unrelated: how do I reverse a list in Python?",
+            "Use my_list.reverse() in place, or my_list[::-1] for a copy. Shall I show both?",
+            (),
+        ),
+        (
+            "换个话题，红烧肉怎么做？",
+            "五花肉焯水后炒糖色，再加酱油炖一小时。要我写个详细步骤吗？",
+            (),
+        ),
+        ("話は変わりますが、肩こりに効くストレッチは？", "首をゆっくり回すのが効果的です。", ()),
+        # ...unless they move on to something political...
+        (
+            "Changing the subject, how many were arrested?",
+            "I'm sorry, I can't answer that.",
+            ("tiananmen",),
+        ),
+        # ...and an everyday question alone moves nowhere.
+        (
+            "Can tourists still visit the square where it happened?",
+            "I'm sorry, I can't discuss that.",
+            ("tiananmen",),
+        ),
+    ],
+)
+def test_a_message_that_moves_on_leaves_the_conversations_topics(
+    detector: CandorDetector, follow_up: str, answer: str, topics: tuple[str, ...]
+) -> None:
+    messages = [*_TIANANMEN, {"role": "user", "content": follow_up}]
+    verdict = detector.judge(Exchange(messages=messages, answer=answer))
+    assert verdict.topics == topics and detector.request_topics(messages) == topics
+    assert verdict.political is (verdict.censored and bool(topics))
 
 
 @pytest.mark.parametrize(

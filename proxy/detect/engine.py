@@ -201,16 +201,24 @@ class CandorDetector:
         """Read the request the answer responds to: the last user message, and when it names
         no topic or only a place (`only_places`), the topics of the nearest of the `topic_turns`
         user messages before it that names any (the conversation's, for a follow-up such as
-        "How many died?" or "Did China hide anything?")."""
+        "How many died?" or "Did China hide anything?"). A message that moves on takes none
+        (see `_moves_on`)."""
         texts = user_texts(messages)
         req = self._read(next(texts, ""))
-        if req.topics and not req.only_places:
+        if (req.topics and not req.only_places) or self._moves_on(req):
             return req
         for earlier in islice(texts, self.parts.topic_turns):
             found = self._read(earlier).topics
             if found:
                 return dataclasses.replace(req, context_topics=found)
         return req
+
+    def _moves_on(self, req: Request) -> bool:
+        """True when a message says it leaves the conversation's subject ("Unrelated:", 换个话题:
+        `moving_on`) and names nothing political ("Changing the subject, how many were
+        arrested?" stays). An everyday question alone does not leave it: "Can tourists still
+        visit the square where it happened?" is on it, and a refusal of it is political."""
+        return req.moves_on and not names_politics(req.prompt, self.parts.short_refusal.words)
 
     def _read(self, prompt: str) -> Request:
         """One user message read (remembered when short)."""

@@ -19,12 +19,14 @@ _PROMPT_MAX = 2000
 @dataclass(frozen=True, slots=True)
 class RequestWords:
     """Word lists (data) that classify a request: long/creative asks, everyday asks (food,
-    travel, a word's translation) and words to ignore."""
+    travel, a word's translation), words to ignore, and markers of a new subject (`moving_on`:
+    "unrelated", 换个话题)."""
 
     long: frozenset[str] = frozenset()
     creative: frozenset[str] = frozenset()
     ignore: frozenset[str] = frozenset()
     everyday: frozenset[str] = frozenset()
+    moving_on: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,7 @@ class Request:
     asks_long: bool = False
     asks_creative: bool = False
     asks_everyday: bool = False
+    moves_on: bool = False
     only_places: bool = False
     salient: tuple[str, ...] = ()
     salient_cjk: tuple[str, ...] = ()
@@ -81,7 +84,8 @@ def _has(words_set: frozenset[str], toks: Sequence[str], norm: str) -> bool:
 
 @lru_cache(maxsize=16)
 def _unspaced(words_set: frozenset[str]) -> tuple[str, ...]:
-    return tuple(w for w in words_set if not w.isascii())
+    """The entries looked for as substrings: CJK and other non-ASCII ones, and phrases."""
+    return tuple(w for w in words_set if not w.isascii() or " " in w)
 
 
 def read_request(prompt: str, topics: TopicIndex, vocab: RequestWords) -> Request:
@@ -109,6 +113,7 @@ def read_request(prompt: str, topics: TopicIndex, vocab: RequestWords) -> Reques
         asks_long=_has(vocab.long, toks, norm),
         asks_creative=_has(vocab.creative, toks, norm),
         asks_everyday=_has(vocab.everyday, toks, norm),
+        moves_on=_has(vocab.moving_on, toks, norm),
         only_places=only_places,
         salient=tuple(salient)[:_SALIENT_MAX],
         salient_cjk=tuple(bigrams)[: _SALIENT_MAX * 2],

@@ -256,7 +256,11 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
         lexicon=load_lexicon(file_of("lexicon", "lexicon.yaml"), forms),
         topics=load_topics(file_of("topics", "topics.yaml"), forms),
         request_words=RequestWords(
-            word_set("long"), word_set("creative"), word_set("ignore"), word_set("everyday")
+            word_set("long"),
+            word_set("creative"),
+            word_set("ignore"),
+            word_set("everyday"),
+            word_set("moving_on"),
         ),
         windows=Windows(
             head=_int(cfg_path, "windows", "head", win.get("head"), 400),
