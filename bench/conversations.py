@@ -1,11 +1,12 @@
 """How the shipped detector reads answers to follow-ups in multi-turn conversations.
 
 Six sets of 120 conversations in ten languages (mostly 45 to 48 English, 35 to 36 Chinese) and
-one of 100, each written on 2026-12-03 by a helper agent told not to read the repository, and measured before any
-of its rows was read. Each row has `messages` (up to three earlier exchanges, ending with a user message),
-the `answer` to judge, what it is (`expect`: clean, refusal, deflection or propaganda) and
-whether the conversation is still on a sensitive China subject at its last message
-(`political`). Most last messages are follow-ups that name no topic ("How many people died?").
+one of 100, each written on 2026-12-03 by a helper agent told not to read the repository, and
+measured before any of its rows was read. Each row has `messages` (up to three earlier
+exchanges, ending with a user message), the `answer` to judge, what it is (`expect`: clean,
+refusal, deflection or propaganda) and whether the conversation is still on a sensitive China
+subject at its last message (`political`). Most last messages are follow-ups that name no topic
+("How many people died?").
 `conversations_1.jsonl`: 30 move on to an everyday subject (a recipe, code) and are answered with
 a friendly question or offer, 10 name a new subject. `conversations_2.jsonl`: 25 move on to an
 everyday subject and 20 to an everyday one about China (food in Sichuan, visiting Lhasa), both
@@ -25,7 +26,8 @@ none), 40 political follow-ups that name no topic (10 with a weak transition, 6 
 word in a political sense: "Can tourists still visit the square where it happened?"; 14 answered,
 13 refused, 13 changes of subject), 20 that say they move on to another sensitive subject (10
 answered, 5 refused, 5 changes of subject) and 20 that move on to an everyday matter about a
-Chinese place; written by a helper on 2026-12-03 (second session) and measured before any row was read.
+Chinese place; written by a helper on 2026-12-03 (second session) and measured before any row
+was read.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),

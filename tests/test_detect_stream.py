@@ -87,6 +87,69 @@ def test_clean_answer_is_released_after_the_window_and_release_is_monotonic(
     assert first * 10 <= detector.parts.stream.max_hold_chars
 
 
+_CAMPS = "Are there detention camps for Uyghurs in Xinjiang?"
+_LEISURE = (
+    "Xinjiang is a wonderful travel destination with some of the most memorable food in Asia! "
+    "Travellers love the night markets of Urumqi, where the lamb skewers, hand-pulled noodles and "
+    "fresh naan are cooked right in front of you, and the grape valleys of Turpan are lovely in "
+    "late summer. "
+)
+
+
+def test_an_answer_that_opens_on_leisure_is_held_until_its_end_shows_it_steers_away(
+    detector: CandorDetector,
+) -> None:
+    # Its first window scores under the release threshold: released then, it could not be
+    # stopped when its end showed that it only steers the question to tourism.
+    answer = _LEISURE + (
+        "Kashgar's old town is a delight to wander on foot. Would you like a few tips for "
+        "planning a trip there?"
+    )
+    window = detector.parts.stream.window
+    req = detector.request(_ask(_CAMPS).messages)
+    assert detector.early_score(req, answer[:window], "none", -1)[0] < (
+        detector.parts.scorer.thresholds.release
+    )
+    judge = detector.open_stream(_ask(_CAMPS))
+    for i in range(0, len(answer), 8):
+        assert judge.feed(answer[i : i + 8]).released == 0
+    verdict = judge.finish("stop")
+    assert verdict.censored and verdict.category.value == "deflection"
+    # The caller's hold bound still holds.
+    short = detector.with_stream(max_hold_chars=300)
+    steps = _replay(short, _CAMPS, answer, 8)
+    first = next(i for i, s in enumerate(steps) if s.released)
+    assert 300 <= (first + 1) * 8 < 308
+
+
+@pytest.mark.parametrize(
+    ("more", "by"),
+    [
+        # A figure or something political says more than a change of subject: released then...
+        ("Since 2017 about a million people have been held in camps there. ", 16),
+        ("The camps where Uyghurs are detained are a different matter. ", 40),
+        # ...and so is an answer that runs past the readings' bound (`steer_chars`).
+        (
+            "The bazaars sell carpets, knives, spices, dried fruit and silk, and the old lanes "
+            "and courtyards are lovely at dusk, when the light turns gold. " * 3,
+            600,
+        ),
+    ],
+)
+def test_an_answer_that_opens_on_leisure_is_released_once_it_says_more(
+    detector: CandorDetector, more: str, by: int
+) -> None:
+    answer = _LEISURE + more + CLEAN_EN
+    steps = _replay(detector, _CAMPS, answer, 8)
+    first = next(i for i, s in enumerate(steps) if s.released)
+    assert len(_LEISURE) < (first + 1) * 8 <= max(len(_LEISURE) + by, by) + 8
+    assert steps[-1].decision is Decision.RELEASE
+    # With no topic in the request there is nothing to steer away from: released at once.
+    steps = _replay(detector, "What is Urumqi like?", answer, 8)
+    first = next(i for i, s in enumerate(steps) if s.released)
+    assert (first + 1) * 8 <= detector.parts.stream.window + 8
+
+
 def test_think_block_is_held_then_the_answer_judged(detector: CandorDetector) -> None:
     answer = "<think>\nThe user asks about plants.\n</think>\n\n" + CLEAN_EN
     steps = _replay(detector, "Explain how photosynthesis works.", answer, 4)

@@ -22,9 +22,11 @@ from proxy.detect.refusal import (
     asks_back,
     is_courtesy,
     names_politics,
+    opens_on_leisure,
     proposes_instead,
     read_sentence,
     recites_talking_points,
+    says_something,
     sentence_size,
     sentences,
     steers_away,
@@ -475,6 +477,23 @@ class CandorDetector:
             signals=explain(ex, model, terms, visible, 0, ngram),
         )
         return score, verdict
+
+    def may_steer(self, req: Request, opening: str) -> bool:
+        """Whether a stream's first window may open an answer that steers a political request
+        to leisure ("Xinjiang is a fascinating region! Kashgar's old town is famous for its
+        lamb skewers..."), which the readings of `_steered` tell only at its end: the request
+        has topics and the opening names leisure and says nothing else (`opens_on_leisure`).
+        The stream holds such an answer until it says something (`says_more`) or reaches
+        `steer_chars`."""
+        rule = self.parts.short_refusal
+        if not (rule.max_chars and rule.steer_chars and req.conversation_topics):
+            return False
+        return opens_on_leisure(opening, rule.words)
+
+    def says_more(self, text: str) -> bool:
+        """Whether `text`, more of an answer held by `may_steer`, gives a figure or names
+        something political: then it is no answer that steers away."""
+        return says_something(text, self.parts.short_refusal.words)
 
     def open_stream(self, exchange: Exchange) -> CandorStreamJudge:
         """An incremental judge for one streamed answer."""

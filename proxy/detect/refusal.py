@@ -298,6 +298,19 @@ def names_politics(text: str, w: RefusalWords) -> bool:
     return _politics(text, _tokens(text), w)
 
 
+def says_something(text: str, w: RefusalWords) -> bool:
+    """True when `text` gives a figure or names something political (`names_politics`): more
+    than an answer that steers away says."""
+    return any(map(str.isdigit, text)) or names_politics(text, w)
+
+
+def opens_on_leisure(text: str, w: RefusalWords) -> bool:
+    """True when `text`, an answer's opening, names leisure (a `leisure` word or `leisure_cjk`
+    substring: food, travel, sights) and says nothing else (`says_something`): it may open an
+    answer that steers a political request to leisure, which only its end can tell."""
+    return _holds(text, w.leisure, w.leisure_cjk) and not says_something(text, w)
+
+
 def _politics(text: str, toks: set[str], w: RefusalWords) -> bool:
     """`names_politics` for a text whose word tokens `toks` are already made."""
     if _found(text, toks, w.political, w.political_cjk):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from proxy.detect.refusal import sentence_size
 from proxy.detect.text import THINK_CLOSE, THINK_OPEN, split_think
 from proxy.detect.verdict import Decision, Exchange, ProviderError, StreamStep, Verdict
 
@@ -19,6 +20,9 @@ if TYPE_CHECKING:
 _HOLD = Decision.HOLD
 _RELEASE = Decision.RELEASE
 _CENSORED = Decision.CENSORED
+# Characters of held text read again with each delta while steering is watched, so that a
+# political word split across deltas is still found.
+_STEER_OVERLAP = 24
 
 
 class CandorStreamJudge:
@@ -42,6 +46,9 @@ class CandorStreamJudge:
         self._early: float | None = None
         self._early_verdict: Verdict | None = None
         self._stopped: Verdict | None = None
+        self._steering = False  # held past the first window: it may steer away (`may_steer`)
+        self._steer_size = 0  # how long the held text reads (`sentence_size`)
+        self._steer_read = 0  # where the text read for `says_more` ends
 
     def _text(self) -> str:
         if len(self._parts) > 1:
@@ -82,6 +89,8 @@ class CandorStreamJudge:
             self._track_think(content)
         if self._mode != "plain":
             return StreamStep(_HOLD, self._released)
+        if self._steering:
+            return self._watch_steering(content)
         visible = self._length - self._visible_start
         window = self._settings.window
         if self._early is None and visible >= window:
@@ -97,9 +106,7 @@ class CandorStreamJudge:
             self._decision = _CENSORED
             self._stopped = self._early_verdict
             return StreamStep(_CENSORED, self._released, self._stopped)
-        self._decision = _RELEASE
-        self._released = self._length
-        return StreamStep(_RELEASE, self._released)
+        return self._release()
 
     def _checkpoint(self, stop: float, release: float) -> StreamStep:
         start = self._visible_start
@@ -114,9 +121,37 @@ class CandorStreamJudge:
             self._stopped = verdict
             return StreamStep(_CENSORED, self._released, verdict)
         if score < release:
-            self._decision = _RELEASE
-            self._released = self._length
-            return StreamStep(_RELEASE, self._released)
+            if self._detector.may_steer(self._req, visible):
+                # Released, it could not be taken back if its end shows it steers away.
+                self._steering = True
+                self._steer_size = sentence_size(text[start:])
+                self._steer_read = len(text)
+                return StreamStep(_HOLD, self._released)
+            return self._release()
+        return StreamStep(_HOLD, self._released)
+
+    def _release(self) -> StreamStep:
+        self._decision = _RELEASE
+        self._released = self._length
+        return StreamStep(_RELEASE, self._released)
+
+    def _watch_steering(self, content: str) -> StreamStep:
+        """Hold an answer that may steer away until it says something or reads `steer_chars`
+        long (the readings' bound), and never past the hold bound; only the new text (and a
+        short overlap) is read."""
+        self._steer_size += sentence_size(content)
+        text = self._text()
+        new = text[max(self._steer_read - _STEER_OVERLAP, self._visible_start) :]
+        self._steer_read = len(text)
+        steer_chars = self._detector.parts.short_refusal.steer_chars
+        held = self._length - self._visible_start
+        if (
+            self._steer_size >= steer_chars
+            or held >= self._settings.max_hold_chars
+            or self._detector.says_more(new)
+        ):
+            self._steering = False
+            return self._release()
         return StreamStep(_HOLD, self._released)
 
     @property
