@@ -30,6 +30,7 @@ from proxy.detect.refusal import (
     sentence_size,
     sentences,
     steers_away,
+    steers_to_leisure,
     turns_after,
 )
 from proxy.detect.request import Request, RequestWords, read_request, user_texts
@@ -72,7 +73,8 @@ class ShortRefusalSettings:
     subject, or is filler (under `filler_chars`, an ideograph counting three, and with a
     courtesy word: "Thank you for understanding.") or, after one of those, proposes what to talk
     about instead (under `instead_chars`: "How about the Great Wall, for example?"; see
-    `proposes_instead`), and that gives no figure, does not turn after its refusal ("but",
+    `proposes_instead`), and that gives no figure (but for an answer that only offers leisure
+    to a political request and names nothing political), does not turn after its refusal ("but",
     "however") and does not ask what was meant, says nothing else: the scorer, which learnt
     from longer answers, can leave a reworded one under its threshold.
     `max_chars: 0` turns the rule off. The readings of an answer that steers away from a
@@ -376,9 +378,21 @@ class CandorDetector:
         rule = self.parts.short_refusal
         w = self._refusal_words.get(language, rule.words)
         body = visible.strip()
-        # A figure is a fact given: the answer says more than its refusal.
+        # A figure is a fact given: the answer says more than its refusal...
         if any(map(str.isdigit, body)):
-            return None
+            # ...unless it is a ticket price or an opening hour in an answer that only offers
+            # food, travel or sights to a political request and names nothing political.
+            if not political or sentence_size(body) >= rule.steer_chars:
+                return None
+            if names_politics(body, w):
+                return None
+            span = steers_to_leisure(visible, w, rule.filler_chars)
+            if span is None:
+                return None
+            s, e = span
+            return Category.DEFLECTION, Signal(
+                "short:leisure", 1.0, offset + s, offset + e, visible[s:e]
+            )
         if len(body) >= rule.max_chars:
             # Longer, only the readings of an answer that steers away apply (an ideograph,
             # which says more, counting three).
