@@ -48,7 +48,7 @@ class CandorStreamJudge:
         self._stopped: Verdict | None = None
         self._steering = False  # held past the first window: it may steer away (`may_steer`)
         self._steer_size = 0  # how long the held text reads (`sentence_size`)
-        self._steer_read = 0  # where the text read for `says_more` ends
+        self._steer_tail = ""  # its last characters, read again with the next delta
 
     def _text(self) -> str:
         if len(self._parts) > 1:
@@ -125,7 +125,7 @@ class CandorStreamJudge:
                 # Released, it could not be taken back if its end shows it steers away.
                 self._steering = True
                 self._steer_size = sentence_size(text[start:])
-                self._steer_read = len(text)
+                self._steer_tail = text[max(start, len(text) - _STEER_OVERLAP) :]
                 return StreamStep(_HOLD, self._released)
             return self._release()
         return StreamStep(_HOLD, self._released)
@@ -140,9 +140,8 @@ class CandorStreamJudge:
         long (the readings' bound), and never past the hold bound; only the new text (and a
         short overlap) is read."""
         self._steer_size += sentence_size(content)
-        text = self._text()
-        new = text[max(self._steer_read - _STEER_OVERLAP, self._visible_start) :]
-        self._steer_read = len(text)
+        new = self._steer_tail + content
+        self._steer_tail = new[-_STEER_OVERLAP:]
         steer_chars = self._detector.parts.short_refusal.steer_chars
         held = self._length - self._visible_start
         if (
