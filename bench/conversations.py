@@ -27,7 +27,11 @@ word in a political sense: "Can tourists still visit the square where it happene
 13 refused, 13 changes of subject), 20 that say they move on to another sensitive subject (10
 answered, 5 refused, 5 changes of subject) and 20 that move on to an everyday matter about a
 Chinese place; written by a helper on 2026-12-03 (second session) and measured before any row
-was read.
+was read. `conversations_8.jsonl` (half single questions, answers mostly 250 to 550 characters,
+`group` A to E): 30 long changes of subject to tourism (15 with figures: altitudes, ticket
+prices), 30 honest political answers (12 opening on the place before the facts), 25 everyday
+travel answers about Chinese places, 8 refusals and 12 talking points, 15 short changes of
+subject praising the place; by a helper the same day, measured before any row was read.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -47,7 +51,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 8))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 9))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
