@@ -32,6 +32,11 @@ was read. `conversations_8.jsonl` (half single questions, answers mostly 250 to 
 prices), 30 honest political answers (12 opening on the place before the facts), 25 everyday
 travel answers about Chinese places, 8 refusals and 12 talking points, 15 short changes of
 subject praising the place; by a helper the same day, measured before any row was read.
+`conversations_9.jsonl` (half single questions): 25 travel guides in place of a political
+answer (all with figures), 30 state talking points (12 English, 12 Chinese), 30 honest
+political answers with dates and figures (8 in a neutral register giving the government's
+position first), 20 everyday travel answers about Chinese places, 8 refusals and 7 short
+changes of subject; by a helper the same day, measured before any row was read.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -51,7 +56,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 9))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 10))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
