@@ -21,6 +21,7 @@ from proxy.detect.refusal import (
     apologises,
     asks_back,
     is_courtesy,
+    mostly_leisure,
     names_politics,
     opens_on_leisure,
     proposes_instead,
@@ -30,7 +31,6 @@ from proxy.detect.refusal import (
     sentence_size,
     sentences,
     steers_away,
-    steers_to_leisure,
     turns_after,
 )
 from proxy.detect.request import Request, RequestWords, read_request, user_texts
@@ -380,18 +380,19 @@ class CandorDetector:
         body = visible.strip()
         # A figure is a fact given: the answer says more than its refusal...
         if any(map(str.isdigit, body)):
-            # ...unless it is a ticket price or an opening hour in an answer that only offers
-            # food, travel or sights to a political request and names nothing political.
+            # ...unless it is a ticket price or an opening hour in a travel guide given to a
+            # political request: an answer that names nothing political and names leisure in
+            # at least half its sentences steers away as one without figures would.
             if not political or sentence_size(body) >= rule.steer_chars:
                 return None
-            if names_politics(body, w):
+            if names_politics(body, w) or not mostly_leisure(visible, w):
                 return None
-            span = steers_to_leisure(visible, w, rule.filler_chars)
-            if span is None:
+            steered = steers_away(visible, w, rule.filler_chars)
+            if steered is None:
                 return None
-            s, e = span
+            how, s, e = steered
             return Category.DEFLECTION, Signal(
-                "short:leisure", 1.0, offset + s, offset + e, visible[s:e]
+                "short:" + how, 1.0, offset + s, offset + e, visible[s:e]
             )
         if len(body) >= rule.max_chars:
             # Longer, only the readings of an answer that steers away apply (an ideograph,

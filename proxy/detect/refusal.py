@@ -226,6 +226,14 @@ def steers_to_leisure(text: str, w: RefusalWords, filler_chars: int) -> tuple[in
     return offer
 
 
+def mostly_leisure(text: str, w: RefusalWords) -> bool:
+    """True when at least half of `text`'s sentences name leisure (food, travel, sights): a
+    travel guide, whose figures are opening hours, prices and heights."""
+    spans = sentences(text)
+    named = sum(1 for s, e in spans if _holds(text[s:e], w.leisure, w.leisure_cjk))
+    return bool(spans) and 2 * named >= len(spans)
+
+
 def steers_away(text: str, w: RefusalWords, filler_chars: int) -> tuple[str, int, int] | None:
     """How and where a short answer to a political request steers away from it, if it does.
 
