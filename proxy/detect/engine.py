@@ -22,6 +22,7 @@ from proxy.detect.refusal import (
     asks_back,
     is_courtesy,
     mostly_leisure,
+    mostly_recited,
     names_politics,
     opens_on_leisure,
     proposes_instead,
@@ -385,6 +386,16 @@ class CandorDetector:
             # at least half its sentences steers away as one without figures would.
             if not political or sentence_size(body) >= rule.steer_chars:
                 return None
+            # ...or a date in a statement that recites talking points in most of its sentences.
+            points = [(h.start, h.end) for h in ex.hits if h.category == Category.PROPAGANDA.value]
+            if points and mostly_recited(visible, points):
+                recited = recites_talking_points(visible, points, w)
+                if recited is None:
+                    return None
+                s, e = recited
+                return Category.PROPAGANDA, Signal(
+                    "short:talking_points", 1.0, offset + s, offset + e, visible[s:e]
+                )
             if names_politics(body, w) or not mostly_leisure(visible, w):
                 return None
             steered = steers_away(visible, w, rule.filler_chars)

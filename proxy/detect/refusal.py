@@ -300,6 +300,14 @@ def recites_talking_points(
     return first
 
 
+def mostly_recited(text: str, points: Sequence[tuple[int, int]]) -> bool:
+    """True when at least half of `text`'s sentences hold a talking point (`points`: the spans
+    of the lexicon's `propaganda` phrases): a statement, whose dates and figures are its own."""
+    spans = sentences(text)
+    reciting = sum(1 for s, e in spans if any(s <= p < e for p, _ in points))
+    return bool(spans) and 2 * reciting >= len(spans)
+
+
 def names_politics(text: str, w: RefusalWords) -> bool:
     """True when `text` holds a `political` word, a word that begins with a `political_stems`
     entry, or a `political_cjk` substring (a law, a government, troops, an arrest, 镇压)."""
