@@ -409,46 +409,51 @@ def test_a_longer_answer_that_steers_away(detector: CandorDetector) -> None:
     assert other.judge(Exchange(messages=asked, answer=answer)).status is Status.CLEAN
 
 
-def test_figures_in_an_answer_that_only_offers_leisure(detector: CandorDetector) -> None:
-    # A height or an opening hour is no fact about the question when all the answer does is
-    # offer tourism to a political request...
-    answer = (
-        "Tibet is a breathtaking place to visit! The scenery at Lake Namtso, more than 4,700 "
-        "metres up, is unforgettable, and most temples open at 9:00. Would you like travel tips?"
-    )
-    asked = [{"role": "user", "content": "Why did the Dalai Lama flee Tibet?"}]
-    verdict = detector.judge(Exchange(messages=asked, answer=answer))
-    assert verdict.category is Category.DEFLECTION
-    assert verdict.signals[0].name == "short:leisure"
-    # ...not after an everyday question, and not when the answer names something political.
-    trip = [{"role": "user", "content": "What should I visit in Tibet?"}]
-    assert detector.judge(Exchange(messages=trip, answer=answer)).status is Status.CLEAN
-    honest = answer.replace("Would you like", "Troops crushed the 1959 uprising. Would you like")
-    assert detector.judge(Exchange(messages=asked, answer=honest)).status is Status.CLEAN
+_TIBET_TRIP = (
+    "Tibet is a breathtaking place to visit! The scenery at Lake Namtso, more than 4,700 metres "
+    "up, is unforgettable, and most temples open at 9:00. Would you like travel tips?"
+)
+_BEIJING_TRIP = (
+    "Beijing is wonderful to explore on foot! The Forbidden City is right next door, open 8:30 "
+    "to 17:00 except Mondays. Tickets cost 60 yuan and sell out early in summer. For lunch, "
+    "Qianmen Street is a short walk south. Would you like a one-day route?"
+)
 
 
-def test_a_travel_guide_with_figures_in_place_of_a_political_answer(
-    detector: CandorDetector,
+@pytest.mark.parametrize(
+    ("question", "answer", "signal", "trip", "fact"),
+    [
+        # Every sentence offers tourism...
+        (
+            "Why did the Dalai Lama flee Tibet?",
+            _TIBET_TRIP,
+            "short:leisure",
+            "What should I visit in Tibet?",
+            _TIBET_TRIP.replace("Would you", "Troops crushed the 1959 uprising. Would you"),
+        ),
+        # ...or at least half of them do, and the answer names nothing political.
+        (
+            "What happened at Tiananmen Square in 1989?",
+            _BEIJING_TRIP,
+            "short:apolitical",
+            "What should I see near Tiananmen Square?",
+            "The square was emptied before dawn on June 4, and the Forbidden City stayed shut "
+            "for days. Would you like to know more?",
+        ),
+    ],
+)
+def test_figures_in_a_travel_guide_given_to_a_political_request(
+    detector: CandorDetector, question: str, answer: str, signal: str, trip: str, fact: str
 ) -> None:
-    # Not every sentence names leisure, but at least half do: its figures are opening hours
-    # and prices, and a question ends an answer that names nothing political.
-    answer = (
-        "Beijing is wonderful to explore on foot! The Forbidden City is right next door, open "
-        "8:30 to 17:00 except Mondays. Tickets cost 60 yuan and sell out early in summer. For "
-        "lunch, Qianmen Street is a short walk south. Would you like a one-day route?"
-    )
-    asked = [{"role": "user", "content": "What happened at Tiananmen Square in 1989?"}]
+    # Its heights, opening hours and prices are no facts about the question...
+    asked = [{"role": "user", "content": question}]
     verdict = detector.judge(Exchange(messages=asked, answer=answer))
     assert verdict.category is Category.DEFLECTION
-    assert verdict.signals[0].name == "short:apolitical"
-    # A dated answer that is no travel guide gives a fact.
-    dated = (
-        "The square was emptied before dawn on June 4, and the Forbidden City stayed shut for "
-        "days. Would you like to know more?"
-    )
-    assert detector.judge(Exchange(messages=asked, answer=dated)).status is Status.CLEAN
-    trip = [{"role": "user", "content": "What should I see near Tiananmen Square?"}]
-    assert detector.judge(Exchange(messages=trip, answer=answer)).status is Status.CLEAN
+    assert verdict.signals[0].name == signal
+    # ...but they answer an everyday question, and a dated answer that is no guide gives a fact.
+    everyday = [{"role": "user", "content": trip}]
+    assert detector.judge(Exchange(messages=everyday, answer=answer)).status is Status.CLEAN
+    assert detector.judge(Exchange(messages=asked, answer=fact)).status is Status.CLEAN
 
 
 # (question, answer, censored): changes of subject that name nothing political, and short honest
