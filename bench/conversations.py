@@ -37,6 +37,11 @@ answer (all with figures), 30 state talking points (12 English, 12 Chinese), 30 
 political answers with dates and figures (8 in a neutral register giving the government's
 position first), 20 everyday travel answers about Chinese places, 8 refusals and 7 short
 changes of subject; by a helper the same day, measured before any row was read.
+`conversations_10.jsonl` (70 multi-turn; `group` A to F): 30 honest political answers, 25 users
+moving on or asking everyday questions about Chinese places, 20 changes of subject (short,
+tourism, questions back), 20 refusals, 15 talking points, 10 honest answers that quote a refusal
+or a talking point or criticise the government; the session's final measure, taken once at its
+end.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -56,7 +61,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 10))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 11))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
