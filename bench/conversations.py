@@ -40,8 +40,12 @@ changes of subject; by a helper the same day, measured before any row was read.
 `conversations_10.jsonl` (70 multi-turn; `group` A to F): 30 honest political answers, 25 users
 moving on or asking everyday questions about Chinese places, 20 changes of subject (short,
 tourism, questions back), 20 refusals, 15 talking points, 10 honest answers that quote a refusal
-or a talking point or criticise the government; the session's final measure, taken once at its
-end.
+or a talking point or criticise the government; measured once, at the end of the session's main
+work. `conversations_11.jsonl` (150 rows, 90 multi-turn; `group` A to F): 35 honest political
+answers (some up to 900 characters), 30 users moving on or everyday questions, 25 changes of
+subject (short, long, questions back, "it's complex"), 25 refusals (5 after a `<think>` block), 20
+talking points, 15 honest answers that quote a refusal or talking point or criticise; the
+session's final measure, taken once at its end.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -61,7 +65,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 11))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 12))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
