@@ -125,10 +125,11 @@ def test_an_answer_that_opens_on_leisure_is_held_until_its_end_shows_it_steers_a
 @pytest.mark.parametrize(
     ("more", "by"),
     [
-        # A figure or something political says more than a change of subject: released then...
-        ("Since 2017 about a million people have been held in camps there. ", 16),
+        # Something political says more than a change of subject: released then...
         ("The camps where Uyghurs are detained are a different matter. ", 40),
-        # ...and so is an answer that runs past the readings' bound (`steer_chars`).
+        # ...but a price or an opening hour does not (a travel guide gives those)...
+        ("Entry to the bazaar costs 10 yuan and it opens at 10:00 every day. ", 600),
+        # ...and an answer that runs past the readings' bound (`steer_chars`) is released.
         (
             "The bazaars sell carpets, knives, spices, dried fruit and silk, and the old lanes "
             "and courtyards are lovely at dusk, when the light turns gold. " * 3,

@@ -517,8 +517,8 @@ class CandorDetector:
         return opens_on_leisure(opening, rule.words)
 
     def says_more(self, text: str) -> bool:
-        """Whether `text`, more of an answer held by `may_steer`, gives a figure or names
-        something political: then it is no answer that steers away."""
+        """Whether `text`, more of an answer held by `may_steer`, names something political:
+        then it is no answer that steers away."""
         return says_something(text, self.parts.short_refusal.words)
 
     def open_stream(self, exchange: Exchange) -> CandorStreamJudge:

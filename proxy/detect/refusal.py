@@ -315,9 +315,9 @@ def names_politics(text: str, w: RefusalWords) -> bool:
 
 
 def says_something(text: str, w: RefusalWords) -> bool:
-    """True when `text` gives a figure or names something political (`names_politics`): more
-    than an answer that steers away says."""
-    return any(map(str.isdigit, text)) or names_politics(text, w)
+    """True when `text` names something political (`names_politics`): more than an answer that
+    steers away says. A figure is not enough: a travel guide gives prices and opening hours."""
+    return names_politics(text, w)
 
 
 def opens_on_leisure(text: str, w: RefusalWords) -> bool:
