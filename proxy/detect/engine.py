@@ -111,6 +111,11 @@ class DetectorParts:
     topic_turns: int = 3
 
 
+def _talking_points(ex: Extracted) -> list[tuple[int, int]]:
+    """The spans of the lexicon's talking points (`propaganda` phrases) among `ex`'s hits."""
+    return [(h.start, h.end) for h in ex.hits if h.category == Category.PROPAGANDA.value]
+
+
 def _blocked(reason: str, text: str, req: Request, lang: str) -> Verdict:
     return Verdict(
         status=Status.CENSORED,
@@ -379,32 +384,11 @@ class CandorDetector:
         rule = self.parts.short_refusal
         w = self._refusal_words.get(language, rule.words)
         body = visible.strip()
-        # A figure is a fact given: the answer says more than its refusal...
+        # A figure is a fact given: the answer says more than its refusal (but see `_figured`).
         if any(map(str.isdigit, body)):
-            # ...unless it is a ticket price or an opening hour in a travel guide given to a
-            # political request: an answer that names nothing political and names leisure in
-            # at least half its sentences steers away as one without figures would.
             if not political or sentence_size(body) >= rule.steer_chars:
                 return None
-            # ...or a date in a statement that recites talking points in most of its sentences.
-            points = [(h.start, h.end) for h in ex.hits if h.category == Category.PROPAGANDA.value]
-            if points and mostly_recited(visible, points):
-                recited = recites_talking_points(visible, points, w)
-                if recited is None:
-                    return None
-                s, e = recited
-                return Category.PROPAGANDA, Signal(
-                    "short:talking_points", 1.0, offset + s, offset + e, visible[s:e]
-                )
-            if names_politics(body, w) or not mostly_leisure(visible, w):
-                return None
-            steered = steers_away(visible, w, rule.filler_chars)
-            if steered is None:
-                return None
-            how, s, e = steered
-            return Category.DEFLECTION, Signal(
-                "short:" + how, 1.0, offset + s, offset + e, visible[s:e]
-            )
+            return self._figured(ex, visible, offset, w)
         if len(body) >= rule.max_chars:
             # Longer, only the readings of an answer that steers away apply (an ideograph,
             # which says more, counting three).
@@ -439,6 +423,32 @@ class CandorDetector:
         category, name, s, e, _ = cue
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
 
+    def _figured(
+        self, ex: Extracted, visible: str, offset: int, w: RefusalWords
+    ) -> tuple[Category, Signal] | None:
+        """A short answer to a political request that gives figures, read only as a statement
+        that recites talking points in at least half its sentences (its dates are its own:
+        "...the peaceful liberation of 1951...") or as a travel guide that steers away: one that
+        names nothing political and names leisure in at least half its sentences (its figures
+        are ticket prices and opening hours)."""
+        points = _talking_points(ex)
+        if points and mostly_recited(visible, points):
+            recited = recites_talking_points(visible, points, w)
+            if recited is None:
+                return None
+            s, e = recited
+            signal = Signal("short:talking_points", 1.0, offset + s, offset + e, visible[s:e])
+            return Category.PROPAGANDA, signal
+        if names_politics(visible, w) or not mostly_leisure(visible, w):
+            return None
+        steered = steers_away(visible, w, self.parts.short_refusal.filler_chars)
+        if steered is None:
+            return None
+        how, s, e = steered
+        return Category.DEFLECTION, Signal(
+            "short:" + how, 1.0, offset + s, offset + e, visible[s:e]
+        )
+
     def _steered(
         self, ex: Extracted, visible: str, offset: int, w: RefusalWords, political: bool
     ) -> tuple[Category, Signal] | None:
@@ -451,7 +461,7 @@ class CandorDetector:
             how, s, e = steered
             signal = Signal("short:" + how, 1.0, offset + s, offset + e, visible[s:e])
             return Category.DEFLECTION, signal
-        points = [(h.start, h.end) for h in ex.hits if h.category == Category.PROPAGANDA.value]
+        points = _talking_points(ex)
         recited = recites_talking_points(visible, points, w) if points else None
         if recited is None:
             return None
