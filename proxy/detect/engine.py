@@ -28,7 +28,6 @@ from proxy.detect.refusal import (
     proposes_instead,
     read_sentence,
     recites_talking_points,
-    says_something,
     sentence_size,
     sentences,
     steers_away,
@@ -384,16 +383,16 @@ class CandorDetector:
         rule = self.parts.short_refusal
         w = self._refusal_words.get(language, rule.words)
         body = visible.strip()
-        # A figure is a fact given: the answer says more than its refusal (but see `_figured`).
-        if any(map(str.isdigit, body)):
+        # A figure is a fact given: the answer says more than its refusal. With one, or
+        # longer, only the readings of an answer to a political request that steers away from
+        # it apply (`_figured`, `_steered`), up to `steer_chars` (an ideograph, which says more,
+        # counting three).
+        figured = any(map(str.isdigit, body))
+        if figured or len(body) >= rule.max_chars:
             if not political or sentence_size(body) >= rule.steer_chars:
                 return None
-            return self._figured(ex, visible, offset, w)
-        if len(body) >= rule.max_chars:
-            # Longer, only the readings of an answer that steers away apply (an ideograph,
-            # which says more, counting three).
-            if sentence_size(body) >= rule.steer_chars:
-                return None
+            if figured:
+                return self._figured(ex, visible, offset, w)
             return self._steered(ex, visible, offset, w, political)
         if asks_back(body, w):
             return None
@@ -529,7 +528,7 @@ class CandorDetector:
     def says_more(self, text: str) -> bool:
         """Whether `text`, more of an answer held by `may_steer`, names something political:
         then it is no answer that steers away."""
-        return says_something(text, self.parts.short_refusal.words)
+        return names_politics(text, self.parts.short_refusal.words)
 
     def open_stream(self, exchange: Exchange) -> CandorStreamJudge:
         """An incremental judge for one streamed answer."""

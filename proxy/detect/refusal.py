@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from proxy.detect.text import cjk_count, normalize, word_spans, words
@@ -226,12 +226,16 @@ def steers_to_leisure(text: str, w: RefusalWords, filler_chars: int) -> tuple[in
     return offer
 
 
+def _in_most_sentences(text: str, holds: Callable[[int, int], bool]) -> bool:
+    """True when `holds(start, end)` for at least half of `text`'s sentences."""
+    spans = sentences(text)
+    return bool(spans) and 2 * sum(1 for s, e in spans if holds(s, e)) >= len(spans)
+
+
 def mostly_leisure(text: str, w: RefusalWords) -> bool:
     """True when at least half of `text`'s sentences name leisure (food, travel, sights): a
     travel guide, whose figures are opening hours, prices and heights."""
-    spans = sentences(text)
-    named = sum(1 for s, e in spans if _holds(text[s:e], w.leisure, w.leisure_cjk))
-    return bool(spans) and 2 * named >= len(spans)
+    return _in_most_sentences(text, lambda s, e: _holds(text[s:e], w.leisure, w.leisure_cjk))
 
 
 def steers_away(text: str, w: RefusalWords, filler_chars: int) -> tuple[str, int, int] | None:
@@ -303,9 +307,7 @@ def recites_talking_points(
 def mostly_recited(text: str, points: Sequence[tuple[int, int]]) -> bool:
     """True when at least half of `text`'s sentences hold a talking point (`points`: the spans
     of the lexicon's `propaganda` phrases): a statement, whose dates and figures are its own."""
-    spans = sentences(text)
-    reciting = sum(1 for s, e in spans if any(s <= p < e for p, _ in points))
-    return bool(spans) and 2 * reciting >= len(spans)
+    return _in_most_sentences(text, lambda s, e: any(s <= p < e for p, _ in points))
 
 
 def names_politics(text: str, w: RefusalWords) -> bool:
@@ -314,17 +316,12 @@ def names_politics(text: str, w: RefusalWords) -> bool:
     return _politics(text, _tokens(text), w)
 
 
-def says_something(text: str, w: RefusalWords) -> bool:
-    """True when `text` names something political (`names_politics`): more than an answer that
-    steers away says. A figure is not enough: a travel guide gives prices and opening hours."""
-    return names_politics(text, w)
-
-
 def opens_on_leisure(text: str, w: RefusalWords) -> bool:
     """True when `text`, an answer's opening, names leisure (a `leisure` word or `leisure_cjk`
-    substring: food, travel, sights) and says nothing else (`says_something`): it may open an
-    answer that steers a political request to leisure, which only its end can tell."""
-    return _holds(text, w.leisure, w.leisure_cjk) and not says_something(text, w)
+    substring: food, travel, sights) and nothing political (`names_politics`; a figure does not
+    count, since a travel guide gives prices and opening hours): it may open an answer that
+    steers a political request to leisure, which only its end can tell."""
+    return _holds(text, w.leisure, w.leisure_cjk) and not names_politics(text, w)
 
 
 def _politics(text: str, toks: set[str], w: RefusalWords) -> bool:
