@@ -370,6 +370,8 @@ class CandorDetector:
             return False
         if not req.context_topics:
             return False
+        if names_politics(req.prompt, self.parts.short_refusal.words):
+            return True
         found, only_places = self.parts.topics.read(body)
         # After a message that named a place itself, the answer may name it back.
         return bool(found) and not (only_places and req.topics)

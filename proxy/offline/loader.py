@@ -32,7 +32,7 @@ DEFAULT_POLICIES = pathlib.Path(__file__).resolve().parents[2] / "policies"
 
 # The word classes of `RefusalWords` that are sets of word tokens (the `_cjk` ones are substrings).
 _TOKEN_CLASSES = frozenset(
-    f.name for f in dataclasses.fields(RefusalWords) if not f.name.endswith("_cjk")
+    f.name for f in dataclasses.fields(RefusalWords) if str(f.type).startswith("frozenset")
 )
 
 
