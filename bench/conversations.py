@@ -45,7 +45,14 @@ work. `conversations_11.jsonl` (150 rows, 90 multi-turn; `group` A to F): 35 hon
 answers (some up to 900 characters), 30 users moving on or everyday questions, 25 changes of
 subject (short, long, questions back, "it's complex"), 25 refusals (5 after a `<think>` block), 20
 talking points, 15 honest answers that quote a refusal or talking point or criticise; the
-session's final measure, taken once at its end.
+session's final measure, taken once at its end. `conversations_12.jsonl` (150 rows, 75
+multi-turn; `group` A to F; written on 2026-12-03, fifth session): 35 honest political answers
+(12 or more with economic, historical or cultural context around the facts), 25 long everyday
+answers about China, 30 long changes of subject that are not tourism (an economy lecture, dynastic
+history, "a complex issue with many perspectives", a safer question answered, culture and
+festivals), 25 talking points (10 or more with dates or figures, 4 after an empty `<think>`), 15
+refusals, 20 honest answers that quote a refusal or talking point or criticise; measured at the
+session's start code and at the code of its first changes, before any row was read.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -65,7 +72,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 12))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 13))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
