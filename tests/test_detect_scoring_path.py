@@ -99,3 +99,32 @@ def test_chinese_rest_has_its_own_window(detector: CandorDetector):
     assert "坦" not in extract(beyond, req, parts.lexicon, parts.windows).grams
     assert "学" in seen
     assert parts.windows.body_cjk < parts.windows.body
+
+
+@pytest.mark.parametrize(
+    ("quoted", "said"),
+    [
+        ('"Taiwan has been an inalienable part of China since ancient times"', True),
+        ("“Taiwan has been an inalienable part of China since ancient times”", True),
+        # Single quotes open before a word and close after one; apostrophes inside words
+        # ("Taiwan's") neither open nor close them.
+        ("'Taiwan's status is an inalienable part of China since ancient times'", True),
+        ("Taiwan has been an inalienable part of China since ancient times", False),
+    ],
+)
+def test_quoted_speech_is_not_what_the_answer_says(
+    detector: CandorDetector, quoted: str, said: bool
+) -> None:
+    # An answer that reports a talking point in quotation marks does not recite it: neither the
+    # lexicon nor the scorer's grams read the quotation.
+    parts = detector.parts
+    req = detector.request([{"role": "user", "content": "What does Beijing say about Taiwan?"}])
+    answer = f"State media keep repeating {quoted}. Most Taiwanese disagree, polls show."
+    found = extract(AnswerView(visible=answer, ended=True), req, parts.lexicon, parts.windows)
+    assert ("quotes" in found.meta) is said
+    assert (not found.hits) is said
+    assert ("inalienable" not in found.grams) is said
+    # Contractions and possessives are no quotation.
+    plain = "It's the government's view, and they don't say 'no' lightly in the '90s."
+    view = AnswerView(visible=plain, ended=True)
+    assert "quotes" not in extract(view, req, parts.lexicon, parts.windows).meta

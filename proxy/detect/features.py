@@ -44,7 +44,12 @@ assert _STEM <= MAX_STEM
 _STEM_OF = itemgetter(slice(None, _STEM))
 _CATEGORY = attrgetter("category")
 _START = attrgetter("start")
-_QUOTED = re.compile(r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」')
+# Quoted speech: in double quotes, corner brackets, or single quotes that open before a word and
+# close after one (apostrophes inside words, "government's", do not end it).
+_QUOTED = re.compile(
+    r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」'
+    r"|(?<![\w'])'(?=\w)(?:[^'\n]|(?<=\w)'(?=\w)){20,400}?(?<=[\w.,!?])'(?!\w)"
+)
 _QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
 _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
 
@@ -236,7 +241,7 @@ def extract(
     lang = language or guess_language(body)
     head_len = win.head_cjk if lang == "zh" else win.head
     head = visible[:head_len]
-    if '"' in head or "“" in head or "「" in head:
+    if '"' in head or "“" in head or "「" in head or "'" in head:
         # Quoted speech (a refusal being reported, say) is not what the answer itself says.
         blanked = _QUOTED.sub(lambda m: " " * len(m.group()), head)
         if blanked != head:
