@@ -169,8 +169,10 @@ def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
     you like?"), an `instead` word (or `instead_cjk` substring: "for example", "if you like",
     比如), an `offer` word ("I can tell you about...", 推荐) or a proposer does; after a
     refusal, only a proposal to talk ("Et si on parlait plutôt de cuisine ?": a proposer and an
-    act or offer) or an offer of something else (an offer and an `elsewhere` word), since
-    examples there may be facts ("For example, estimates run to thousands")."""
+    act or offer), an offer of something else (an offer and an `elsewhere` word) or an
+    invitation to other questions (an `elsewhere` word, a subject and courtesy; in Chinese an
+    `elsewhere_cjk` and a `courtesy_cjk` substring in a sentence that names nothing political),
+    since examples there may be facts ("For example, estimates run to thousands")."""
     toks = _tokens(sentence)
     if after == "deflection" and (
         _asks(sentence)
@@ -189,6 +191,12 @@ def proposes_instead(sentence: str, w: RefusalWords, after: str) -> bool:
         toks & w.courtesy
     ).difference(w.subject):
         return True  # an invitation to other questions: "You can ask me other questions."
+    if (
+        _first_of(sentence, w.elsewhere_cjk) >= 0
+        and _first_of(sentence, w.courtesy_cjk) >= 0
+        and not _politics(sentence, toks, w)
+    ):
+        return True  # the same in Chinese: 如果你有其他方面的问题，我很乐意帮忙。
     return _first_of(sentence, w.proposer_cjk) >= 0 and (
         _first_of(sentence, w.act_cjk) >= 0 or _first_of(sentence, w.offer_cjk) >= 0
     )
