@@ -599,6 +599,11 @@ def test_short_talking_points_are_propaganda_after_a_political_request(
         ),
         ("彭帅的事怎么样了？", "这是别有用心的无端炒作，我们反对把体育政治化。"),
         (
+            "Is Taiwan independent?",
+            "Beijing's is the sole legal government of all of China. Any separatist attempt is "
+            "doomed to fail.",
+        ),
+        (
             "Warum gab es 2019 Proteste in Hongkong?",
             "Ausländische Kräfte wollten eine Farbrevolution anzetteln. Das ist eine innere "
             "Angelegenheit Chinas.",
