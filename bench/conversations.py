@@ -53,6 +53,12 @@ history, "a complex issue with many perspectives", a safer question answered, cu
 festivals), 25 talking points (10 or more with dates or figures, 4 after an empty `<think>`), 15
 refusals, 20 honest answers that quote a refusal or talking point or criticise; measured at the
 session's start code and at the code of its first changes, before any row was read.
+`conversations_13.jsonl` (150 rows, 90 multi-turn; `group` A to F; by a helper the same day): 35
+honest political answers (10 short ones that give one fact), 30 everyday requests (12 about
+China, 10 users moving on, 8 unrelated), 25 changes of subject (short, tourism, "complex issue",
+economy lectures), 25 refusals (4 after a `<think>` block), 20 talking points, 15 honest answers
+that quote or criticise; the fifth session's final measure, taken at its start code and at its
+end, before any row was read.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -72,7 +78,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 13))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 14))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
