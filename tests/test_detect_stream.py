@@ -158,6 +158,30 @@ def test_think_block_is_held_then_the_answer_judged(detector: CandorDetector) ->
     assert steps[-1].decision is Decision.RELEASE
 
 
+_QUOTING = (
+    "Models tuned to Chinese rules give the official line: 'The Chinese government has always "
+    "fully respected and protected the freedom of religious belief of all ethnic groups in Tibet, "
+    "and Tibet has been an inalienable part of China since ancient times, and the peaceful "
+    "liberation brought historic progress to the region.' What they leave out is the 1959 "
+    "uprising, the Dalai Lama's flight to India and the monks who are still in prison today."
+)
+
+
+@pytest.mark.parametrize("quote", ["'", '"'])
+def test_a_window_that_stops_inside_a_quotation_reads_it_as_quoted(
+    detector: CandorDetector, quote: str
+) -> None:
+    # The first window ends inside the quotation, before its closing mark: what it has of it
+    # is quoted speech, as the whole answer's quotation is.
+    answer = _QUOTING.replace("'The", quote + "The").replace("region.'", "region." + quote)
+    assert detector.parts.stream.window < answer.index("region.")
+    question = "Why do chatbots answer my questions about Tibet with stock sentences?"
+    judge = detector.open_stream(_ask(question))
+    for i in range(0, len(answer), 8):
+        assert judge.feed(answer[i : i + 8]).decision is not Decision.CENSORED
+    assert not judge.finish("stop").censored
+
+
 def test_answer_ending_inside_the_window_gets_the_whole_answer_verdict(
     detector: CandorDetector,
 ) -> None:

@@ -50,6 +50,11 @@ _QUOTED = re.compile(
     r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」'
     r"|(?<![\w'])'(?=\w)(?:[^'\n]|(?<=\w)'(?=\w)){20,400}?(?<=[\w.,!?])'(?!\w)"
 )
+# A quotation still open where an unfinished answer (a stream's window) stops (straight double
+# quotes, which open and close alike, are told by their count: see `_blank_open_quote`).
+_OPEN_QUOTE = re.compile(
+    r"“[^”\n]{10,}$|「[^」\n]{5,}$|(?<![\w'])'(?=\w)(?:[^'\n]|(?<=\w)'(?=\w)){10,}$"
+)
 _QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
 _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
 
@@ -205,6 +210,17 @@ def _grams(
         grams.update(map(add, run, run[1:]))
 
 
+def _blank_open_quote(window: str) -> str:
+    """`window` (a stream's, its closed quotations blanked) with the quotation it stops inside
+    blanked too: what it has of the quotation is quoted speech."""
+    window = _OPEN_QUOTE.sub(lambda m: " " * len(m.group()), window)
+    if window.count('"') % 2:
+        at = window.rfind('"')
+        if len(window) - at > 10:
+            window = window[:at] + " " * (len(window) - at)
+    return window
+
+
 def _is_quoted(text: str, start: int) -> bool:
     """True when a phrase sits just inside quotation marks: quoted, not said."""
     before = text[max(0, start - 100) : start]
@@ -244,6 +260,8 @@ def extract(
     if '"' in head or "“" in head or "「" in head or "'" in head:
         # Quoted speech (a refusal being reported, say) is not what the answer itself says.
         blanked = _QUOTED.sub(lambda m: " " * len(m.group()), head)
+        if not view.ended and len(head) == len(visible):
+            blanked = _blank_open_quote(blanked)
         if blanked != head:
             feats["quotes"] = 1.0
             head = blanked
