@@ -357,9 +357,10 @@ class CandorDetector:
         (`asks_everyday`: what to eat in Beijing, a hiking trail in Hong Kong) or only a place
         named them (`only_places`: "Does Wuhan have good street breakfast?") and it names nothing
         political. A follow-up in a conversation on some topics (`context_topics`) is one when
-        the answer names a topic itself ("Tiananmen Square is lovely at dawn. Want some tips?"),
-        other than by a place the follow-up named ("Is Beijing cold in winter?"): a user who
-        moves on to a recipe gets an answer that names none.
+        it names something political itself ("Do they still arrest people for it?"), or when
+        the answer names a topic ("Tiananmen Square is lovely at dawn. Want some tips?"), other
+        than by a place the follow-up named ("Is Beijing cold in winter?"): a user who moves on
+        to a recipe gets an answer that names none.
         """
         plain = (req.asks_everyday or req.only_places) and not names_politics(
             req.prompt, self.parts.short_refusal.words

@@ -30,7 +30,8 @@ from proxy.detect.topics import Topic, TopicIndex
 
 DEFAULT_POLICIES = pathlib.Path(__file__).resolve().parents[2] / "policies"
 
-# The word classes of `RefusalWords` that are sets of word tokens (the `_cjk` ones are substrings).
+# The word classes of `RefusalWords` that are sets of word tokens (the tuples, the `_cjk` ones and
+# `landmarks`, are substrings).
 _TOKEN_CLASSES = frozenset(
     f.name for f in dataclasses.fields(RefusalWords) if str(f.type).startswith("frozenset")
 )
