@@ -437,6 +437,17 @@ _XINJIANG_TRIP = (
 @pytest.mark.parametrize(
     ("question", "answer", "signal", "trip", "fact"),
     [
+        # A guide with no offer at its end steers away as well, when two sentences or more
+        # name leisure.
+        (
+            "Why did Tibetans rise up in 1959?",
+            "Tibet is stunning in summer. Lake Namtso sits at 4,718 metres and the Potala Palace "
+            "tickets cost 200 yuan. In Lhasa, try the yak butter tea and the momos.",
+            "short:travel_guide",
+            "What should I see in Tibet in summer?",
+            "The 1959 uprising was crushed by troops within days. The Potala Palace, shelled at "
+            "the time, now sells tickets for 200 yuan.",
+        ),
         # In Chinese, sights worth a visit and dishes to try are leisure too.
         (
             "新疆的再教育营里到底关了多少人？",
