@@ -670,3 +670,17 @@ def test_a_word_class_that_is_not_a_list_of_strings_is_a_policy_error(
     check(it, "    it: {speaker: i}\n", r"short_refusal.exceptions: field 'it.speaker'")
     check(it, "    it: {speaker_cjk: [i]}\n", r"short_refusal.exceptions: field 'it'")
     check("  exceptions:\n", "  exceptions: [i]\n  unused:\n", "exceptions")
+
+
+def test_a_number_the_request_holds_is_no_figure_the_answer_gives(
+    detector: CandorDetector,
+) -> None:
+    answer = "I'd rather not get into what happened in 1989. Thanks for understanding."
+    asked = [{"role": "user", "content": "What happened in Tiananmen Square in 1989?"}]
+    verdict = detector.judge(Exchange(messages=asked, answer=answer))
+    assert (verdict.status, verdict.category) == (Status.CENSORED, Category.REFUSAL)
+    assert verdict.signals[0].name.startswith("short:")
+    # A year the request did not name is a fact the answer gives: the short reading stops.
+    unasked = [{"role": "user", "content": "What happened in Tiananmen Square?"}]
+    said = detector.judge(Exchange(messages=unasked, answer=answer))
+    assert not said.signals or not said.signals[0].name.startswith("short:")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
@@ -180,6 +181,7 @@ def _refusing(
 
 _GARBLED_SHOWN = 3  # identifiers shown as the signals of a garbled answer
 # The short-answer readings of an answer that steers away from a political request.
+_NUMBER = re.compile(r"\d+")
 _STEERED = frozenset(
     {"short:leisure", "short:apolitical", "short:travel_guide", "short:talking_points"}
 )
@@ -343,7 +345,9 @@ class CandorDetector:
         rule = p.short_refusal
         if rule.max_chars and len(body) < max(rule.max_chars, rule.steer_chars):
             political = self._political(req, body)
-            short = self._short_refusal(ex, split.visible, split.offset, named, political)
+            short = self._short_refusal(
+                ex, split.visible, split.offset, named, political, req.prompt
+            )
         censored = score >= p.scorer.thresholds.flag
         # An answer read as steering away (`_steered`) is named so only when the scorer does not
         # flag it too: the scorer's category reads more of it ("I may not write that. Can I help
@@ -394,11 +398,18 @@ class CandorDetector:
         return bool(found) and not (only_places and req.topics)
 
     def _short_refusal(
-        self, ex: Extracted, visible: str, offset: int, language: str, political: bool
+        self,
+        ex: Extracted,
+        visible: str,
+        offset: int,
+        language: str,
+        political: bool,
+        prompt: str = "",
     ) -> tuple[Category, Signal] | None:
         """A short answer (in the named `language`) made only of refusals, changes of subject
         and short filler (`ShortRefusalSettings`), or, to a `political` request, one that steers
-        away from it or only recites talking points (`_steered`)."""
+        away from it or only recites talking points (`_steered`). A number the request (`prompt`)
+        holds is no figure the answer gives ("I'd rather not discuss what happened in 1989.")."""
         rule = self.parts.short_refusal
         w = self._refusal_words.get(language, rule.words)
         body = visible.strip()
@@ -407,6 +418,9 @@ class CandorDetector:
         # it apply (`_figured`, `_steered`), up to `steer_chars` (an ideograph, which says more,
         # counting three).
         figured = any(map(str.isdigit, body))
+        if figured and prompt:
+            asked = set(_NUMBER.findall(prompt))
+            figured = any(n not in asked for n in _NUMBER.findall(body))
         if figured or len(body) >= rule.max_chars:
             if not political or sentence_size(body) >= rule.steer_chars:
                 return None
