@@ -4,6 +4,7 @@ shared contract, state shared by two store instances, and Redis dying or stallin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -147,6 +148,70 @@ async def test_a_write_that_timed_out_lands_once(redis_server: RedisServer) -> N
         assert [e.id for e in await all_events(store)] == ["evt1"]
     finally:
         await store.aclose()
+
+
+class _LateReply:
+    """A TCP relay to Redis that holds the next reply back for `delay` seconds, once: a reply
+    the store waits for too long although Redis ran the command (a starved event loop, a slow
+    network), on a connection that works again at once."""
+
+    def __init__(self, port: int) -> None:
+        self.target = port
+        self.delay = 0.0
+        self.server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"redis://127.0.0.1:{port}/0"
+
+    async def _relay(self, client_r: asyncio.StreamReader, client_w: asyncio.StreamWriter) -> None:
+        redis_r, redis_w = await asyncio.open_connection("127.0.0.1", self.target)
+        self._writers += [client_w, redis_w]
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter, late: bool) -> None:
+            with contextlib.suppress(OSError):
+                while data := await src.read(65536):
+                    if late and self.delay:
+                        delay, self.delay = self.delay, 0.0
+                        await asyncio.sleep(delay)
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pump(client_r, redis_w, False), pump(redis_r, client_w, True))
+
+    async def aclose(self) -> None:
+        for writer in self._writers:
+            writer.close()
+        for writer in self._writers:
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+
+async def test_a_take_whose_reply_came_late_is_charged_once(redis_server: RedisServer) -> None:
+    """Redis ran the take but its reply came after the store gave up: the store fails open
+    and must not send the take again, or one request is charged twice."""
+    relay = _LateReply(redis_server.port)
+    url = await relay.start()
+    (store,) = await started(
+        settings_for(url, timeouts=StoreTimeouts(operation=0.3, retry_interval=0.1)), count=1
+    )
+    limits = RateLimits(requests_per_minute=3)
+    try:
+        await store.take("warm", limits=limits)  # Redis has the script: one round trip a take
+        relay.delay = 0.6
+        assert (await store.take("late", limits=limits)).allowed  # failed open
+        await eventually(lambda: store.health().reachable)
+        allowed = [(await store.take("late", limits=limits)).allowed for _ in range(3)]
+        assert allowed == [True, True, False]
+    finally:
+        await store.aclose()
+        await relay.aclose()
 
 
 async def test_buffer_overflow_is_counted(redis_server: RedisServer) -> None:

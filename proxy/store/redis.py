@@ -21,6 +21,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import ClusterError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from proxy.errors import StoreUnavailable
 from proxy.settings import RateLimits, StoreSettings
@@ -69,7 +70,9 @@ class RedisStore:
         options: dict[str, Any] = {
             "socket_timeout": timeouts.operation,
             "socket_connect_timeout": timeouts.connect,
-            "retry": Retry(NoBackoff(), 1),  # one retry replaces a pooled socket Redis closed
+            # One retry replaces a pooled socket Redis closed. Never on a timeout: Redis may
+            # have run the command, and a take or a count sent twice charges twice.
+            "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         }
         if self._settings.cluster:
             return RedisCluster.from_url(self._url, **options)
