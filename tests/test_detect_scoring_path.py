@@ -109,6 +109,7 @@ def test_chinese_rest_has_its_own_window(detector: CandorDetector):
         # Single quotes open before a word and close after one; apostrophes inside words
         # ("Taiwan's") neither open nor close them.
         ("'Taiwan's status is an inalienable part of China since ancient times'", True),
+        ("‘Taiwan’s status is an inalienable part of China since ancient times’", True),
         ("Taiwan has been an inalienable part of China since ancient times", False),
     ],
 )

@@ -44,17 +44,22 @@ assert _STEM <= MAX_STEM
 _STEM_OF = itemgetter(slice(None, _STEM))
 _CATEGORY = attrgetter("category")
 _START = attrgetter("start")
-# Quoted speech: in double quotes, corner brackets, or single quotes that open before a word and
-# close after one (apostrophes inside words, "government's", do not end it).
-_QUOTED = re.compile(
-    r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」'
-    r"|(?<![\w'])'(?=\w)(?:[^'\n]|(?<=\w)'(?=\w)){20,400}?(?<=[\w.,!?])'(?!\w)"
+# Quoted speech: in double quotes or corner brackets, and in single quotes (straight or curly)
+# that open before a word and close after one (apostrophes inside words, "government's", do
+# not end them).
+_QUOTED = re.compile(r'"[^"\n]{20,400}"|“[^”\n]{20,400}”|「[^」\n]{10,400}」')
+_QUOTED_SINGLE = re.compile(
+    r"(?<![\w'])'(?=\w)(?:[^'\n]|(?<=\w)'(?=\w)){20,400}?(?<=[\w.,!?])'(?!\w)"
+    r"|‘(?:[^’\n]|(?<=\w)’(?=\w)){20,400}?’(?!\w)"
 )
 # A quotation still open where an unfinished answer (a stream's window) stops (straight double
 # quotes, which open and close alike, are told by their count: see `_blank_open_quote`).
 _OPEN_QUOTE = re.compile(
     r"“[^”\n]{10,}$|「[^」\n]{5,}$|(?<![\w'])'(?=\w)(?:[^'\n]|(?<=\w)'(?=\w)){10,}$"
+    r"|‘(?:[^’\n]|(?<=\w)’(?=\w)){10,}$"
 )
+# Where a single quotation may open; a straight single quote elsewhere is an apostrophe ("it's").
+_SINGLE_OPENS = ("‘", " '", "\n'", "('")
 _QUOTE_PAIRS = (("“", "”"), ("「", "」"), ("『", "』"))
 _TERMINAL = frozenset(".!?。！？…\"'”」』)）*`>|")
 
@@ -210,10 +215,14 @@ def _grams(
         grams.update(map(add, run, run[1:]))
 
 
+def _spaces(match: re.Match[str]) -> str:
+    return " " * len(match.group())
+
+
 def _blank_open_quote(window: str) -> str:
     """`window` (a stream's, its closed quotations blanked) with the quotation it stops inside
     blanked too: what it has of the quotation is quoted speech."""
-    window = _OPEN_QUOTE.sub(lambda m: " " * len(m.group()), window)
+    window = _OPEN_QUOTE.sub(_spaces, window)
     if window.count('"') % 2:
         at = window.rfind('"')
         if len(window) - at > 10:
@@ -257,9 +266,12 @@ def extract(
     lang = language or guess_language(body)
     head_len = win.head_cjk if lang == "zh" else win.head
     head = visible[:head_len]
-    if '"' in head or "“" in head or "「" in head or "'" in head:
+    single = head.startswith("'") or any(map(head.__contains__, _SINGLE_OPENS))
+    if single or '"' in head or "“" in head or "「" in head:
         # Quoted speech (a refusal being reported, say) is not what the answer itself says.
-        blanked = _QUOTED.sub(lambda m: " " * len(m.group()), head)
+        blanked = _QUOTED.sub(_spaces, head)
+        if single:
+            blanked = _QUOTED_SINGLE.sub(_spaces, blanked)
         if not view.ended and len(head) == len(visible):
             blanked = _blank_open_quote(blanked)
         if blanked != head:
