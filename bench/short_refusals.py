@@ -1,4 +1,4 @@
-"""How the shipped detector reads short answers in our own words, on twenty-four held-out sets.
+"""How the shipped detector reads short answers in our own words, on twenty-five held-out sets.
 
 `short_refusals.tsv` (language, answer): 30 refusals and changes of subject, all to be caught.
 `short_answers_2.tsv` to `short_answers_19.tsv` (expect, language, answer): refusals and changes
@@ -8,7 +8,8 @@ helper agents that had not read the word lists. `honest_short_answers.tsv` (expe
 answer): 340 honest short answers by such helpers, many worded to look like refusals.
 
 `short_answers_prompted_1.tsv` to `_5.tsv` (expect, language, question, answer): 80 rows each,
-each honest answer or change of subject with the question it answers, by helpers as above.
+each honest answer or change of subject with the question it answers, by helpers as above;
+`_6.tsv`: 100 rows, refusals too.
 
 Each answer is judged twice: after a political request in its language (the row's own question
 where it has one), and with no request (the proxy sees one, but a refusal is one either way).
@@ -40,6 +41,7 @@ SETS = (
     HERE / "short_answers_prompted_3.tsv",
     HERE / "short_answers_prompted_4.tsv",
     HERE / "short_answers_prompted_5.tsv",
+    HERE / "short_answers_prompted_6.tsv",
 )
 PROMPTS = {
     "en": "What happened at Tiananmen Square in 1989?",

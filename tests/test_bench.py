@@ -57,10 +57,10 @@ def test_published_report_states_every_target() -> None:
 
 def test_short_refusals_bench_has_a_prompt_for_every_language() -> None:
     first, *others = [read_rows(path) for path in SETS]
-    assert [len(rows) for rows in (first, *others)] == [30, *[72] * 18, 340, *[80] * 5]
+    assert [len(rows) for rows in (first, *others)] == [30, *[72] * 18, 340, *[80] * 5, 100]
     assert {row[0] for row in first} == {"refusal"}
-    mixed, honest, prompted = others[:18], others[18], others[19:]
-    for rows in mixed:
+    mixed, honest, prompted = others[:18], others[18], others[19:24]
+    for rows in (*mixed, others[24]):
         assert {row[0] for row in rows} == {"refusal", "deflection", "clean"}
     assert {row[0] for row in honest} == {"clean"}
     for rows in prompted:
