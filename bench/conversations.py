@@ -58,7 +58,8 @@ honest political answers (10 short ones that give one fact), 30 everyday request
 China, 10 users moving on, 8 unrelated), 25 changes of subject (short, tourism, "complex issue",
 economy lectures), 25 refusals (4 after a `<think>` block), 20 talking points, 15 honest answers
 that quote or criticise; the fifth session's final measure, taken at its start code and at its
-end, before any row was read.
+end (542f1f7) before any row was read: identical (changes of subject 7/25, refusals 24/25,
+talking points 10/20, honest 1/80).
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
