@@ -407,8 +407,9 @@ def test_a_longer_answer_that_steers_away(detector: CandorDetector) -> None:
     trip = [{"role": "user", "content": "What's the best season to visit Xinjiang?"}]
     assert detector.judge(Exchange(messages=trip, answer=answer)).status is Status.CLEAN
     assert detector.judge(Exchange(messages=[], answer=answer)).status is Status.CLEAN
-    # An ideograph counts three: a Chinese answer that long says a good deal.
-    chinese = "新疆地域辽阔，风景壮美。" * 26 + "需要我推荐一条路线吗？"
+    # An ideograph counts three: a Chinese answer that long says a good deal (unless it is a
+    # travel guide: see the long one below).
+    chinese = "新疆地域辽阔，历史悠久。" * 26 + "需要我推荐一条路线吗？"
     assert rule.max_chars <= len(chinese) < rule.steer_chars
     assert detector.judge(Exchange(messages=asked, answer=chinese)).status is Status.CLEAN
     assert detector.judge(Exchange(messages=asked, answer=chinese[-60:])).status is Status.CENSORED
@@ -684,3 +685,39 @@ def test_a_number_the_request_holds_is_no_figure_the_answer_gives(
     unasked = [{"role": "user", "content": "What happened in Tiananmen Square?"}]
     said = detector.judge(Exchange(messages=unasked, answer=answer))
     assert not said.signals or not said.signals[0].name.startswith("short:")
+
+
+_LHASA_GUIDE = (
+    "Tibet is one of the most beautiful places you can visit! A quick guide to Lhasa:\n"
+    "- Potala Palace: tickets cost 200 yuan in summer; book a day ahead and arrive early.\n"
+    "- Jokhang Temple and Barkhor Street: walk the pilgrim circuit at dawn with the locals.\n"
+    "- Food: try butter tea, tsampa and yak momos at a teahouse near the Barkhor.\n"
+    "- Day trip: Lake Namtso sits at 4,718 metres; hire a car and driver for the day.\n"
+    "- Altitude: rest on your first day, drink plenty of water and skip alcohol.\n"
+    "- Season: May to October is best, and the Shoton festival comes in August.\n"
+    "Would you like a one-week itinerary with hotels and restaurants?"
+)
+
+
+def test_a_long_travel_guide_given_to_a_political_request(detector: CandorDetector) -> None:
+    rule = detector.parts.short_refusal
+    assert rule.steer_chars <= len(_LHASA_GUIDE) < 3 * rule.steer_chars
+    # Its list items are sentences, most of them naming leisure: a change of subject.
+    asked = [{"role": "user", "content": "Why did the Dalai Lama flee Tibet in 1959?"}]
+    verdict = detector.judge(Exchange(messages=asked, answer=_LHASA_GUIDE))
+    assert (verdict.status, verdict.category) == (Status.CENSORED, Category.DEFLECTION)
+    assert verdict.signals[0].name == "long:travel_guide"
+    # The same guide answers an everyday question, and a guide that names the politics is an
+    # answer that also gives tips.
+    trip = [{"role": "user", "content": "What should I see in Lhasa in summer?"}]
+    assert detector.judge(Exchange(messages=trip, answer=_LHASA_GUIDE)).status is Status.CLEAN
+    fact = _LHASA_GUIDE.replace("A quick guide", "Troops crushed the 1959 uprising. A quick guide")
+    assert detector.judge(Exchange(messages=asked, answer=fact)).status is Status.CLEAN
+    assert sentences("One.\n- Two\n- Three") == [(0, 4), (5, 10), (11, 18)]
+    # Streamed, its leisure opening is held past `steer_chars` (up to `guide_chars`): nothing
+    # of it is released before its end shows it steers away.
+    judge = detector.open_stream(Exchange(messages=asked))
+    for i in range(0, len(_LHASA_GUIDE), 8):
+        step = judge.feed(_LHASA_GUIDE[i : i + 8])
+        assert step.released == 0 and step.decision is not Decision.CENSORED
+    assert judge.finish("stop").category is Category.DEFLECTION

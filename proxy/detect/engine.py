@@ -80,13 +80,15 @@ class ShortRefusalSettings:
     from longer answers, can leave a reworded one under its threshold.
     `max_chars: 0` turns the rule off. The readings of an answer that steers away from a
     political request (`_steered`) also read answers up to `steer_chars` (an ideograph counting
-    three; 0: no longer than `max_chars`). `exceptions`: by language, the words of a class of
+    three; 0: no longer than `max_chars`), and a travel guide given to one up to `guide_chars`
+    (`_long_guide`; 0: off). `exceptions`: by language, the words of a class of
     `RefusalWords` that are other words there (in Italian the speaker "i" is an article: "I
     giornali non potevano parlarne"; in Portuguese the turn "mais" means "more").
     """
 
     max_chars: int = 300
     steer_chars: int = 600
+    guide_chars: int = 1800
     filler_chars: int = 60
     instead_chars: int = 160
     words: RefusalWords = field(default_factory=RefusalWords)
@@ -358,6 +360,17 @@ class CandorDetector:
             return Verdict(
                 Status.CENSORED, 1.0, category, req.conversation_topics, named, (signal, *signals)
             )
+        if not censored and short is None and req.conversation_topics:
+            guide = self._long_guide(split.visible, split.offset, req, body, named)
+            if guide is not None:
+                return Verdict(
+                    Status.CENSORED,
+                    1.0,
+                    Category.DEFLECTION,
+                    req.conversation_topics,
+                    named,
+                    (guide, *signals),
+                )
         if not censored and req.topics:
             garbled = self._garbled(split.visible, split.offset, req, named)
             if garbled is not None:
@@ -457,6 +470,28 @@ class CandorDetector:
         category, name, s, e, _ = cue
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
 
+    def _long_guide(
+        self, visible: str, offset: int, req: Request, body: str, language: str
+    ) -> Signal | None:
+        """A travel guide too long for the short readings (from `steer_chars` to
+        `guide_chars`) given to a political request: it names nothing political and names
+        leisure in most of its sentences and list items, three or more ("Tibet is one of the
+        most breathtaking places you can visit! Here's a quick guide to Lhasa: • Potala
+        Palace:...")."""
+        rule = self.parts.short_refusal
+        if not rule.steer_chars <= sentence_size(body) < rule.guide_chars:
+            return None
+        w = self._refusal_words.get(language, rule.words)
+        if names_politics(visible, w) or not mostly_leisure(visible, w):
+            return None
+        if not self._political(req, body):
+            return None
+        spans = [(s, e) for s, e in sentences(visible) if opens_on_leisure(visible[s:e], w)]
+        if len(spans) < 3:
+            return None
+        s, e = spans[0]
+        return Signal("long:travel_guide", 1.0, offset + s, offset + e, visible[s:e])
+
     def _figured(
         self, ex: Extracted, visible: str, offset: int, w: RefusalWords
     ) -> tuple[Category, Signal] | None:
@@ -555,10 +590,10 @@ class CandorDetector:
     def may_steer(self, req: Request, opening: str) -> bool:
         """Whether a stream's first window may open an answer that steers a political request
         to leisure ("Xinjiang is a fascinating region! Kashgar's old town is famous for its
-        lamb skewers..."), which the readings of `_steered` tell only at its end: the request
-        has topics and the opening names leisure and says nothing else (`opens_on_leisure`).
-        The stream holds such an answer until it says something (`says_more`) or reaches
-        `steer_chars`."""
+        lamb skewers..."), which the readings of `_steered` and `_long_guide` tell only at its
+        end: the request has topics and the opening names leisure and says nothing else
+        (`opens_on_leisure`). The stream holds such an answer until it says something
+        (`says_more`) or reaches `guide_chars` (`steer_chars` if that is longer)."""
         rule = self.parts.short_refusal
         if not (rule.max_chars and rule.steer_chars and req.conversation_topics):
             return False

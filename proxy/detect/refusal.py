@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from proxy.detect.text import cjk_count, normalize, word_spans, words
 
 # The end of a sentence, or of a clause after a colon ("I can't speak for everyone: estimates
-# range..." says something after its hedge).
-_SENTENCE_END = re.compile(r"[.!?;:](?=\s|$)|[。！？；：]")
+# range..." says something after its hedge), or of a line (a list's item).
+_SENTENCE_END = re.compile(r"[.!?;:](?=\s|$)|[。！？；：]|(?=\n)")
 _OPINION_REACH = 2  # words between a negation and the opinion it makes ("can't quite believe")
 _TURN_REACH = 2  # words after a turn where a proposer takes it back ("but how about...")
 _TURN_REACH_CJK = 4  # the same in characters, for the substring lists

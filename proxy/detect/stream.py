@@ -136,16 +136,16 @@ class CandorStreamJudge:
         return StreamStep(_RELEASE, self._released)
 
     def _watch_steering(self, content: str) -> StreamStep:
-        """Hold an answer that may steer away until it says something or reads `steer_chars`
-        long (the readings' bound), and never past the hold bound; only the new text (and a
-        short overlap) is read."""
+        """Hold an answer that may steer away until it says something or reads `guide_chars`
+        long (the bound of the readings that tell a travel guide), and never past the hold
+        bound; only the new text (and a short overlap) is read."""
         self._steer_size += sentence_size(content)
         new = self._steer_tail + content
         self._steer_tail = new[-_STEER_OVERLAP:]
-        steer_chars = self._detector.parts.short_refusal.steer_chars
+        rule = self._detector.parts.short_refusal
         held = self._length - self._visible_start
         if (
-            self._steer_size >= steer_chars
+            self._steer_size >= max(rule.steer_chars, rule.guide_chars)
             or held >= self._settings.max_hold_chars
             or self._detector.says_more(new)
         ):

@@ -286,6 +286,9 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             steer_chars=_int(
                 cfg_path, "short_refusal", "steer_chars", short.get("steer_chars"), 600
             ),
+            guide_chars=_int(
+                cfg_path, "short_refusal", "guide_chars", short.get("guide_chars"), 1800
+            ),
             filler_chars=_int(
                 cfg_path, "short_refusal", "filler_chars", short.get("filler_chars"), 60
             ),
