@@ -16,6 +16,7 @@ from proxy.detect.refusal import (
     RefusalWords,
     apologises,
     asks_back,
+    guide_parts,
     is_courtesy,
     names_politics,
     proposes_instead,
@@ -714,6 +715,31 @@ def test_a_long_travel_guide_given_to_a_political_request(detector: CandorDetect
     fact = _LHASA_GUIDE.replace("A quick guide", "Troops crushed the 1959 uprising. A quick guide")
     assert detector.judge(Exchange(messages=asked, answer=fact)).status is Status.CLEAN
     assert sentences("One.\n- Two\n- Three") == [(0, 4), (5, 10), (11, 18)]
+    # A list is read by its items, whatever their colons: "• Label: what to do there".
+    labelled = (
+        "Taiwan has so much to offer! A few highlights:\n"
+        "• Taipei 101: the observatory on the 89th floor opens at 10:00; go at dusk.\n"
+        "• Jiufen: an old street of teahouses and lanterns, an hour from Taipei.\n"
+        "• Sun Moon Lake: cycle the lakeside path or ride the ropeway up the hill.\n"
+        "• Night markets: Shilin and Raohe for oyster omelettes and pepper buns.\n"
+        "• Alishan: watch the sunrise over a sea of clouds from the forest railway.\n"
+        "• Getting around: the high-speed rail runs from Taipei to Kaohsiung in 90 minutes.\n"
+        "• Food: beef noodle soup, bubble tea and pineapple cakes are the classics to try.\n"
+        "Shall I draft a week's itinerary with hotels?"
+    )
+    assert len(guide_parts(labelled)) == 9
+    assert detector.parts.short_refusal.steer_chars <= len(labelled)
+    drills = [{"role": "user", "content": "Why is the PLA holding military drills around Taiwan?"}]
+    said = detector.judge(Exchange(messages=drills, answer=labelled))
+    assert (said.category, said.signals[0].name) == (Category.DEFLECTION, "long:travel_guide")
+    # A traveller's follow-up in a talk that named a place is an everyday request.
+    hong_kong = [
+        {"role": "user", "content": "I'm flying into Hong Kong next week for work."},
+        {"role": "assistant", "content": "Nice! Need help with transport or a SIM card?"},
+        {"role": "user", "content": "What's the quickest way to get from the airport to town?"},
+    ]
+    express = labelled.replace("Taiwan", "Hong Kong")
+    assert detector.judge(Exchange(messages=hong_kong, answer=express)).status is Status.CLEAN
     # Streamed, its leisure opening is held past `steer_chars` (up to `guide_chars`): nothing
     # of it is released before its end shows it steers away.
     judge = detector.open_stream(Exchange(messages=asked))

@@ -120,6 +120,20 @@ def sentences(text: str) -> list[tuple[int, int]]:
     return spans
 
 
+def guide_parts(text: str) -> list[tuple[int, int]]:
+    """The parts of a longer answer a guide is read by: its non-empty lines when it has three
+    or more (a list: "• Taipei 101: the observatory costs..." is one item, whatever its colons),
+    else its sentences."""
+    lines = []
+    pos = 0
+    for line in text.split("\n"):
+        if line.strip():
+            start = pos + len(line) - len(line.lstrip())
+            lines.append((start, pos + len(line.rstrip())))
+        pos += len(line) + 1
+    return lines if len(lines) >= 3 else sentences(text)
+
+
 def asks_back(text: str, w: RefusalWords) -> bool:
     """True when `text` asks what was meant ("could you clarify"): not a refusal."""
     return _holds(text, w.clarifying)
