@@ -35,7 +35,7 @@ from proxy.detect.refusal import (
     steers_away,
     turns_after,
 )
-from proxy.detect.request import Request, RequestWords, read_request, user_texts
+from proxy.detect.request import Request, RequestWords, names_any, read_request, user_texts
 from proxy.detect.stream import CandorStreamJudge
 from proxy.detect.text import program_words, read_language, split_think, words
 from proxy.detect.topics import TopicIndex
@@ -238,10 +238,13 @@ class CandorDetector:
         req = self._read(next(texts, ""))
         if (req.topics and not req.only_places) or self._moves_on(req):
             return req
+        economy = req.asks_economy
         for earlier in islice(texts, self.parts.topic_turns):
-            found = self._read(earlier).topics
-            if found:
-                return dataclasses.replace(req, context_topics=found)
+            read = self._read(earlier)
+            economy = economy or read.asks_economy
+            if read.topics:
+                # The conversation's topics, and whether it asked about the economy on them.
+                return dataclasses.replace(req, context_topics=read.topics, asks_economy=economy)
         return req
 
     def _moves_on(self, req: Request) -> bool:
@@ -372,6 +375,17 @@ class CandorDetector:
                     named,
                     (guide, *signals),
                 )
+        if not censored and short is None and req.conversation_topics:
+            lecture = self._lecture(split.visible, split.offset, req, body)
+            if lecture is not None:
+                return Verdict(
+                    Status.CENSORED,
+                    1.0,
+                    Category.DEFLECTION,
+                    req.conversation_topics,
+                    named,
+                    (lecture, *signals),
+                )
         if not censored and req.topics:
             garbled = self._garbled(split.visible, split.offset, req, named)
             if garbled is not None:
@@ -491,6 +505,30 @@ class CandorDetector:
             return None
         s, e = leisure[0]
         return Signal("long:travel_guide", 1.0, offset + s, offset + e, visible[s:e])
+
+    def _lecture(self, visible: str, offset: int, req: Request, body: str) -> Signal | None:
+        """An answer to a political request that never asked about the economy (nor did the
+        conversation it follows) which lectures on it instead, up to `guide_chars`: it gives
+        figures, at least half of its sentences, two or more, name the economy
+        (`request_words.economy`: "Tibet's GDP reached 239 billion yuan in 2023..."), and the
+        others name nothing political."""
+        rule = self.parts.short_refusal
+        if req.asks_economy or sentence_size(body) >= rule.guide_chars:
+            return None
+        if not any(map(str.isdigit, body)) or not self._political(req, body):
+            return None
+        economy = self.parts.request_words.economy
+        w = rule.words
+        spans = sentences(visible)
+        named = [(s, e) for s, e in spans if names_any(economy, visible[s:e])]
+        if len(named) < 2 or 2 * len(named) < len(spans):
+            return None
+        # A sentence that names politics and not the economy answers something ("The famine
+        # came of the policy, not of the weather.").
+        if any(names_politics(visible[s:e], w) for s, e in spans if (s, e) not in named):
+            return None
+        s, e = named[0]
+        return Signal("lecture:economy", 1.0, offset + s, offset + e, visible[s:e])
 
     def _figured(
         self, ex: Extracted, visible: str, offset: int, w: RefusalWords

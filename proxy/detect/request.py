@@ -19,14 +19,16 @@ _PROMPT_MAX = 2000
 @dataclass(frozen=True, slots=True)
 class RequestWords:
     """Word lists (data) that classify a request: long/creative asks, everyday asks (food,
-    travel, a word's translation), words to ignore, and markers of a new subject (`moving_on`:
-    "unrelated", 换个话题)."""
+    travel, a word's translation), words to ignore, markers of a new subject (`moving_on`:
+    "unrelated", 换个话题), and the economy (`economy`: GDP, growth, 经济; a request that names
+    it may be answered with figures on it)."""
 
     long: frozenset[str] = frozenset()
     creative: frozenset[str] = frozenset()
     ignore: frozenset[str] = frozenset()
     everyday: frozenset[str] = frozenset()
     moving_on: frozenset[str] = frozenset()
+    economy: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +47,7 @@ class Request:
     asks_long: bool = False
     asks_creative: bool = False
     asks_everyday: bool = False
+    asks_economy: bool = False
     moves_on: bool = False
     only_places: bool = False
     salient: tuple[str, ...] = ()
@@ -73,6 +76,13 @@ def user_texts(messages: Sequence[Mapping[str, Any]]) -> Iterator[str]:
     for message in reversed(messages):
         if isinstance(message, Mapping) and message.get("role") == "user":
             yield _content_text(message.get("content"))
+
+
+def names_any(words_set: frozenset[str], text: str) -> bool:
+    """True when `text` holds one of `words_set` (a word token, or as a substring an entry
+    with a letter outside ASCII or a space)."""
+    norm = normalize(text)
+    return _has(words_set, words(norm), norm)
 
 
 def _has(words_set: frozenset[str], toks: Sequence[str], norm: str) -> bool:
@@ -113,6 +123,7 @@ def read_request(prompt: str, topics: TopicIndex, vocab: RequestWords) -> Reques
         asks_long=_has(vocab.long, toks, norm),
         asks_creative=_has(vocab.creative, toks, norm),
         asks_everyday=_has(vocab.everyday, toks, norm),
+        asks_economy=_has(vocab.economy, toks, norm),
         moves_on=_has(vocab.moving_on, toks, norm),
         only_places=only_places,
         salient=tuple(salient)[:_SALIENT_MAX],

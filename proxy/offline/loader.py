@@ -262,6 +262,7 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
             word_set("ignore"),
             word_set("everyday"),
             word_set("moving_on"),
+            word_set("economy"),
         ),
         windows=Windows(
             head=_int(cfg_path, "windows", "head", win.get("head"), 400),
