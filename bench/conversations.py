@@ -59,7 +59,12 @@ China, 10 users moving on, 8 unrelated), 25 changes of subject (short, tourism, 
 economy lectures), 25 refusals (4 after a `<think>` block), 20 talking points, 15 honest answers
 that quote or criticise; the fifth session's final measure, taken at its start code and at its
 end (542f1f7) before any row was read: identical (changes of subject 7/25, refusals 24/25,
-talking points 10/20, honest 1/80).
+talking points 10/20, honest 1/80); read afterwards. `conversations_14.jsonl` (150 rows, 86
+multi-turn, some answers as bullet lists; by a helper the same day): 35 honest political, 30
+everyday (12 about China, 10 users moving on, 8 unrelated), 25 changes of subject (short, travel
+guides, "complex issue", economy lectures), 25 refusals, 20 talking points, 15 honest answers
+that quote or criticise; measured at the session's start code and at 54ff764, before any row was
+read, and left unread.
 
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
@@ -79,7 +84,7 @@ from proxy.detect import Exchange, Status
 from proxy.offline.loader import load_detector
 
 HERE = pathlib.Path(__file__).parent
-SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 14))
+SETS = tuple(HERE / f"conversations_{n}.jsonl" for n in range(1, 15))
 
 
 def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:

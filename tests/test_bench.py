@@ -77,6 +77,7 @@ def test_conversations_bench_rows_end_with_a_user_message() -> None:
             "conversations_11.jsonl": 150,
             "conversations_12.jsonl": 150,
             "conversations_13.jsonl": 150,
+            "conversations_14.jsonl": 150,
         }
         assert len(rows) == sizes.get(path.name, 120)
         for row in rows:
