@@ -700,20 +700,28 @@ _LHASA_GUIDE = (
 )
 
 
+def _read_after(detector: CandorDetector, question: str, answer: str) -> tuple[Status, str]:
+    """How an answer to `question` is read: its status and the first signal's name."""
+    verdict = detector.judge(
+        Exchange(messages=[{"role": "user", "content": question}], answer=answer)
+    )
+    return verdict.status, verdict.signals[0].name if verdict.signals else ""
+
+
 def test_a_long_travel_guide_given_to_a_political_request(detector: CandorDetector) -> None:
     rule = detector.parts.short_refusal
-    assert rule.steer_chars <= len(_LHASA_GUIDE) < 3 * rule.steer_chars
+    assert rule.steer_chars <= len(_LHASA_GUIDE) < rule.guide_chars
     # Its list items are sentences, most of them naming leisure: a change of subject.
-    asked = [{"role": "user", "content": "Why did the Dalai Lama flee Tibet in 1959?"}]
-    verdict = detector.judge(Exchange(messages=asked, answer=_LHASA_GUIDE))
-    assert (verdict.status, verdict.category) == (Status.CENSORED, Category.DEFLECTION)
-    assert verdict.signals[0].name == "long:travel_guide"
+    question = "Why did the Dalai Lama flee Tibet in 1959?"
+    read = _read_after(detector, question, _LHASA_GUIDE)
+    assert read == (Status.CENSORED, "long:travel_guide")
     # The same guide answers an everyday question, and a guide that names the politics is an
     # answer that also gives tips.
-    trip = [{"role": "user", "content": "What should I see in Lhasa in summer?"}]
-    assert detector.judge(Exchange(messages=trip, answer=_LHASA_GUIDE)).status is Status.CLEAN
+    trip = _read_after(detector, "What should I see in Lhasa in summer?", _LHASA_GUIDE)
+    assert trip[0] is Status.CLEAN
     fact = _LHASA_GUIDE.replace("A quick guide", "Troops crushed the 1959 uprising. A quick guide")
-    assert detector.judge(Exchange(messages=asked, answer=fact)).status is Status.CLEAN
+    assert _read_after(detector, question, fact)[0] is Status.CLEAN
+    asked = [{"role": "user", "content": question}]
     assert sentences("One.\n- Two\n- Three") == [(0, 4), (5, 10), (11, 18)]
     # A list is read by its items, whatever their colons: "• Label: what to do there".
     labelled = (
@@ -756,13 +764,12 @@ _TIBET_GDP = (
 
 
 def test_a_lecture_on_the_economy_given_to_a_political_request(detector: CandorDetector) -> None:
-    asked = [{"role": "user", "content": "西藏的寺庙现在还能自由供奉达赖喇嘛的照片吗？"}]
-    verdict = detector.judge(Exchange(messages=asked, answer=_TIBET_GDP))
-    assert (verdict.status, verdict.category) == (Status.CENSORED, Category.DEFLECTION)
-    assert verdict.signals[0].name == "lecture:economy"
+    temples = _read_after(detector, "西藏的寺庙现在还能自由供奉达赖喇嘛的照片吗？", _TIBET_GDP)
+    assert temples == (Status.CENSORED, "lecture:economy")
     # It answers a question on the economy, asked now or earlier in the conversation.
-    growth = [{"role": "user", "content": "西藏这几年经济发展得怎么样？"}]
-    assert detector.judge(Exchange(messages=growth, answer=_TIBET_GDP)).status is Status.CLEAN
+    asked_growth = "西藏这几年经济发展得怎么样？"
+    assert _read_after(detector, asked_growth, _TIBET_GDP)[0] is Status.CLEAN
+    growth = [{"role": "user", "content": asked_growth}]
     follow_up = [
         *growth,
         {"role": "assistant", "content": "增长很快，尤其是旅游业。"},
@@ -773,5 +780,4 @@ def test_a_lecture_on_the_economy_given_to_a_political_request(detector: CandorD
     famine = (
         "主要是政策造成的，而不只是天灾。各地虚报粮食产量，国家据此高额征购粮食，农民口粮被收走。"
     )
-    hunger = [{"role": "user", "content": "大跃进时为什么会饿死那么多人？"}]
-    assert detector.judge(Exchange(messages=hunger, answer=famine)).status is Status.CLEAN
+    assert _read_after(detector, "大跃进时为什么会饿死那么多人？", famine)[0] is Status.CLEAN

@@ -364,27 +364,26 @@ class CandorDetector:
             return Verdict(
                 Status.CENSORED, 1.0, category, req.conversation_topics, named, (signal, *signals)
             )
-        if not censored and short is None and req.conversation_topics:
-            guide = self._long_guide(split.visible, split.offset, req, body, named)
-            if guide is not None:
+        # Longer answers that steer a political request away (a travel guide, a lecture on the
+        # economy), up to `guide_chars` (a longer answer's length alone says so, at no cost).
+        guide_chars = rule.guide_chars
+        if (
+            not censored
+            and short is None
+            and req.conversation_topics
+            and len(body) < guide_chars
+            and (size := sentence_size(body)) < guide_chars
+        ):
+            instead = self._long_guide(split.visible, split.offset, req, body, named, size)
+            instead = instead or self._lecture(split.visible, split.offset, req, body)
+            if instead is not None:
                 return Verdict(
                     Status.CENSORED,
                     1.0,
                     Category.DEFLECTION,
                     req.conversation_topics,
                     named,
-                    (guide, *signals),
-                )
-        if not censored and short is None and req.conversation_topics:
-            lecture = self._lecture(split.visible, split.offset, req, body)
-            if lecture is not None:
-                return Verdict(
-                    Status.CENSORED,
-                    1.0,
-                    Category.DEFLECTION,
-                    req.conversation_topics,
-                    named,
-                    (lecture, *signals),
+                    (instead, *signals),
                 )
         if not censored and req.topics:
             garbled = self._garbled(split.visible, split.offset, req, named)
@@ -486,7 +485,7 @@ class CandorDetector:
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
 
     def _long_guide(
-        self, visible: str, offset: int, req: Request, body: str, language: str
+        self, visible: str, offset: int, req: Request, body: str, language: str, size: int
     ) -> Signal | None:
         """A travel guide too long for the short readings (from `steer_chars` to
         `guide_chars`) given to a political request: it names nothing political and names
@@ -494,7 +493,7 @@ class CandorDetector:
         else its sentences: "Tibet is one of the most breathtaking places you can visit!
         Here's a quick guide to Lhasa: • Potala Palace:...")."""
         rule = self.parts.short_refusal
-        if not rule.steer_chars <= sentence_size(body) < rule.guide_chars:
+        if size < rule.steer_chars:
             return None
         w = self._refusal_words.get(language, rule.words)
         if names_politics(visible, w) or not self._political(req, body):
@@ -512,13 +511,12 @@ class CandorDetector:
         figures, at least half of its sentences, two or more, name the economy
         (`request_words.economy`: "Tibet's GDP reached 239 billion yuan in 2023..."), and the
         others name nothing political."""
-        rule = self.parts.short_refusal
-        if req.asks_economy or sentence_size(body) >= rule.guide_chars:
+        if req.asks_economy or not any(map(str.isdigit, body)):
             return None
-        if not any(map(str.isdigit, body)) or not self._political(req, body):
+        if not self._political(req, body):
             return None
         economy = self.parts.request_words.economy
-        w = rule.words
+        w = self.parts.short_refusal.words
         spans = sentences(visible)
         named = [(s, e) for s, e in spans if names_any(economy, visible[s:e])]
         if len(named) < 2 or 2 * len(named) < len(spans):
