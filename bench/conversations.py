@@ -69,13 +69,18 @@ read, and left unread.
 Each answer is judged twice: with its conversation (`history`), and after its last message
 alone (`alone`). Prints one JSON object: per mode, kind and group (en+zh or other languages),
 the rows, how many were flagged, how many verdicts were political and how many carried a topic,
-then the rows judged wrongly with their conversation.
+then the rows judged wrongly with their conversation. `--finish-reason stop` judges each answer
+as the proxy does (it passes the upstream's finish reason; the figures above were taken without
+one, and the scorer's `fin:stop` feature flags a few honest answers near the threshold that are
+clean without it); `--totals-only` leaves the rows out, to measure a set nobody has read yet
+without reading it; `--set N` measures one set.
 
-    python bench/conversations.py
+    python bench/conversations.py [--finish-reason stop] [--totals-only] [--set 14]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import pathlib
 from typing import Any
@@ -94,16 +99,25 @@ def read_rows(path: pathlib.Path) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--finish-reason", default=None, help="e.g. stop, as the proxy passes")
+    parser.add_argument("--totals-only", action="store_true", help="print no row")
+    parser.add_argument("--set", type=int, action="append", help="only this set (repeatable)")
+    args = parser.parse_args()
+    chosen = [p for p in SETS if not args.set or int(p.stem.rsplit("_", 1)[1]) in args.set]
     detector = load_detector()
     report: dict[str, dict[str, dict[str, int]]] = {}
     wrong: list[str] = []
-    for path in SETS:
+    for path in chosen:
         for row in read_rows(path):
             group = "en+zh" if row["lang"] in ("en", "zh") else "other"
             expect = row["expect"]
             kind = f"{expect} {'political' if row['political'] else 'moved_on'} {group}"
             for mode, messages in (("history", row["messages"]), ("alone", row["messages"][-1:])):
-                verdict = detector.judge(Exchange(messages=messages, answer=row["answer"]))
+                exchange = Exchange(
+                    messages=messages, answer=row["answer"], finish_reason=args.finish_reason
+                )
+                verdict = detector.judge(exchange)
                 flagged = verdict.status is Status.CENSORED
                 tally = report.setdefault(path.name, {}).setdefault(f"{mode} {kind}", {})
                 for key, value in (
@@ -115,7 +129,10 @@ def main() -> None:
                     tally[key] = tally.get(key, 0) + bool(value)
                 if mode == "history" and flagged == (expect == "clean"):
                     wrong.append(f"{path.name} {expect}: {row['answer']}")
-    print(json.dumps({"sets": report, "wrong": wrong}, ensure_ascii=False, indent=1))
+    shown: dict[str, Any] = {"sets": report}
+    if not args.totals_only:
+        shown["wrong"] = wrong
+    print(json.dumps(shown, ensure_ascii=False, indent=1))
 
 
 if __name__ == "__main__":

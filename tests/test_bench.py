@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -84,3 +86,16 @@ def test_conversations_bench_rows_end_with_a_user_message() -> None:
             assert row["expect"] in ("clean", "refusal", "deflection", "propaganda")
             assert isinstance(row["political"], bool) and row["answer"]
             assert row["messages"][-1]["role"] == "user"
+
+
+def test_conversations_bench_can_measure_a_set_without_showing_its_rows() -> None:
+    # A set nobody has read yet is measured on its totals only, judged as the proxy judges.
+    script = Path(__file__).parents[1] / "bench" / "conversations.py"
+    argv = ["--set", "7", "--totals-only", "--finish-reason", "stop"]
+    done = subprocess.run(
+        [sys.executable, str(script), *argv], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert list(report) == ["sets"] and list(report["sets"]) == ["conversations_7.jsonl"]
+    assert sum(t["n"] for t in report["sets"]["conversations_7.jsonl"].values()) == 240
