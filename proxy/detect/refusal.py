@@ -351,13 +351,20 @@ def opens_on_leisure(text: str, w: RefusalWords) -> bool:
 
 def _politics(text: str, toks: set[str], w: RefusalWords) -> bool:
     """`names_politics` for a text whose word tokens `toks` are already made. The `landmarks`
-    it names (the Forbidden City: "la Ciudad Prohibida") are read as if absent."""
+    it names (the Forbidden City: "la Ciudad Prohibida") are read as if absent: only a text
+    that names politics is lower-cased and looked at again without them."""
+    if not _names_political(text, toks, w):
+        return False
     low = normalize(text)
     named = [name for name in w.landmarks if name in low]
-    if named:
-        for name in named:
-            low = low.replace(name, " ")
-        text, toks = low, set(words(low))
+    if not named:
+        return True
+    for name in named:
+        low = low.replace(name, " ")
+    return _names_political(low, set(words(low)), w)
+
+
+def _names_political(text: str, toks: set[str], w: RefusalWords) -> bool:
     if _found(text, toks, w.political, w.political_cjk):
         return True
     stems = _beginnings(w.political_stems)
