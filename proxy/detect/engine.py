@@ -351,6 +351,7 @@ class CandorDetector:
         signals = explain(ex, model, terms, split.visible, split.offset, ngram)
         # A short refusal is one whatever the score (and named so when the score flags it too).
         short = None
+        political: bool | None = None  # whether it answers a political request, once read
         rule = p.short_refusal
         if rule.max_chars and len(body) < max(rule.max_chars, rule.steer_chars):
             political = self._political(req, body)
@@ -375,8 +376,9 @@ class CandorDetector:
             and req.conversation_topics
             and len(body) < guide_chars
             and (size := sentence_size(body)) < guide_chars
+            and (self._political(req, body) if political is None else political)
         ):
-            instead = self._long_guide(split.visible, split.offset, req, body, named, size)
+            instead = self._long_guide(split.visible, split.offset, named, size)
             instead = instead or self._lecture(split.visible, split.offset, req, body)
             if instead is not None:
                 return Verdict(
@@ -486,19 +488,18 @@ class CandorDetector:
         category, name, s, e, _ = cue
         return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
 
-    def _long_guide(
-        self, visible: str, offset: int, req: Request, body: str, language: str, size: int
-    ) -> Signal | None:
+    def _long_guide(self, visible: str, offset: int, language: str, size: int) -> Signal | None:
         """A travel guide too long for the short readings (from `steer_chars` to
-        `guide_chars`) given to a political request: it names nothing political and names
-        leisure in most of its parts, three or more (`guide_parts`: its lines when it is a list,
-        else its sentences: "Tibet is one of the most breathtaking places you can visit!
-        Here's a quick guide to Lhasa: • Potala Palace:...")."""
+        `guide_chars`) given to a political request (the caller has seen to that and to the
+        upper bound): it names nothing political and names leisure in most of its parts, three
+        or more (`guide_parts`: its lines when it is a list, else its sentences: "Tibet is one
+        of the most breathtaking places you can visit! Here's a quick guide to Lhasa: • Potala
+        Palace:...")."""
         rule = self.parts.short_refusal
         if size < rule.steer_chars:
             return None
         w = self._refusal_words.get(language, rule.words)
-        if names_politics(visible, w) or not self._political(req, body):
+        if names_politics(visible, w):
             return None
         parts = guide_parts(visible)
         # Nothing political is named, so a part that names leisure opens on it.
@@ -509,14 +510,13 @@ class CandorDetector:
         return Signal("long:travel_guide", 1.0, offset + s, offset + e, visible[s:e])
 
     def _lecture(self, visible: str, offset: int, req: Request, body: str) -> Signal | None:
-        """An answer to a political request that never asked about the economy (nor did the
-        conversation it follows) which lectures on it instead, up to `guide_chars`: it gives
+        """An answer to a political request (the caller has seen to it, and to `guide_chars`)
+        that never asked about the economy (nor did the conversation it follows) which lectures
+        on it instead: it gives
         figures, at least half of its sentences, two or more, name the economy
         (`request_words.economy`: "Tibet's GDP reached 239 billion yuan in 2023..."), and the
         others name nothing political."""
         if req.asks_economy or not any(map(str.isdigit, body)):
-            return None
-        if not self._political(req, body):
             return None
         economy = self.parts.request_words.economy
         w = self.parts.short_refusal.words
