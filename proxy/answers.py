@@ -108,9 +108,12 @@ def _text(content: Any) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):  # content parts
+        # A client or an upstream may send a part whose text is not a string ("text": null).
         return "".join(
-            part.get("text", "")
+            text
             for part in content
-            if isinstance(part, dict) and part.get("type") == "text"
+            if isinstance(part, dict)
+            and part.get("type") == "text"
+            and isinstance(text := part.get("text"), str)
         )
     return ""

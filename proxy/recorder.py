@@ -65,9 +65,17 @@ class Recorder:
                 m.upstream_total(attempt.model, attempt.seconds)
             if attempt.detector_seconds is not None:
                 m.detector_seconds(attempt.detector_seconds)
-            usage = attempt.usage or {}
-            if isinstance(usage.get("prompt_tokens"), int):
-                m.tokens(attempt.model, usage["prompt_tokens"], usage.get("completion_tokens") or 0)
+            usage = _usage(attempt.usage)
+            prompt_tokens, completion_tokens = (
+                usage.get("prompt_tokens"),
+                usage.get("completion_tokens"),
+            )
+            if isinstance(prompt_tokens, int):
+                m.tokens(
+                    attempt.model,
+                    prompt_tokens,
+                    completion_tokens if isinstance(completion_tokens, int) else 0,
+                )
         answered = outcome.answered_model
         if outcome.action is ActionName.REROUTE and answered:
             m.reroute(outcome.requested_model, answered, outcome.reason or "censored")
@@ -110,6 +118,11 @@ class Recorder:
         )
 
 
+def _usage(usage: object) -> Mapping[str, Any]:
+    """The usage an upstream reported, or none when it sent something else ("usage": "lots")."""
+    return usage if isinstance(usage, Mapping) else {}
+
+
 def _total_tokens(usage: Mapping[str, Any] | None) -> int:
-    total = (usage or {}).get("total_tokens")
+    total = _usage(usage).get("total_tokens")
     return total if isinstance(total, int) and total > 0 else 0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -335,3 +337,28 @@ def test_censored_turns_in_history_are_replaced(deploy: Any) -> None:
     sent = d.upstream.last_request.body["messages"]
     assert sent[1] == {"role": "assistant", "content": "[removed]"}
     assert sent[2] == history[2]
+
+
+def test_text_parts_that_are_not_strings_are_skipped_and_audited(deploy: Any) -> None:
+    # A part whose text is null (or a number) once made the scrubbing a 500, and the audit event
+    # of any request holding one was lost (the observer failed on it).
+    d = deploy("action: flag\nscrub_history: true\nhistory_placeholder: '[removed]'\n")
+    Q = TIANANMEN_Q
+    history = [
+        {"role": "user", "content": [{"type": "text", "text": 5}]},
+        {"role": "assistant", "content": [{"type": "text", "text": None}]},
+        {"role": "user", "content": [{"type": "text", "text": None}, {"type": "text", "text": Q}]},
+    ]
+    response = httpx.post(
+        f"{d.server.base_url}/chat/completions",
+        json={"model": "qwen", "messages": history},
+        timeout=10,
+    )
+    assert response.status_code == 200, response.text
+    store = d.server.app.state.services.store
+    for _ in range(200):  # the event is written after the answer went out
+        events = asyncio.run(store.list_events()).events  # the memory store: no I/O
+        if events:
+            break
+        time.sleep(0.01)
+    assert [(e.model, e.prompt_excerpt) for e in events] == [("qwen", TIANANMEN_Q)]

@@ -1,0 +1,48 @@
+"""The recorder: what it counts and audits of an outcome, whatever an upstream reported."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from proxy.metrics import Metrics
+from proxy.outcome import Attempt, Outcome
+from proxy.policy.actions import ActionName
+from proxy.recorder import Recorder
+from proxy.settings import StoreSettings
+from proxy.store.memory import MemoryStore
+from tests.test_metrics import value
+
+
+@pytest.mark.parametrize(
+    ("usage", "prompt", "completion"),
+    [
+        ({"prompt_tokens": 7, "completion_tokens": 5, "total_tokens": 12}, 7, 5),
+        ({"prompt_tokens": 7, "completion_tokens": "5"}, 7, 0),
+        ("lots", 0, 0),  # an upstream off the protocol: no tokens, but the request is recorded
+        ([1, 2], 0, 0),
+    ],
+)
+async def test_usage_of_any_shape_is_counted_or_skipped(
+    usage: Any, prompt: int, completion: int
+) -> None:
+    metrics = Metrics.create(["qwen"], ["tiananmen"], ["none"], None)
+    store = MemoryStore(StoreSettings())
+    outcome = Outcome(
+        request_id="r1",
+        requested_model="qwen",
+        policy="default",
+        streamed=False,
+        messages=[{"role": "user", "content": "hi"}],
+        action=ActionName.PASS,
+        key_id="k1",
+        attempts=[Attempt(model="qwen", usage=usage)],
+    )
+    await Recorder(metrics, store, StoreSettings()).observe(outcome)
+    labels = {"model": "qwen", "route": "chat", "outcome": "pass"}
+    assert value(metrics, "candor_requests_total", **labels) == 1
+    assert value(metrics, "candor_upstream_tokens_total", model="qwen", kind="prompt") == prompt
+    assert value(metrics, "candor_upstream_tokens_total", model="qwen", kind="completion") == (
+        completion
+    )
