@@ -115,6 +115,8 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
+        # A trailing slash is a 404 in the envelope, not a redirect built from the Host header.
+        redirect_slashes=False,
     )
     app.state.services = svc
     errors.install(app)

@@ -83,6 +83,25 @@ class PayloadTooLarge(CandorError):
     code = "request_too_large"
 
 
+class RequestTimeout(CandorError):
+    """The client did not send its whole body in time (408); the connection is closed."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+    def headers(self) -> dict[str, str]:
+        return {"connection": "close"}
+
+
+class UnsupportedMediaType(CandorError):
+    """The body is sent in an encoding Candor does not read (415)."""
+
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
 class UpstreamError(CandorError):
     """Anything that went wrong talking to an upstream model server."""
 

@@ -77,6 +77,7 @@ class ServerSettings(BaseModel):
     port: int = Field(8080, ge=0, le=65535)
     workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
+    body_timeout: float = Field(30.0, gt=0, description="longest wait for a request's body")
     max_messages: int = Field(2_000, ge=1, description="most messages in one chat request")
     # orjson cannot serialise past 255 levels; the body goes upstream re-serialised.
     max_json_depth: int = Field(64, ge=4, le=200, description="deepest nesting of a request body")

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import orjson
 from starlette.requests import Request
 
 from proxy.auth import Principal
-from proxy.errors import InvalidRequest, PayloadTooLarge
+from proxy.errors import (
+    InvalidRequest,
+    PayloadTooLarge,
+    RequestTimeout,
+    UnsupportedMediaType,
+)
 from proxy.pipeline import ChatRequest
 from proxy.wire import json_depth_exceeds
 
@@ -14,16 +21,27 @@ MAX_MESSAGES = 2_000
 MAX_JSON_DEPTH = 64
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The raw body, refused with 413 as soon as it passes `limit` bytes."""
+async def read_body(request: Request, limit: int, timeout: float) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` bytes, with 408 when it has
+    not all come within `timeout` seconds (a client that trickles it would hold a connection
+    and its buffer forever), and with 415 when it is compressed."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    encoding = request.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        raise UnsupportedMediaType(
+            f"Content-Encoding {encoding[:40]!r} is not supported: send the body uncompressed"
+        )
     received = bytearray()
-    async for part in request.stream():
-        received += part
-        if len(received) > limit:
-            raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    try:
+        async with asyncio.timeout(timeout):
+            async for part in request.stream():
+                received += part
+                if len(received) > limit:
+                    raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    except TimeoutError:
+        raise RequestTimeout(f"request body not received within {timeout:g} s") from None
     return bytes(received)
 
 

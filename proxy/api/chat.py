@@ -19,8 +19,8 @@ async def chat_completions(request: Request) -> Response:
     """OpenAI chat completions, streamed or not, judged on the way back."""
     svc = services(request)
     caller = await admit(request)  # before the body: an unknown caller uploads nothing
-    raw = await read_body(request, svc.settings.server.max_body_bytes)
     limits = svc.settings.server
+    raw = await read_body(request, limits.max_body_bytes, limits.body_timeout)
     chat = parse_chat_request(
         raw,
         request_id(request),

@@ -23,14 +23,19 @@ async def _candor_error(request: Request, exc: Exception) -> Response:
     return error_response(exc)
 
 
+# Codes for the statuses the framework itself answers with (a 404 is `NotFound`'s).
+_HTTP_CODES = {405: "method_not_allowed"}
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if exc.status_code == 404:
         return error_response(NotFound(f"no route for {request.method} {request.url.path}"))
-    error = CandorError(
-        str(exc.detail), status=exc.status_code, type="invalid_request_error", code=None
-    )
-    return error_response(error)
+    error = CandorError(str(exc.detail), status=exc.status_code, type="invalid_request_error")
+    error.code = _HTTP_CODES.get(exc.status_code)
+    response = error_response(error)
+    response.headers.update(exc.headers or {})  # `Allow` on a 405
+    return response
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -37,6 +37,10 @@ class ChatFastPath:
             response = await chat_completions(Request(scope, receive, send))
         except CandorError as exc:
             response = error_response(exc)
+        except ClientDisconnect:
+            # The client left while sending its body: nothing was asked, nobody to answer.
+            log.info("client closed the connection before its request body was read")
+            return
         except Exception:
             log.exception("unhandled error on POST %s", CHAT_PATH)
             response = error_response(CandorError("internal error in Candor"))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import logging
 import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -48,7 +51,15 @@ def test_unknown_route_and_method_use_the_envelope(candor: CandorServer) -> None
     with httpx.Client(timeout=5) as http:
         assert envelope(http.get(f"{candor.url}/v1/nothing"))["code"] == "not_found"
         wrong = http.get(f"{candor.base_url}/chat/completions")
-    assert wrong.status_code == 405 and envelope(wrong)
+        posted = http.post(f"{candor.base_url}/models")
+        # A trailing slash: no redirect to a location built from the client's Host header.
+        slash = http.post(
+            f"{candor.base_url}/chat/completions/", json={}, headers={"host": "evil.example"}
+        )
+    assert wrong.status_code == 405 and envelope(wrong)["code"] == "method_not_allowed"
+    assert posted.status_code == 405 and posted.headers["allow"] == "GET"
+    assert slash.status_code == 404 and envelope(slash)["code"] == "not_found"
+    assert "location" not in slash.headers
 
 
 @pytest.fixture
@@ -70,6 +81,58 @@ def test_body_over_the_limit_is_413(small_limit: CandorServer) -> None:
             content=iter([b'{"model": "fixed", "messages": [', b" " * 4096, b"]}"]),
         )
     assert chunked.status_code == 413
+
+
+@pytest.fixture
+def impatient(
+    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream
+) -> Iterator[CandorServer]:
+    server = start_candor(monkeypatch, upstream, server={"body_timeout": 0.5})
+    yield server
+    server.stop()
+
+
+def test_a_body_that_does_not_all_come_is_408(impatient: CandorServer) -> None:
+    # Before, a client that declared 100 bytes and sent 8 held its connection open for good.
+    with socket.create_connection(("127.0.0.1", impatient.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json"
+            b'\r\ncontent-length: 100\r\n\r\n{"model"'
+        )
+        reply = b""
+        while chunk := sock.recv(4096):  # the server answers, then closes the connection
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408")
+    assert b'"code":"request_timeout"' in body
+
+
+def test_a_client_that_leaves_during_its_upload_is_no_error(
+    candor: CandorServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, each dropped upload was logged as an ERROR with a traceback, and as a 500.
+    with socket.create_connection(("127.0.0.1", candor.port), timeout=10) as sock:
+        sock.sendall(
+            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"
+        )
+    with caplog.at_level(logging.INFO, logger="proxy.api.fast_path"):
+        for _ in range(300):
+            if "client closed the connection" in caplog.text:
+                break
+            time.sleep(0.01)
+    assert "client closed the connection" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_a_compressed_body_is_415(candor: CandorServer) -> None:
+    with httpx.Client(timeout=5) as http:
+        response = http.post(
+            f"{candor.base_url}/chat/completions",
+            content=gzip.compress(b'{"model": "fixed", "messages": []}'),
+            headers={"content-type": "application/json", "content-encoding": "gzip"},
+        )
+    assert response.status_code == 415
+    assert envelope(response)["code"] == "unsupported_media_type"
 
 
 @pytest.fixture
