@@ -39,6 +39,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    for error in exc.errors():
+        # ("query", "limit"): name the parameter and say what is wrong with it.
+        loc = [str(p) for p in error.get("loc", ())[1:]]
+        if loc:
+            name = ".".join(loc)
+            return error_response(
+                InvalidRequest(f"{name}: {error.get('msg', 'invalid')}", param=name)
+            )
     return error_response(InvalidRequest("the request does not match the API's schema"))
 
 

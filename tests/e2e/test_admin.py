@@ -89,7 +89,9 @@ async def test_events_filtered_and_paginated(
 def test_bad_queries_are_400(candor_on_redis: CandorServer, params: dict[str, object]) -> None:
     response = get(candor_on_redis, "/admin/events", **params)
     assert response.status_code == 400
-    assert response.json()["error"]["type"] == "invalid_request_error"
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] in params, error  # the parameter is named
 
 
 async def test_events_tail_prints_json_lines(
