@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncGenerator
@@ -21,6 +22,8 @@ from proxy.detect import Decision, StreamJudge, Verdict
 from proxy.errors import CandorError, UpstreamBadResponse
 from proxy.upstream.base import ChunkStream
 from proxy.wire import SseEvent
+
+log = logging.getLogger(__name__)
 
 
 class Step(StrEnum):
@@ -120,6 +123,11 @@ class JudgedStream:
                 await self._queue.put(UpstreamBadResponse("upstream stream ended without [DONE]"))
         except CandorError as exc:
             await self._queue.put(exc)
+        except Exception:
+            # Whatever broke the read goes to the reader as a failure: a pump that died of it
+            # would re-raise it from `aclose`, past the caller's own clean-up.
+            log.exception("reading the upstream stream failed")
+            await self._queue.put(UpstreamBadResponse("upstream stream could not be read"))
         finally:
             await self._queue.put(_END)
 
@@ -208,6 +216,14 @@ class JudgedStream:
         if self._length - self._released_upto > self._bounds.chars:
             return Output(Step.RELEASE, self._take(None))
         return None
+
+    def judge_so_far(self) -> Verdict:
+        """The verdict on what arrived of an answer that broke off (its end never came)."""
+        if self.verdict is None:
+            tick = time.perf_counter()
+            self.verdict = self._judge.finish(self.finish_reason)
+            self.judge_seconds += time.perf_counter() - tick
+        return self.verdict
 
     def _take(self, upto: int | None) -> list[bytes]:
         self._released_upto = self._length if upto is None else max(self._released_upto, upto)

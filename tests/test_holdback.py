@@ -143,3 +143,25 @@ async def test_a_stream_cut_short_fails() -> None:
     steps = [s for s, _ in await drain(stream)]
     assert steps == [Step.RELEASE, Step.FAILED]
     await stream.aclose()
+
+
+class Breaking(Chunks):
+    """Events, then an exception that is no `CandorError` (a reader's own bug)."""
+
+    async def __aiter__(self) -> AsyncIterator[SseEvent]:
+        for event in self.events:
+            yield event
+        raise RuntimeError("boom")
+
+
+async def test_a_reader_that_raises_fails_the_stream_and_still_closes() -> None:
+    chunks = Breaking([text_event("a")])
+    stream = JudgedStream(chunks, Judge(), None)
+    outputs = []
+    while (output := await stream.next_output()) is not None:
+        outputs.append(output)
+    assert [o.step for o in outputs] == [Step.RELEASE, Step.FAILED]
+    error = outputs[-1].error
+    assert error is not None and error.code == "bad_upstream_response"
+    await stream.aclose()  # does not re-raise the reader's exception
+    assert chunks.closed

@@ -51,8 +51,10 @@ class StreamedAnswers(Steps):
         action = self._actions[policy.name]
         try:
             served = await self._open_stream(request, policy, action, body, outcome)
-        except CandorError as exc:
-            outcome.error = exc.code or exc.type
+        except Exception as exc:
+            outcome.error = (
+                (exc.code or exc.type) if isinstance(exc, CandorError) else "internal_error"
+            )
             await self._finish(outcome, started)
             raise
         if isinstance(served, list):  # blocked: the replacement stream
@@ -234,6 +236,7 @@ class StreamedAnswers(Steps):
         except CandorError as exc:
             # Headers are gone: the failure becomes an error event, and no [DONE] follows.
             outcome.error = exc.code or exc.type
+            _note_broken(live, stream, policy, action, outcome)
             yield wire.sse_error(exc.message, exc.type, exc.code, exc.param)
         except Exception:
             outcome.error = "internal_error"
@@ -241,8 +244,10 @@ class StreamedAnswers(Steps):
             yield wire.sse_error("internal error in Candor", "server_error", "internal_error")
         finally:
             outcome.held_seconds = stream.held_seconds
-            await stream.aclose()
-            await self._finish(outcome, started)
+            try:
+                await stream.aclose()
+            finally:
+                await self._finish(outcome, started)
 
     async def _frames(
         self, frames: list[bytes], outcome: Outcome, started: float
@@ -263,6 +268,19 @@ async def _first_output(stream: JudgedStream) -> Output:
         if output.step is not Step.RELEASE or output.frames:
             return output
     return Output(Step.FAILED, error=UpstreamError("upstream stream ended early"))
+
+
+def _note_broken(
+    live: _Live, stream: JudgedStream, policy: Policy, action: Action, outcome: Outcome
+) -> None:
+    """A stream that broke is judged on what arrived of it: a censored part the client
+    already has is flagged (and audited) like a whole censored answer."""
+    verdict = stream.judge_so_far()
+    live.attempt.verdict, live.attempt.answer = verdict, "".join(stream.text_parts)
+    live.attempt.detector_seconds = stream.judge_seconds
+    acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
+    if outcome.action is ActionName.PASS and acts:
+        outcome.action = ActionName.FLAG if action.holds_stream else action.name
 
 
 async def _close_all(lives: list[_Live]) -> None:

@@ -125,20 +125,17 @@ class _AiohttpChunkStream:
                     raise UpstreamBadResponse(
                         f"upstream stream broke: {type(exc).__name__}"
                     ) from exc
-                if not chunk:
-                    for event in parser.flush():
-                        yield event
-                        if event.done:
-                            return
-                    raise UpstreamBadResponse("upstream stream ended without [DONE]")
                 try:
-                    events = list(parser.feed(chunk))
+                    # At the end of the body, what is left is an event cut short (or none).
+                    events = list(parser.feed(chunk) if chunk else parser.flush())
                 except ValueError as exc:
                     raise UpstreamBadResponse("upstream sent a malformed SSE event") from exc
                 for event in events:
                     yield event
                     if event.done:
                         return
+                if not chunk:
+                    raise UpstreamBadResponse("upstream stream ended without [DONE]")
         finally:
             self._response.close()
 

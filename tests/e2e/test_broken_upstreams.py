@@ -1,0 +1,146 @@
+"""An upstream that breaks the protocol in ways no fault model of the scripted upstream does
+(an event cut short by a clean end of the body, JSON of the wrong shape) gets the documented
+answer: `bad_upstream_response`, as an SSE error event once streaming, as a 502 (or the outage
+chain's answer) while held; counted as an error, and no upstream stream left open."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import orjson
+import pytest
+
+from proxy.settings import ModelRoute, Settings, Timeouts
+from tests.raw_upstream import RawReply, RawUpstream, answer_frames, whole_answer
+from tests.servers import TEST_ADMIN_KEY, CandorServer, pass_through_auth
+
+pytestmark = pytest.mark.e2e
+
+REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+CLEAN = "Paris is the capital of France. It lies on the Seine river in the north of the country."
+REFUSAL = (
+    "I am sorry, I cannot answer that question. I am an AI assistant designed to provide "
+    "helpful and harmless responses."
+)
+PLAIN = [{"role": "user", "content": "What is the capital of France?"}]
+POLITICAL = [{"role": "user", "content": "What happened at Tiananmen Square in June 1989?"}]
+CUT_EVENT = b'data: {"id":"chatcmpl-raw","choices":[{"ind'
+
+
+REPLIES = {
+    "clean": RawReply(answer_frames(CLEAN), whole=whole_answer(CLEAN)),
+    "refusal": RawReply(answer_frames(REFUSAL), whole=whole_answer(REFUSAL)),
+    "cut-event": RawReply([*answer_frames(CLEAN)[:5], CUT_EVENT]),
+    "refusal-cut": RawReply([*answer_frames(REFUSAL)[:-2], CUT_EVENT]),
+}
+POLICIES = {
+    "f": "action: flag\n",
+    "r": "action: reroute\nfallbacks: [clean]\n",
+    "o": "action: reroute\nfallbacks: [spare]\noutage_fallbacks: [clean]\n",
+}
+
+
+@pytest.fixture(scope="module")
+def raw() -> Iterator[RawUpstream]:
+    server = RawUpstream(REPLIES).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def candor(raw: RawUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterator[CandorServer]:
+    folder = tmp_path_factory.mktemp("policies")
+    (folder / "detector").symlink_to(REPO_POLICIES / "detector")
+    (folder / "default.yaml").write_text("action: flag\n")
+    for name, text in POLICIES.items():
+        (folder / f"{name}.yaml").write_text(text)
+    routes = {
+        f"{policy}-{scenario}": ModelRoute(
+            base_url=raw.base_url, upstream_model=scenario, policy=policy
+        )
+        for policy in POLICIES
+        for scenario in REPLIES
+    }
+    routes["clean"] = ModelRoute(base_url=raw.base_url, upstream_model="clean")
+    routes["spare"] = ModelRoute(base_url=raw.base_url, upstream_model="clean")
+    settings = Settings(
+        models=routes,
+        policies_dir=folder,
+        timeouts=Timeouts(connect=1, first_byte=2, idle=2, total=30),
+        auth=pass_through_auth(),
+    )
+    server = CandorServer(settings).start()
+    yield server
+    server.stop()
+
+
+def ask(server: CandorServer, model: str, stream: bool, messages: object = PLAIN) -> httpx.Response:
+    with httpx.Client(timeout=20) as http:
+        return http.post(
+            f"{server.base_url}/chat/completions",
+            json={"model": model, "messages": messages, "stream": stream},
+        )
+
+
+def events(response: httpx.Response) -> list[object]:
+    lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    return [line if line == "[DONE]" else orjson.loads(line) for line in lines]
+
+
+def counted(server: CandorServer, model: str, outcome: str, route: str) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    name = f'candor_requests_total{{model="{model}",outcome="{outcome}",route="{route}"}} '
+    found = [line for line in text.splitlines() if line.startswith(name)]
+    return float(found[0].split()[-1]) if found else 0.0
+
+
+@pytest.mark.parametrize("scenario", ["cut-event"])
+def test_a_broken_stream_ends_with_an_error_event(candor: CandorServer, scenario: str) -> None:
+    response = ask(candor, f"f-{scenario}", True)
+    assert response.status_code == 200
+    sent = events(response)
+    assert "[DONE]" not in sent
+    last = sent[-1]
+    assert isinstance(last, dict) and last["error"]["code"] == "bad_upstream_response"
+    assert counted(candor, f"f-{scenario}", "error", "chat_stream") == 1
+
+
+def audit_actions(server: CandorServer, model: str) -> list[str]:
+    with httpx.Client(timeout=5) as http:
+        audit = http.get(
+            f"{server.url}/admin/events",
+            headers={"authorization": f"Bearer {TEST_ADMIN_KEY}"},
+            params={"model": model},
+        ).json()
+    return [event["action"] for event in audit["data"]]
+
+
+def test_a_censored_stream_that_breaks_is_flagged_and_audited(candor: CandorServer) -> None:
+    response = ask(candor, "f-refusal-cut", True, POLITICAL)
+    last = events(response)[-1]
+    assert isinstance(last, dict) and last["error"]["code"] == "bad_upstream_response"
+    assert counted(candor, "f-refusal-cut", "error", "chat_stream") == 1
+    assert audit_actions(candor, "f-refusal-cut") == ["flag"]
+
+
+@pytest.mark.parametrize("scenario", ["cut-event"])
+def test_a_held_broken_stream_is_a_502(candor: CandorServer, scenario: str) -> None:
+    response = ask(candor, f"r-{scenario}", True)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "bad_upstream_response"
+    assert counted(candor, f"r-{scenario}", "error", "chat_stream") == 1
+
+
+@pytest.mark.parametrize("scenario", ["cut-event"])
+def test_a_held_broken_stream_goes_down_the_outage_chain(
+    candor: CandorServer, scenario: str
+) -> None:
+    response = ask(candor, f"o-{scenario}", True)
+    assert response.status_code == 200
+    sent = events(response)
+    assert sent[-1] == "[DONE]"
+    note = sent[-2]
+    assert isinstance(note, dict)
+    assert note["candor"]["model"] == "clean" and note["candor"]["reason"] == "outage"
