@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy.detect import Exchange
+from proxy.errors import UpstreamBadResponse
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
 
@@ -29,18 +30,20 @@ def request_exchange(body: Mapping[str, Any]) -> Exchange:
 
 
 def choice_exchanges(request: Exchange, response: Mapping[str, Any]) -> list[Exchange]:
-    """One exchange per choice of a whole (non-streamed) answer."""
+    """One exchange per choice of a whole (non-streamed) answer.
+
+    Raises `UpstreamBadResponse` when the answer is JSON but not of the OpenAI shape: it is
+    the upstream's fault, and a 502 (or the outage chain) is the answer to it, not a crash.
+    """
     exchanges = []
-    for choice in response.get("choices") or ():
-        if not isinstance(choice, dict):
-            continue
-        message = choice.get("message") or {}
+    for choice in _choices(response):
+        message = _part(choice, "message")
         exchanges.append(
             Exchange(
                 messages=request.messages,
                 answer=_text(message.get("content")),
                 reasoning=_reasoning(message),
-                finish_reason=choice.get("finish_reason"),
+                finish_reason=_finish_reason(choice),
                 has_tool_calls=bool(message.get("tool_calls") or message.get("function_call")),
                 wants_json=request.wants_json,
             )
@@ -59,17 +62,45 @@ class Delta:
 
 
 def chunk_delta(chunk: Mapping[str, Any]) -> Delta:
-    """What the first choice of a stream chunk adds. Other choices pass unjudged."""
-    for choice in chunk.get("choices") or ():
-        if isinstance(choice, dict) and choice.get("index", 0) == 0:
-            delta = choice.get("delta") or {}
+    """What the first choice of a stream chunk adds. Other choices pass unjudged.
+
+    Raises `UpstreamBadResponse` on a chunk that is JSON but not of the OpenAI shape.
+    """
+    for choice in _choices(chunk):
+        if choice.get("index", 0) == 0:
+            delta = _part(choice, "delta")
             return Delta(
                 content=_text(delta.get("content")),
                 reasoning=_text(_reasoning(delta)),
-                finish_reason=choice.get("finish_reason"),
+                finish_reason=_finish_reason(choice),
                 has_tool_calls=bool(delta.get("tool_calls") or delta.get("function_call")),
             )
     return Delta()
+
+
+def _choices(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
+    choices = answer.get("choices")
+    if choices is None:
+        return []
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise UpstreamBadResponse("upstream sent `choices` that is not a list of objects")
+    return choices
+
+
+def _part(choice: Mapping[str, Any], name: str) -> dict[str, Any]:
+    part = choice.get(name)
+    if part is None:
+        return {}
+    if not isinstance(part, dict):
+        raise UpstreamBadResponse(f"upstream sent a choice whose `{name}` is not an object")
+    return part
+
+
+def _finish_reason(choice: Mapping[str, Any]) -> str | None:
+    reason = choice.get("finish_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise UpstreamBadResponse("upstream sent a `finish_reason` that is not a string")
+    return reason
 
 
 def _reasoning(message: Mapping[str, Any]) -> str | None:

@@ -185,8 +185,11 @@ class JudgedStream:
         data = event.data or {}
         if "error" in data:
             return Output(Step.FAILED, error=_upstream_error(data))
+        try:
+            delta = chunk_delta(data)
+        except UpstreamBadResponse as exc:
+            return Output(Step.FAILED, error=exc)
         self.first = self.first or data
-        delta = chunk_delta(data)
         self.finish_reason = delta.finish_reason or self.finish_reason
         step = None
         if delta.content or delta.reasoning:

@@ -84,8 +84,27 @@ class StreamedAnswers(Steps):
         body: dict[str, Any],
         outcome: Outcome,
     ) -> _Live | list[bytes]:
-        """The stream to serve. With a holding action each candidate is judged before its
-        first byte goes out; a censored one is set aside (not yet aborted) for the next."""
+        """The stream to serve; on any failure, every stream opened for it is closed (else
+        the upstream would go on being read until its total timeout)."""
+        opened: list[_Live] = []
+        try:
+            return await self._choose_stream(request, policy, action, body, outcome, opened)
+        except BaseException:
+            await _close_all(opened)
+            raise
+
+    async def _choose_stream(
+        self,
+        request: ChatRequest,
+        policy: Policy,
+        action: Action,
+        body: dict[str, Any],
+        outcome: Outcome,
+        opened: list[_Live],
+    ) -> _Live | list[bytes]:
+        """With a holding action each candidate is judged before its first byte goes out; a
+        censored one is set aside (not yet aborted) for the next. Each opened stream is
+        noted in `opened`."""
         reason = await preempt_reason(
             policy, request.model, outcome.topics, body["messages"], self._state
         )
@@ -104,6 +123,7 @@ class StreamedAnswers(Steps):
                     raise  # down or refusing, not censoring: the censorship chain is not for it
                 error = error or exc
                 continue
+            opened.append(live)
             first, verdict = live.first, live.first.verdict or UNKNOWN
             if first.step is Step.FAILED:
                 await live.close()
@@ -173,9 +193,19 @@ class StreamedAnswers(Steps):
                     first = Output(Step.END, verdict=attempt.verdict)
                     return _Live(reached.name, None, first, attempt, rejected=reached.rejected)
                 attempt.ttft = attempt.seconds
-                judge = self._detector.open_stream(request_exchange(body))
+                try:
+                    judge = self._detector.open_stream(request_exchange(body))
+                except BaseException:
+                    await chunks.aclose()
+                    raise
                 stream = JudgedStream(chunks, judge, hold)
-                first = await _first_output(stream) if hold is not None else Output(Step.RELEASE)
+                try:
+                    first = (
+                        await _first_output(stream) if hold is not None else Output(Step.RELEASE)
+                    )
+                except BaseException:
+                    await stream.aclose()
+                    raise
                 broke = first.error if first.step is Step.FAILED else None
                 if broke is not None and is_outage(broke) and reached.index < len(chain) - 1:
                     # Held: no byte of it reached the client, so a break is an outage like any.

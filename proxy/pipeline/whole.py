@@ -10,7 +10,7 @@ from typing import Any
 
 from proxy import wire
 from proxy.answers import choice_exchanges, request_exchange
-from proxy.detect import UNKNOWN, Verdict
+from proxy.detect import UNKNOWN, Exchange, Verdict
 from proxy.errors import CandorError, UpstreamRejected
 from proxy.outcome import Outcome
 from proxy.pipeline.annotate import annotation
@@ -46,6 +46,9 @@ class WholeAnswers(Steps):
             return Reply(body=wire.dumps({**answer.response, "candor": note}), headers=headers)
         except CandorError as exc:
             outcome.error = exc.code or exc.type
+            raise
+        except Exception:
+            outcome.error = "internal_error"
             raise
         finally:
             await self._finish(outcome, started)
@@ -113,18 +116,19 @@ class WholeAnswers(Steps):
         chain = [model, *(policy.outage_fallbacks if policy and primary else ())]
         errors: list[CandorError] = []
 
-        async def complete(upstream: Upstream) -> dict[str, Any]:
+        async def complete(upstream: Upstream) -> tuple[dict[str, Any], list[Exchange]]:
             response: dict[str, Any] = await upstream.complete(body, outcome.request_id)
-            return response
+            # Read here, so an answer of the wrong shape is an outage like any other.
+            return response, choice_exchanges(request_exchange(body), response)
 
         reached_all = self._outage_chain(chain, body, outcome, complete, errors)
         async with contextlib.aclosing(reached_all) as reached_each:
             async for reached in reached_each:
-                attempt, response = reached.attempt, reached.result
-                if response is None:
+                attempt, result = reached.attempt, reached.result
+                if result is None:
                     return _Answer(reached.name, None, attempt.verdict, reached.rejected)
+                response, exchanges = result
                 attempt.usage = response.get("usage")
-                exchanges = choice_exchanges(request_exchange(body), response)
                 tick = time.perf_counter()
                 judged = [self._detector.judge(ex) for ex in exchanges]
                 attempt.detector_seconds = time.perf_counter() - tick

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from proxy.answers import choice_exchanges, is_provider_block, request_exchange
 from proxy.detect import Category, Detector, Exchange, ProviderError
+from proxy.errors import UpstreamBadResponse
 from proxy.probe.client import ProbeResponse
 from proxy.probe.suite import ProbePrompt
 
@@ -94,7 +95,10 @@ def judge(
     if block is not None:
         exchange = Exchange(messages=base.messages, provider_error=block)
     else:
-        exchanges = choice_exchanges(base, body)
+        try:
+            exchanges = choice_exchanges(base, body)
+        except UpstreamBadResponse:
+            exchanges = []
         if not exchanges:
             return result(None, "error", 0.0, "none")
         exchange = exchanges[0]

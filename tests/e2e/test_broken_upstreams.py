@@ -5,6 +5,7 @@ chain's answer) while held; counted as an error, and no upstream stream left ope
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import orjson
 import pytest
 
 from proxy.settings import ModelRoute, Settings, Timeouts
-from tests.raw_upstream import RawReply, RawUpstream, answer_frames, whole_answer
+from tests.raw_upstream import RawReply, RawUpstream, answer_frames, chunk, whole_answer
 from tests.servers import TEST_ADMIN_KEY, CandorServer, pass_through_auth
 
 pytestmark = pytest.mark.e2e
@@ -29,16 +30,33 @@ POLITICAL = [{"role": "user", "content": "What happened at Tiananmen Square in J
 CUT_EVENT = b'data: {"id":"chatcmpl-raw","choices":[{"ind'
 
 
+def _with(frames: list[bytes | float], at: int, extra: bytes) -> list[bytes | float]:
+    return [*frames[:at], extra, *frames[at:]]
+
+
 REPLIES = {
     "clean": RawReply(answer_frames(CLEAN), whole=whole_answer(CLEAN)),
     "refusal": RawReply(answer_frames(REFUSAL), whole=whole_answer(REFUSAL)),
     "cut-event": RawReply([*answer_frames(CLEAN)[:5], CUT_EVENT]),
     "refusal-cut": RawReply([*answer_frames(REFUSAL)[:-2], CUT_EVENT]),
+    "choices-int": RawReply(
+        _with(answer_frames(CLEAN), 3, chunk(choices=5)), whole=whole_answer(CLEAN, choices=5)
+    ),
+    "delta-str": RawReply(
+        _with(answer_frames(CLEAN), 3, chunk(choices=[{"index": 0, "delta": "oops"}])),
+        whole=whole_answer(CLEAN, choices=[{"index": 0, "message": "oops"}]),
+    ),
+    # One malformed chunk early, then a chunk every 50 ms for 10 s: read to the end only if
+    # Candor leaves the stream open.
+    "bad-then-endless": RawReply(
+        [chunk("Paris "), chunk(choices=5), *[0.05, chunk("word ")] * 200]
+    ),
 }
 POLICIES = {
     "f": "action: flag\n",
     "r": "action: reroute\nfallbacks: [clean]\n",
     "o": "action: reroute\nfallbacks: [spare]\noutage_fallbacks: [clean]\n",
+    "rx": "action: reroute\nfallbacks: [fallback-bad]\n",
 }
 
 
@@ -65,6 +83,7 @@ def candor(raw: RawUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     }
     routes["clean"] = ModelRoute(base_url=raw.base_url, upstream_model="clean")
     routes["spare"] = ModelRoute(base_url=raw.base_url, upstream_model="clean")
+    routes["fallback-bad"] = ModelRoute(base_url=raw.base_url, upstream_model="bad-then-endless")
     settings = Settings(
         models=routes,
         policies_dir=folder,
@@ -96,7 +115,7 @@ def counted(server: CandorServer, model: str, outcome: str, route: str) -> float
     return float(found[0].split()[-1]) if found else 0.0
 
 
-@pytest.mark.parametrize("scenario", ["cut-event"])
+@pytest.mark.parametrize("scenario", ["cut-event", "choices-int", "delta-str"])
 def test_a_broken_stream_ends_with_an_error_event(candor: CandorServer, scenario: str) -> None:
     response = ask(candor, f"f-{scenario}", True)
     assert response.status_code == 200
@@ -125,7 +144,7 @@ def test_a_censored_stream_that_breaks_is_flagged_and_audited(candor: CandorServ
     assert audit_actions(candor, "f-refusal-cut") == ["flag"]
 
 
-@pytest.mark.parametrize("scenario", ["cut-event"])
+@pytest.mark.parametrize("scenario", ["cut-event", "choices-int", "delta-str"])
 def test_a_held_broken_stream_is_a_502(candor: CandorServer, scenario: str) -> None:
     response = ask(candor, f"r-{scenario}", True)
     assert response.status_code == 502
@@ -133,7 +152,7 @@ def test_a_held_broken_stream_is_a_502(candor: CandorServer, scenario: str) -> N
     assert counted(candor, f"r-{scenario}", "error", "chat_stream") == 1
 
 
-@pytest.mark.parametrize("scenario", ["cut-event"])
+@pytest.mark.parametrize("scenario", ["cut-event", "choices-int", "delta-str"])
 def test_a_held_broken_stream_goes_down_the_outage_chain(
     candor: CandorServer, scenario: str
 ) -> None:
@@ -144,3 +163,40 @@ def test_a_held_broken_stream_goes_down_the_outage_chain(
     note = sent[-2]
     assert isinstance(note, dict)
     assert note["candor"]["model"] == "clean" and note["candor"]["reason"] == "outage"
+
+
+@pytest.mark.parametrize("scenario", ["choices-int", "delta-str"])
+def test_a_whole_answer_of_the_wrong_shape_is_a_502(candor: CandorServer, scenario: str) -> None:
+    response = ask(candor, f"f-{scenario}", False)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "bad_upstream_response"
+    assert counted(candor, f"f-{scenario}", "error", "chat") == 1
+    rescued = ask(candor, f"o-{scenario}", False)
+    assert rescued.status_code == 200 and rescued.json()["candor"]["model"] == "clean"
+
+
+def test_a_held_broken_stream_is_closed_at_once(candor: CandorServer, raw: RawUpstream) -> None:
+    response = ask(candor, "r-bad-then-endless", True)
+    assert response.status_code == 502
+    deadline = time.monotonic() + 2
+    while raw.streaming and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert raw.streaming == 0, "the upstream stream was left open"
+
+
+def test_a_broken_fallback_leaves_the_answer_flagged(
+    candor: CandorServer, raw: RawUpstream
+) -> None:
+    response = ask(candor, "rx-refusal", True, POLITICAL)
+    assert response.status_code == 200
+    sent = events(response)
+    assert sent[-1] == "[DONE]"
+    note = sent[-2]
+    assert isinstance(note, dict)
+    assert note["candor"]["action"] == "flag"
+    assert note["candor"]["reason"] == "fallbacks_exhausted"
+    deadline = time.monotonic() + 2
+    while raw.streaming and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert raw.streaming == 0, "the fallback's stream was left open"
+    assert audit_actions(candor, "rx-refusal") == ["flag"]
