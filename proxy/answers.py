@@ -78,6 +78,12 @@ def chunk_delta(chunk: Mapping[str, Any]) -> Delta:
     return Delta()
 
 
+def answer_usage(answer: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """The `usage` a whole answer or a stream chunk reports (None: absent or not an object)."""
+    usage = answer.get("usage")
+    return usage if isinstance(usage, dict) else None
+
+
 def _choices(answer: Mapping[str, Any]) -> list[dict[str, Any]]:
     choices = answer.get("choices")
     if choices is None:

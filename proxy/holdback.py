@@ -12,12 +12,12 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from proxy.answers import chunk_delta
+from proxy.answers import answer_usage, chunk_delta
 from proxy.detect import Decision, StreamJudge, Verdict
 from proxy.errors import CandorError, UpstreamBadResponse
 from proxy.upstream.base import ChunkStream
@@ -99,6 +99,7 @@ class JudgedStream:
         self.held_seconds = 0.0
         self.judge_seconds = 0.0
         self.text_parts: list[str] = []
+        self.usage: Mapping[str, Any] | None = None  # the upstream's usage chunk, when it sends one
 
     @property
     def released_any(self) -> bool:
@@ -190,6 +191,7 @@ class JudgedStream:
         except UpstreamBadResponse as exc:
             return Output(Step.FAILED, error=exc)
         self.first = self.first or data
+        self.usage = answer_usage(data) or self.usage
         self.finish_reason = delta.finish_reason or self.finish_reason
         step = None
         if delta.content or delta.reasoning:

@@ -40,6 +40,8 @@ class _Live:
     async def close(self) -> None:
         if self.stream is not None:
             await self.stream.aclose()
+            # What the upstream reported it spent is charged, whether served or set aside.
+            self.attempt.usage = self.stream.usage or self.attempt.usage
 
 
 class StreamedAnswers(Steps):
@@ -275,7 +277,7 @@ class StreamedAnswers(Steps):
         finally:
             outcome.held_seconds = stream.held_seconds
             try:
-                await stream.aclose()
+                await live.close()
             finally:
                 await self._finish(outcome, started)
 

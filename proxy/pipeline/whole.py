@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from proxy import wire
-from proxy.answers import choice_exchanges, request_exchange
+from proxy.answers import answer_usage, choice_exchanges, request_exchange
 from proxy.detect import UNKNOWN, Exchange, Verdict
 from proxy.errors import CandorError, UpstreamRejected
 from proxy.outcome import Outcome
@@ -128,7 +128,7 @@ class WholeAnswers(Steps):
                 if result is None:
                     return _Answer(reached.name, None, attempt.verdict, reached.rejected)
                 response, exchanges = result
-                attempt.usage = response.get("usage")
+                attempt.usage = answer_usage(response)
                 tick = time.perf_counter()
                 judged = [self._detector.judge(ex) for ex in exchanges]
                 attempt.detector_seconds = time.perf_counter() - tick

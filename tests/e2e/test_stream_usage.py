@@ -1,0 +1,62 @@
+"""What a streamed answer reports in its usage chunk is charged to the key and counted, as a
+whole answer's `usage` is: streaming is no way around `tokens_per_minute`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from proxy.auth import hash_key
+from proxy.settings import ApiKeyEntry, AuthSettings, ModelRoute, RateLimits, Settings
+from tests.raw_upstream import RawReply, RawUpstream, answer_frames, whole_answer
+from tests.servers import TEST_ADMIN_KEY, CandorServer
+
+pytestmark = pytest.mark.e2e
+
+KEY = "ck-stream-usage-0123456789abcdef"
+USAGE = {"prompt_tokens": 11, "completion_tokens": 777, "total_tokens": 788}
+TEXT = "Paris is the capital of France."
+ASK = [{"role": "user", "content": "What is the capital of France?"}]
+
+
+@pytest.fixture(scope="module")
+def candor() -> Iterator[CandorServer]:
+    raw = RawUpstream(
+        {"m": RawReply(answer_frames(TEXT, usage=USAGE), whole=whole_answer(TEXT, usage=USAGE))}
+    ).start()
+    auth = AuthSettings(
+        mode="keys",
+        admin_key_hash=hash_key(TEST_ADMIN_KEY, None),
+        keys=[
+            ApiKeyEntry(
+                id="k1",
+                hash=hash_key(KEY, None),
+                rate_limits=RateLimits(tokens_per_minute=100),
+            )
+        ],
+    )
+    settings = Settings(models={"m": ModelRoute(base_url=raw.base_url)}, auth=auth)
+    server = CandorServer(settings).start()
+    yield server
+    server.stop()
+    raw.stop()
+
+
+def test_streamed_usage_is_charged_and_counted(candor: CandorServer) -> None:
+    body = {
+        "model": "m",
+        "messages": ASK,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    headers = {"authorization": f"Bearer {KEY}"}
+    with httpx.Client(timeout=10) as http:
+        first = http.post(f"{candor.base_url}/chat/completions", json=body, headers=headers)
+        assert first.status_code == 200 and '"total_tokens":788' in first.text
+        second = http.post(f"{candor.base_url}/chat/completions", json=body, headers=headers)
+        metrics = http.get(f"{candor.url}/metrics").text
+    assert second.status_code == 429  # 788 tokens charged against 100 a minute
+    assert second.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 'candor_upstream_tokens_total{kind="completion",model="m"} 777.0' in metrics
