@@ -44,10 +44,13 @@ class OpenAICompatUpstream:
         self._headers = {"content-type": "application/json", "accept": "application/json"}
         if api_key is not None:
             self._headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
-        # aiohttp's sock_read bounds every wait for bytes, the wait for the headers included.
+        # aiohttp's sock_read bounds every wait for bytes, the wait for the headers included:
+        # right for a whole answer, wrong for a stream, whose reads after the first byte wait
+        # up to `idle` (the stream bounds its own reads; see `_AiohttpChunkStream`).
         self._client_timeout = aiohttp.ClientTimeout(
             total=None, sock_connect=timeouts.connect, sock_read=timeouts.first_byte
         )
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, sock_connect=timeouts.connect)
 
     def __repr__(self) -> str:
         return f"OpenAICompatUpstream(model={self.model!r}, url={self._url!r})"
@@ -55,7 +58,7 @@ class OpenAICompatUpstream:
     async def complete(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
         try:
             async with asyncio.timeout(self._timeouts.total):
-                response = await self._post(body, request_id)
+                response = await self._post(body, request_id, self._client_timeout)
                 async with response:
                     raw = await response.read()
         except TimeoutError as exc:
@@ -78,7 +81,7 @@ class OpenAICompatUpstream:
         deadline = asyncio.get_running_loop().time() + self._timeouts.total
         try:
             async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
-                response = await self._post(body, request_id)
+                response = await self._post(body, request_id, self._stream_timeout)
                 if response.status >= 400:
                     async with response:
                         raise _rejected(response.status, await response.read())
@@ -88,17 +91,20 @@ class OpenAICompatUpstream:
             raise _unreachable(exc) from exc
         return _AiohttpChunkStream(response, self._timeouts, deadline)
 
-    async def _post(self, body: dict[str, Any], request_id: str) -> aiohttp.ClientResponse:
+    async def _post(
+        self, body: dict[str, Any], request_id: str, timeout: aiohttp.ClientTimeout
+    ) -> aiohttp.ClientResponse:
         # A fallback gets the client's body: it must still name this route's model.
         body = {**body, "model": self._upstream_model or self.model}
         headers = {**self._headers, "x-request-id": request_id}
         return await self._session.post(
-            self._url, data=orjson.dumps(body), headers=headers, timeout=self._client_timeout
+            self._url, data=orjson.dumps(body), headers=headers, timeout=timeout
         )
 
 
 class _AiohttpChunkStream:
-    """SSE events of one upstream response, with idle and total deadlines."""
+    """SSE events of one upstream response, with first-byte, idle and total deadlines: the
+    first chunk may take `first_byte` (a model's time to first token), each later one `idle`."""
 
     def __init__(
         self, response: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float
@@ -111,20 +117,23 @@ class _AiohttpChunkStream:
         parser = SseParser()
         loop = asyncio.get_running_loop()
         content = self._response.content
+        first = True
         try:
             while True:
-                wait = min(self._timeouts.idle, self._deadline - loop.time())
+                limit = self._timeouts.first_byte if first else self._timeouts.idle
+                wait = min(limit, self._deadline - loop.time())
                 try:
                     async with asyncio.timeout(max(wait, 0.0)):
                         chunk = await content.readany()
                 except TimeoutError as exc:
                     late = loop.time() >= self._deadline
-                    what = "past its total time" if late else "between stream chunks"
-                    raise _timeout(self._timeouts, what) from exc
+                    gap = "before its first chunk" if first else "between stream chunks"
+                    raise _timeout(self._timeouts, "past its total time" if late else gap) from exc
                 except aiohttp.ClientError as exc:
                     raise UpstreamBadResponse(
                         f"upstream stream broke: {type(exc).__name__}"
                     ) from exc
+                first = False
                 try:
                     # At the end of the body, what is left is an event cut short (or none).
                     events = list(parser.feed(chunk) if chunk else parser.flush())
