@@ -15,6 +15,9 @@ DONE = b"data: [DONE]\n\n"
 SSE_HEADERS = {"cache-control": "no-cache", "x-accel-buffering": "no"}
 # What Candor parses from an upstream and serialises again (orjson stops at 255 levels).
 MAX_UPSTREAM_DEPTH = 128
+# The largest SSE event read from an upstream: far over any real chunk (an 8 MiB one passes),
+# and a bound on what an event that never ends can make Candor buffer.
+MAX_SSE_EVENT_BYTES = 16 * 1024 * 1024
 # A string, or one left open at the end of the text: a pattern that needs the closing quote
 # would, on an unclosed string full of escaped quotes, rescan to the end from each of them.
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
@@ -62,40 +65,62 @@ class SseEvent:
     done: bool = False
 
 
+class SseEventTooLarge(ValueError):
+    """One SSE event (or what has come of it so far) is over the parser's size limit."""
+
+
 class SseParser:
     """Incremental SSE parser: feed bytes as they arrive, get whole events out.
 
     Keeps the raw bytes of each event so a pass-through can forward them unchanged.
-    Raises ValueError on a `data:` payload that is not JSON.
+    Raises ValueError on a `data:` payload that is not JSON, and `SseEventTooLarge` once one
+    event passes `max_event_bytes`. Each byte is searched once for an event's end (a line fed
+    in many small reads is not searched again on every read), so parsing is linear.
     """
 
-    def __init__(self) -> None:
-        self._buffer = b""
+    def __init__(self, max_event_bytes: int = MAX_SSE_EVENT_BYTES) -> None:
+        self._buffer = bytearray()
+        self._scanned = 0  # no event ends before this offset of the buffer
+        self._max = max_event_bytes
 
     def feed(self, chunk: bytes) -> Iterator[SseEvent]:
         self._buffer += chunk
-        while True:
-            end, sep_len = _event_end(self._buffer)
-            if end < 0:
-                return
-            raw = self._buffer[: end + sep_len]
-            self._buffer = self._buffer[end + sep_len :]
-            event = _decode(raw)
-            if event is not None:
-                yield event
+        start = 0
+        try:
+            while True:
+                # A separator may straddle the previous read: look back up to 3 bytes.
+                end, sep_len = _event_end(self._buffer, max(start, self._scanned - 3))
+                if end < 0:
+                    self._scanned = len(self._buffer)
+                    if self._scanned - start > self._max:
+                        raise SseEventTooLarge(f"SSE event over {self._max} bytes")
+                    return
+                if end - start > self._max:
+                    raise SseEventTooLarge(f"SSE event over {self._max} bytes")
+                raw = bytes(self._buffer[start : end + sep_len])
+                start = self._scanned = end + sep_len
+                event = _decode(raw)
+                if event is not None:
+                    yield event
+        finally:
+            del self._buffer[:start]
+            self._scanned -= start
 
     def flush(self) -> Iterator[SseEvent]:
         """Whatever is left when the connection closes (an event without its blank line)."""
-        raw, self._buffer = self._buffer, b""
+        raw = bytes(self._buffer)
+        self._buffer.clear()
+        self._scanned = 0
         if raw.strip():
             event = _decode(raw + b"\n\n")
             if event is not None:
                 yield event
 
 
-def _event_end(buffer: bytes) -> tuple[int, int]:
-    lf = buffer.find(b"\n\n")
-    crlf = buffer.find(b"\r\n\r\n")
+def _event_end(buffer: bytearray, start: int) -> tuple[int, int]:
+    lf = buffer.find(b"\n\n", start)
+    # CRLF wins only when it comes first: search no further than the LF end found.
+    crlf = buffer.find(b"\r\n\r\n", start, len(buffer) if lf < 0 else lf + 2)
     if crlf >= 0 and (lf < 0 or crlf < lf):
         return crlf, 4
     return lf, 2

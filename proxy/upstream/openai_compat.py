@@ -18,7 +18,13 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
-from proxy.wire import MAX_UPSTREAM_DEPTH, SseEvent, SseParser, json_depth_exceeds
+from proxy.wire import (
+    MAX_UPSTREAM_DEPTH,
+    SseEvent,
+    SseEventTooLarge,
+    SseParser,
+    json_depth_exceeds,
+)
 
 _READ_SIZE = 64 * 1024
 
@@ -137,6 +143,8 @@ class _AiohttpChunkStream:
                 try:
                     # At the end of the body, what is left is an event cut short (or none).
                     events = list(parser.feed(chunk) if chunk else parser.flush())
+                except SseEventTooLarge as exc:
+                    raise UpstreamBadResponse(f"upstream sent an {exc}") from exc
                 except ValueError as exc:
                     raise UpstreamBadResponse("upstream sent a malformed SSE event") from exc
                 for event in events:
