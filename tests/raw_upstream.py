@@ -113,6 +113,8 @@ class RawUpstream:
                 await asyncio.sleep(0)
             await response.write_eof()
             return response
+        except ConnectionResetError:  # Candor hung up (it may, on a broken stream)
+            return response
         finally:
             self.streaming -= 1
 

@@ -27,6 +27,7 @@ from proxy.wire import (
 )
 
 _READ_SIZE = 64 * 1024
+REDACTED = b"[redacted]"
 
 
 class OpenAICompatUpstream:
@@ -48,6 +49,8 @@ class OpenAICompatUpstream:
         self._upstream_model = upstream_model
         self._timeouts = timeouts
         self._headers = {"content-type": "application/json", "accept": "application/json"}
+        # The key, to scrub from what the upstream says (some echo it in an error).
+        self._secret = api_key.get_secret_value().encode() if api_key is not None else b""
         if api_key is not None:
             self._headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
         # aiohttp's sock_read bounds every wait for bytes, the wait for the headers included:
@@ -72,7 +75,7 @@ class OpenAICompatUpstream:
         except aiohttp.ClientError as exc:
             raise _unreachable(exc) from exc
         if response.status >= 400:
-            raise _rejected(response.status, raw)
+            raise _rejected(response.status, scrub(raw, self._secret))
         if json_depth_exceeds(raw, MAX_UPSTREAM_DEPTH):
             raise UpstreamBadResponse("upstream returned JSON nested too deep")
         try:
@@ -90,12 +93,12 @@ class OpenAICompatUpstream:
                 response = await self._post(body, request_id, self._stream_timeout)
                 if response.status >= 400:
                     async with response:
-                        raise _rejected(response.status, await response.read())
+                        raise _rejected(response.status, scrub(await response.read(), self._secret))
         except TimeoutError as exc:
             raise _timeout(self._timeouts) from exc
         except aiohttp.ClientError as exc:
             raise _unreachable(exc) from exc
-        return _AiohttpChunkStream(response, self._timeouts, deadline)
+        return _AiohttpChunkStream(response, self._timeouts, deadline, self._secret)
 
     async def _post(
         self, body: dict[str, Any], request_id: str, timeout: aiohttp.ClientTimeout
@@ -113,11 +116,12 @@ class _AiohttpChunkStream:
     first chunk may take `first_byte` (a model's time to first token), each later one `idle`."""
 
     def __init__(
-        self, response: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float
+        self, response: aiohttp.ClientResponse, timeouts: Timeouts, deadline: float, secret: bytes
     ) -> None:
         self._response = response
         self._timeouts = timeouts
         self._deadline = deadline
+        self._secret = secret
 
     async def __aiter__(self) -> AsyncIterator[SseEvent]:
         parser = SseParser()
@@ -148,7 +152,7 @@ class _AiohttpChunkStream:
                 except ValueError as exc:
                     raise UpstreamBadResponse("upstream sent a malformed SSE event") from exc
                 for event in events:
-                    yield event
+                    yield _scrubbed(event, self._secret)
                     if event.done:
                         return
                 if not chunk:
@@ -158,6 +162,18 @@ class _AiohttpChunkStream:
 
     async def aclose(self) -> None:
         self._response.close()
+
+
+def scrub(raw: bytes, secret: bytes) -> bytes:
+    """`raw` without the upstream key: the client must never see it, even echoed."""
+    return raw.replace(secret, REDACTED) if secret and secret in raw else raw
+
+
+def _scrubbed(event: SseEvent, secret: bytes) -> SseEvent:
+    if not secret or secret not in event.raw:
+        return event
+    data = None if event.data is None else orjson.loads(scrub(orjson.dumps(event.data), secret))
+    return SseEvent(raw=scrub(event.raw, secret), data=data, done=event.done)
 
 
 def _timeout(timeouts: Timeouts, what: str = "before answering") -> UpstreamTimeout:

@@ -9,11 +9,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import orjson
 import pytest
+from aiohttp import web
 
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import ModelRoute, Timeouts
 from tests.e2e.conftest import start_candor
+from tests.raw_upstream import RawReply, RawUpstream, chunk
 from tests.servers import TEST_ADMIN_KEY, CandorProcess
 
 pytestmark = pytest.mark.e2e
@@ -115,3 +118,52 @@ def test_candor_serve_logs_at_debug(keyed: ScriptedUpstream, tmp_path: Path) -> 
         process.stop()
     assert [text for text in seen if leaked(text)] == []
     assert "candor ready" in process.log and not leaked(process.log)
+
+
+def echo_key(request: web.Request) -> bytes:
+    """An error envelope quoting the key it was sent, as some providers' 401s do."""
+    message = f"Incorrect API key provided: {request.headers.get('authorization')}"
+    return orjson.dumps({"error": {"message": message, "type": "x", "code": "invalid_api_key"}})
+
+
+def echo_key_event(request: web.Request) -> bytes:
+    return b"data: " + echo_key(request) + b"\n\n"
+
+
+@pytest.fixture
+def echoing() -> Iterator[RawUpstream]:
+    json = {"content-type": "application/json"}
+    server = RawUpstream(
+        {
+            "echo-401": RawReply([echo_key], status=401, headers=json),
+            "echo-mid-stream": RawReply([chunk("Hello "), chunk("there. "), echo_key_event]),
+        }
+    ).start()
+    yield server
+    server.stop()
+    assert f"Bearer {KEY}" in [headers.get("Authorization") for headers, _ in server.requests]
+
+
+@pytest.mark.parametrize(
+    ("model", "stream"), [("echo-401", False), ("echo-401", True), ("echo-mid-stream", True)]
+)
+def test_a_key_the_upstream_echoes_is_scrubbed(
+    monkeypatch: pytest.MonkeyPatch,
+    upstream: ScriptedUpstream,
+    echoing: RawUpstream,
+    model: str,
+    stream: bool,
+) -> None:
+    monkeypatch.setenv(KEY_ENV, KEY)
+    route = ModelRoute(base_url=echoing.base_url, upstream_model=model, api_key_env=KEY_ENV)
+    server = start_candor(monkeypatch, upstream, models={model: route})
+    try:
+        with httpx.Client(timeout=10) as http:
+            response = http.post(
+                f"{server.base_url}/chat/completions",
+                json={"model": model, "messages": ASK, "stream": stream},
+            )
+    finally:
+        server.stop()
+    assert "Incorrect API key provided" in response.text  # the message itself passes
+    assert not leaked(response.text)
