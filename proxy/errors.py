@@ -132,7 +132,9 @@ class UpstreamBadResponse(UpstreamError):
 class UpstreamRejected(UpstreamError):
     """The upstream answered with its own 4xx/5xx; its envelope passes through unchanged."""
 
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
+    def __init__(
+        self, status: int, body: dict[str, Any], *, retry_after: str | None = None
+    ) -> None:
         error = body.get("error") if isinstance(body.get("error"), dict) else {}
         assert isinstance(error, dict)
         super().__init__(
@@ -146,6 +148,11 @@ class UpstreamRejected(UpstreamError):
         )
         if error.get("code") is None:
             self.code = None
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        # A client told to slow down (429, 503) hears when from the upstream itself.
+        return {"retry-after": self.retry_after} if self.retry_after else {}
 
 
 class ConfigError(CandorError):

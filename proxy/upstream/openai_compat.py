@@ -75,7 +75,7 @@ class OpenAICompatUpstream:
         except aiohttp.ClientError as exc:
             raise _unreachable(exc) from exc
         if response.status >= 400:
-            raise _rejected(response.status, scrub(raw, self._secret))
+            raise _rejected(response, scrub(raw, self._secret))
         if json_depth_exceeds(raw, MAX_UPSTREAM_DEPTH):
             raise UpstreamBadResponse("upstream returned JSON nested too deep")
         try:
@@ -93,7 +93,7 @@ class OpenAICompatUpstream:
                 response = await self._post(body, request_id, self._stream_timeout)
                 if response.status >= 400:
                     async with response:
-                        raise _rejected(response.status, scrub(await response.read(), self._secret))
+                        raise _rejected(response, scrub(await response.read(), self._secret))
         except TimeoutError as exc:
             raise _timeout(self._timeouts) from exc
         except aiohttp.ClientError as exc:
@@ -188,7 +188,8 @@ def _unreachable(exc: aiohttp.ClientError) -> UpstreamError:
     return UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}")
 
 
-def _rejected(status: int, raw: bytes) -> UpstreamRejected:
+def _rejected(response: aiohttp.ClientResponse, raw: bytes) -> UpstreamRejected:
+    status = response.status
     try:
         body = None if json_depth_exceeds(raw, MAX_UPSTREAM_DEPTH) else orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -196,4 +197,10 @@ def _rejected(status: int, raw: bytes) -> UpstreamRejected:
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
         text = raw[:300].decode("utf-8", "replace").strip()
         body = {"error": {"message": text or f"upstream returned HTTP {status}"}}
-    return UpstreamRejected(status, body)
+    return UpstreamRejected(status, body, retry_after=_retry_after(response))
+
+
+def _retry_after(response: aiohttp.ClientResponse) -> str | None:
+    """The upstream's `Retry-After` (seconds or an HTTP date), when it is a plausible one."""
+    value = response.headers.get("retry-after", "").strip()
+    return value if value and len(value) <= 64 and value.isprintable() else None

@@ -206,3 +206,10 @@ def test_a_stream_that_fails_midway_ends_with_an_error_event(
 def test_invalid_json_from_upstream_is_502(candor: CandorServer) -> None:
     response = post(candor, {"model": "fault-invalid-json", "messages": ASK})
     assert response.status_code == 502 and envelope(response)["code"] == "bad_upstream_response"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_429_passes_its_retry_after_on(candor: CandorServer, stream: bool) -> None:
+    response = post(candor, {"model": "fault-429", "messages": ASK, "stream": stream})
+    assert response.status_code == 429
+    assert response.headers.get("retry-after") == "1"  # the scripted upstream's own
