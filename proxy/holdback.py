@@ -208,8 +208,9 @@ class JudgedStream:
         if self._bounds is None:
             self._released_any = True
             return Output(Step.RELEASE, [event.raw])
-        if delta.has_tool_calls and not delta.content:
-            return Output(Step.RELEASE, [event.raw])  # tool calls are never held or judged
+        # A tool call is not judged, but it keeps its place: released ahead of text still held it
+        # would reorder the answer, and released before any text it would commit the stream to
+        # this model before the judge has read a word of it.
         caught_up = self._released_any and self._released_upto >= self._length
         if step is None and not self._window and caught_up:
             return Output(Step.RELEASE, [event.raw])  # nothing held: no reason to wait

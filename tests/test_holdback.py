@@ -121,11 +121,32 @@ async def test_answer_ending_inside_the_window_gets_the_whole_verdict() -> None:
     await clean.aclose()
 
 
-async def test_tool_calls_pass_at_once() -> None:
-    chunks = Chunks([tool_event(), DONE])
-    stream = JudgedStream(chunks, Judge(), HoldBounds(chars=100, ms=10_000))
+async def test_tool_calls_pass_at_once_when_nothing_is_held() -> None:
+    chunks = Chunks([text_event("ab"), tool_event(), DONE])
+    stream = JudgedStream(chunks, Judge(release_at=2), HoldBounds(chars=100, ms=10_000))
     first = await stream.next_output()
     assert first is not None and first.step is Step.RELEASE and len(first.frames) == 1
+    second = await stream.next_output()
+    assert second is not None and second.step is Step.RELEASE and len(second.frames) == 1
+    assert b"tool_calls" in second.frames[0]
+    await stream.aclose()
+
+
+async def test_tool_calls_keep_their_place_behind_held_text() -> None:
+    chunks = Chunks([text_event("ab"), tool_event(), text_event("cd"), DONE])
+    stream = JudgedStream(chunks, Judge(release_at=4), HoldBounds(chars=100, ms=10_000))
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.RELEASE
+    assert [b"tool_calls" in frame for frame in first.frames] == [False, True, False]
+    await stream.aclose()
+
+
+async def test_a_tool_call_before_a_refusal_is_held_with_it() -> None:
+    chunks = Chunks([tool_event(), text_event("I am sorry"), DONE])
+    stream = JudgedStream(chunks, Judge(censor_at=5), HoldBounds(chars=100, ms=10_000))
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.CENSORED and first.frames == []
+    assert len(stream.stop_holding()) == 2  # nothing of it went out: it may be re-routed
     await stream.aclose()
 
 
