@@ -155,6 +155,14 @@ class UpstreamRejected(UpstreamError):
         return {"retry-after": self.retry_after} if self.retry_after else {}
 
 
+class ClientGone(CandorError):
+    """The client hung up before its answer started; nobody reads this error (499, as nginx)."""
+
+    status = 499
+    type = "invalid_request_error"
+    code = "client_closed_request"
+
+
 class ConfigError(CandorError):
     """The configuration or a policy file is invalid; the message names file, line and field."""
 

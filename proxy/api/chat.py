@@ -7,6 +7,7 @@ from starlette.responses import Response, StreamingResponse
 
 from proxy.api.body import parse_chat_request, read_body
 from proxy.api.context import request_id, services
+from proxy.api.disconnect import unless_client_leaves
 from proxy.api.openapi import CHAT_REQUEST_BODY, CHAT_RESPONSES
 from proxy.auth import admit
 
@@ -29,7 +30,7 @@ async def chat_completions(request: Request) -> Response:
         max_depth=limits.max_json_depth,
     )
     if chat.stream:
-        streamed = await svc.pipeline.stream(chat)
+        streamed = await unless_client_leaves(request, svc.pipeline.stream(chat))
         return StreamingResponse(
             streamed.chunks, media_type="text/event-stream", headers=streamed.headers
         )

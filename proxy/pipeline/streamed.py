@@ -59,6 +59,9 @@ class StreamedAnswers(Steps):
             )
             await self._finish(outcome, started)
             raise
+        except asyncio.CancelledError:  # the client left while the stream was held
+            await self._finish(outcome, started)
+            raise
         if isinstance(served, list):  # blocked: the replacement stream
             headers, _ = annotation(outcome, request.model)
             chunks = self._frames(served, outcome, started)

@@ -7,6 +7,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import orjson
 import pytest
@@ -17,6 +18,7 @@ from tests.e2e.conftest import start_candor
 from tests.servers import CandorServer
 
 pytestmark = pytest.mark.e2e
+REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 
 class EndlessUpstream:
@@ -111,4 +113,47 @@ def test_client_disconnect_cancels_the_upstream_within_a_second(
         assert endless.started.is_set()
         gone_at = time.monotonic()
     assert endless.hung_up.wait(timeout=2), "the upstream was never told"
+    assert endless.hung_up_at - gone_at < 1.0
+
+
+@pytest.fixture
+def candor_holding(
+    monkeypatch: pytest.MonkeyPatch,
+    upstream: object,
+    endless: EndlessUpstream,
+    tmp_path: Path,
+) -> Iterator[CandorServer]:
+    (tmp_path / "detector").symlink_to(REPO_POLICIES / "detector")
+    (tmp_path / "default.yaml").write_text("action: flag\n")
+    (tmp_path / "held.yaml").write_text(
+        "action: block\nstream: {hold_chars: 20000, hold_ms: 20000}\n"
+    )
+    route = ModelRoute(base_url=f"http://127.0.0.1:{endless.port}/v1", policy="held")
+    server = start_candor(
+        monkeypatch,
+        upstream,  # type: ignore[arg-type]
+        models={"endless": route},
+        policies_dir=tmp_path,
+    )
+    yield server
+    server.stop()
+
+
+def test_client_leaving_during_the_hold_cancels_the_upstream(
+    candor_holding: CandorServer, endless: EndlessUpstream
+) -> None:
+    body = orjson.dumps(
+        {"model": "endless", "messages": [{"role": "user", "content": "go"}], "stream": True}
+    )
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: candor\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", candor_holding.port), timeout=5) as client:
+        client.sendall(request)
+        assert endless.started.wait(timeout=5)
+        time.sleep(0.3)  # held: nothing has been sent back yet
+        gone_at = time.monotonic()
+    assert endless.hung_up.wait(timeout=5), "the upstream was never told"
     assert endless.hung_up_at - gone_at < 1.0
