@@ -20,6 +20,12 @@ def wants_json(body: Mapping[str, Any]) -> bool:
     )
 
 
+def wants_usage(body: Mapping[str, Any]) -> bool:
+    """Whether a streamed request asked for a usage chunk (`stream_options.include_usage`)."""
+    options = body.get("stream_options")
+    return isinstance(options, dict) and options.get("include_usage") is True
+
+
 def request_exchange(body: Mapping[str, Any]) -> Exchange:
     """The request side of an exchange, before any answer."""
     messages = body.get("messages")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from proxy import wire
-from proxy.answers import request_exchange
+from proxy.answers import request_exchange, wants_usage
 from proxy.detect import UNKNOWN
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
 from proxy.holdback import HoldBounds, JudgedStream, Output, Step
@@ -141,8 +141,11 @@ class StreamedAnswers(Steps):
                 if primary and isinstance(action, BlockAction):
                     await _close_all([live, *set_aside])
                     outcome.action = ActionName.BLOCK
+                    # Usage the upstream reported before the answer was blocked (an answer
+                    # stopped mid-way never got to its usage chunk).
+                    usage = live.stream.usage if live.stream and wants_usage(body) else None
                     return action.stream_frames(
-                        live.stream.first if live.stream else None, policy.wording
+                        live.stream.first if live.stream else None, policy.wording, usage
                     )
                 set_aside.append(live)
                 continue

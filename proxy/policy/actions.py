@@ -8,6 +8,7 @@ altered one, or a request to re-route, which the pipeline carries out with the f
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -131,12 +132,22 @@ class BlockAction:
     def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
         return []
 
-    def stream_frames(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
-        """The whole replacement stream (held streams never showed the blocked text)."""
-        return [
+    def stream_frames(
+        self,
+        template: dict[str, Any] | None,
+        wording: Wording,
+        usage: Mapping[str, Any] | None = None,
+    ) -> list[bytes]:
+        """The whole replacement stream (held streams never showed the blocked text); `usage`,
+        what the blocked answer cost, goes in a last chunk as `include_usage` asks."""
+        frames = [
             wire.sse_event(content_chunk(template, wording.block_message, None, role=True)),
             wire.sse_event(content_chunk(template, None, "content_filter")),
         ]
+        if usage is not None:
+            chunk = content_chunk(template, None, None)
+            frames.append(wire.sse_event({**chunk, "choices": [], "usage": dict(usage)}))
+        return frames
 
 
 class RerouteAction(PassAction):

@@ -4,14 +4,16 @@ whole answer's `usage` is: streaming is no way around `tokens_per_minute`."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import orjson
 import pytest
 
 from proxy.auth import hash_key
 from proxy.settings import ApiKeyEntry, AuthSettings, ModelRoute, RateLimits, Settings
 from tests.raw_upstream import RawReply, RawUpstream, answer_frames, whole_answer
-from tests.servers import TEST_ADMIN_KEY, CandorServer
+from tests.servers import TEST_ADMIN_KEY, CandorServer, pass_through_auth
 
 pytestmark = pytest.mark.e2e
 
@@ -19,6 +21,12 @@ KEY = "ck-stream-usage-0123456789abcdef"
 USAGE = {"prompt_tokens": 11, "completion_tokens": 777, "total_tokens": 788}
 TEXT = "Paris is the capital of France."
 ASK = [{"role": "user", "content": "What is the capital of France?"}]
+REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
+REFUSAL = (
+    "I am sorry, I cannot answer that question. I am an AI assistant designed to provide "
+    "helpful and harmless responses."
+)
+POLITICAL = [{"role": "user", "content": "What happened at Tiananmen Square in June 1989?"}]
 
 
 @pytest.fixture(scope="module")
@@ -60,3 +68,36 @@ def test_streamed_usage_is_charged_and_counted(candor: CandorServer) -> None:
     assert second.status_code == 429  # 788 tokens charged against 100 a minute
     assert second.json()["error"]["code"] == "rate_limit_exceeded"
     assert 'candor_upstream_tokens_total{kind="completion",model="m"} 777.0' in metrics
+
+
+@pytest.fixture(scope="module")
+def blocking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CandorServer]:
+    raw = RawUpstream({"refusal": RawReply(answer_frames(REFUSAL, usage=USAGE))}).start()
+    folder = tmp_path_factory.mktemp("policies")
+    (folder / "detector").symlink_to(REPO_POLICIES / "detector")
+    (folder / "default.yaml").write_text("action: block\n")
+    settings = Settings(
+        models={"m": ModelRoute(base_url=raw.base_url, upstream_model="refusal")},
+        policies_dir=folder,
+        auth=pass_through_auth(),
+    )
+    server = CandorServer(settings).start()
+    yield server
+    server.stop()
+    raw.stop()
+
+
+def test_a_blocked_stream_still_reports_its_usage(blocking: CandorServer) -> None:
+    body = {
+        "model": "m",
+        "messages": POLITICAL,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    with httpx.Client(timeout=10) as http:
+        response = http.post(f"{blocking.base_url}/chat/completions", json=body)
+    lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    assert lines[-1] == "[DONE]"
+    chunks = [orjson.loads(line) for line in lines[:-1]]
+    assert chunks[-1]["candor"]["action"] == "block"
+    assert chunks[-2]["choices"] == [] and chunks[-2]["usage"] == USAGE
