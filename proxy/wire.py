@@ -149,8 +149,9 @@ def annotation_chunk(template: dict[str, Any] | None, model: str, candor: dict[s
         "object": "chat.completion.chunk",
         "created": base.get("created") or int(time.time()),
         "model": base.get("model") or model,
-        "system_fingerprint": base.get("system_fingerprint"),
         "choices": [],
         "candor": candor,
     }
+    if base.get("system_fingerprint") is not None:  # a string, or absent: never null
+        chunk["system_fingerprint"] = base["system_fingerprint"]
     return sse_event(chunk)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
+import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -150,5 +152,12 @@ class Steps:
             yield Reached(name, attempt, index, result=result)
 
 
-def answer_template(model: str) -> dict[str, Any]:
-    return {"id": "chatcmpl-candor", "object": "chat.completion", "created": 0, "model": model}
+def answer_template(model: str, obj: str = "chat.completion") -> dict[str, Any]:
+    """The frame of an answer Candor writes when no upstream answer gave one (the provider
+    refused the request itself): an id of its own, the time, the model asked for."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": obj,
+        "created": int(time.time()),
+        "model": model,
+    }

@@ -16,7 +16,7 @@ from proxy.errors import CandorError, UpstreamError, UpstreamRejected
 from proxy.holdback import HoldBounds, JudgedStream, Output, Step
 from proxy.outcome import Attempt, Outcome
 from proxy.pipeline.annotate import annotation
-from proxy.pipeline.steps import Steps, is_outage
+from proxy.pipeline.steps import Steps, answer_template, is_outage
 from proxy.pipeline.types import ChatRequest, StreamReply
 from proxy.policy.actions import Action, ActionName, BlockAction
 from proxy.policy.model import Policy
@@ -44,6 +44,14 @@ class _Live:
             self.attempt.usage = self.stream.usage or self.attempt.usage
 
 
+@dataclass(frozen=True, slots=True)
+class _Blocked:
+    """The replacement of a blocked answer: its frames, and the chunk they are framed like."""
+
+    frames: list[bytes]
+    template: dict[str, Any]
+
+
 class StreamedAnswers(Steps):
     """`stream`: the request path for streams."""
 
@@ -62,7 +70,7 @@ class StreamedAnswers(Steps):
         except asyncio.CancelledError:  # the client left while the stream was held
             await self._finish(outcome, started)
             raise
-        if isinstance(served, list):  # blocked: the replacement stream
+        if isinstance(served, _Blocked):  # the replacement stream
             headers, _ = annotation(outcome, request.model)
             chunks = self._frames(served, outcome, started)
         else:
@@ -88,7 +96,7 @@ class StreamedAnswers(Steps):
         action: Action,
         body: dict[str, Any],
         outcome: Outcome,
-    ) -> _Live | list[bytes]:
+    ) -> _Live | _Blocked:
         """The stream to serve; on any failure, every stream opened for it is closed (else
         the upstream would go on being read until its total timeout)."""
         opened: list[_Live] = []
@@ -106,7 +114,7 @@ class StreamedAnswers(Steps):
         body: dict[str, Any],
         outcome: Outcome,
         opened: list[_Live],
-    ) -> _Live | list[bytes]:
+    ) -> _Live | _Blocked:
         """With a holding action each candidate is judged before its first byte goes out; a
         censored one is set aside (not yet aborted) for the next. Each opened stream is
         noted in `opened`."""
@@ -144,9 +152,13 @@ class StreamedAnswers(Steps):
                     # Usage the upstream reported before the answer was blocked (an answer
                     # stopped mid-way never got to its usage chunk).
                     usage = live.stream.usage if live.stream and wants_usage(body) else None
-                    return action.stream_frames(
-                        live.stream.first if live.stream else None, policy.wording, usage
+                    # Every chunk of the replacement is framed like the blocked answer's (one
+                    # id for the stream), or, when the provider refused, like one of our own.
+                    template = (live.stream.first if live.stream else None) or answer_template(
+                        request.model, "chat.completion.chunk"
                     )
+                    frames = action.stream_frames(template, policy.wording, usage)
+                    return _Blocked(frames, template)
                 set_aside.append(live)
                 continue
             if censored:  # not a category this policy acts on: passes as it is
@@ -288,13 +300,13 @@ class StreamedAnswers(Steps):
                 await self._finish(outcome, started)
 
     async def _frames(
-        self, frames: list[bytes], outcome: Outcome, started: float
+        self, blocked: _Blocked, outcome: Outcome, started: float
     ) -> AsyncIterator[bytes]:
         try:
-            for frame in frames:
+            for frame in blocked.frames:
                 yield frame
             _, note = annotation(outcome, outcome.requested_model)
-            yield wire.annotation_chunk(None, outcome.requested_model, note)
+            yield wire.annotation_chunk(blocked.template, outcome.requested_model, note)
             yield wire.DONE
         finally:
             await self._finish(outcome, started)

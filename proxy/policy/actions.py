@@ -170,14 +170,16 @@ def content_chunk(
         delta["role"] = "assistant"
     if content is not None:
         delta["content"] = content
-    return {
+    chunk = {
         "id": base.get("id", "chatcmpl-candor"),
         "object": "chat.completion.chunk",
         "created": base.get("created", 0),
         "model": base.get("model", ""),
-        "system_fingerprint": base.get("system_fingerprint"),
         "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
+    if base.get("system_fingerprint") is not None:  # a string, or absent: never null
+        chunk["system_fingerprint"] = base["system_fingerprint"]
+    return chunk
 
 
 def build_action(name: ActionName, shadow_of: ActionName = ActionName.REROUTE) -> Action:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,6 +17,7 @@ from proxy.demo.answers import CANNED_REFUSAL, TIANANMEN
 from proxy.demo.scripts import Answer, Script
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import ModelRoute, Settings, Timeouts
+from tests.schema import validate_chunk, validate_completion
 from tests.servers import CandorServer, pass_through_auth
 
 pytestmark = pytest.mark.e2e
@@ -187,6 +189,34 @@ def test_block_replaces_the_answer(deploy: Any) -> None:
     content, candor, finish = stream_text(d.sdk, "qwen", TIANANMEN_Q)
     assert content == "Withheld by ACME policy." and finish == "content_filter"
     assert candor["action"] == "block"
+
+
+# Censored by the model; refused by the provider itself.
+@pytest.mark.parametrize("question", [TIANANMEN_Q, FALUN_GONG_Q])
+def test_a_blocked_stream_keeps_one_frame(deploy: Any, question: str) -> None:
+    # Before, the last chunk had an id of its own and `system_fingerprint: null` (off the
+    # schema), and when the provider refused, every chunk had `created: 0` and `model: ""`.
+    d = deploy("action: block\n")
+    response = httpx.post(
+        f"{d.server.base_url}/chat/completions",
+        json={"model": "qwen", "messages": ask(question), "stream": True},
+        timeout=10,
+    )
+    chunks = [
+        json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: {")
+    ]
+    assert len({c["id"] for c in chunks}) == 1
+    assert all(c["created"] > 0 and c["model"] for c in chunks)
+    assert chunks[-1]["candor"]["action"] == "block"
+    for chunk in chunks:
+        chunk.pop("candor", None)
+        validate_chunk(chunk)
+    whole = httpx.post(
+        f"{d.server.base_url}/chat/completions", json={"model": "qwen", "messages": ask(question)}
+    ).json()
+    assert whole["created"] > 0 and whole["id"] != "chatcmpl-candor"
+    whole.pop("candor", None)
+    validate_completion(whole)
 
 
 def test_shadow_changes_nothing_and_records_what_it_would_do(deploy: Any) -> None:
