@@ -111,11 +111,11 @@ def test_a_client_that_leaves_during_its_upload_is_no_error(
     candor: CandorServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     # Before, each dropped upload was logged as an ERROR with a traceback, and as a 500.
-    with socket.create_connection(("127.0.0.1", candor.port), timeout=10) as sock:
-        sock.sendall(
-            b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"
-        )
-    with caplog.at_level(logging.INFO, logger="proxy.api.fast_path"):
+    with caplog.at_level(logging.INFO, logger="proxy.api.fast_path"):  # before the server reads
+        with socket.create_connection(("127.0.0.1", candor.port), timeout=10) as sock:
+            sock.sendall(
+                b"POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{"
+            )
         for _ in range(300):
             if "client closed the connection" in caplog.text:
                 break
