@@ -66,11 +66,28 @@ def build_metrics(settings: Settings, topics: Sequence[str]) -> Metrics:
     )
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the ASGI app and every service it runs on from one settings object."""
+def build_checked(settings: Settings) -> tuple[Upstreams, PolicySet, JudgingDetector]:
+    """The parts whose building checks the configuration: API keys resolved, policies checked
+    against the models, detector data loaded. Nothing is started and no file is written."""
     upstreams = Upstreams(settings)
     policies = build_policies(settings)
     detector = build_detector(settings)
+    return upstreams, policies, detector
+
+
+def check_settings(settings: Settings) -> None:
+    """Raise the ConfigError `create_app` would, without building the app.
+
+    `candor serve` calls it before forking workers: a worker that fails in `create_app` is
+    restarted by uvicorn's supervisor, forever, each time with a traceback.
+    """
+    check_startup(settings)
+    build_checked(settings)
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the ASGI app and every service it runs on from one settings object."""
+    upstreams, policies, detector = build_checked(settings)
     store = build_store(settings)
     metrics_ = build_metrics(settings, topics=detector.topic_names)
     pipeline = Pipeline(

@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import logging
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from proxy import app
 from proxy.detect import native
 from proxy.detect.engine import CandorDetector
-from proxy.settings import Settings
+from proxy.errors import ConfigError
+from proxy.settings import REPO_POLICIES, Settings, load_settings
+from tests.servers import free_port
+
+STRONG_ADMIN_KEY = "ck-test-admin-0123456789abcdef"
+ADMIN_KEY_ENV = "CANDOR_ADMIN_KEY"
 
 
 def test_a_detector_without_the_c_extension_works_and_says_so(
@@ -28,3 +40,75 @@ def test_a_detector_with_the_c_extension_says_nothing(caplog: pytest.LogCaptureF
         detector = app.build_detector(Settings())
     assert isinstance(detector, CandorDetector) and detector.native_sums
     assert "_sums.c" not in caplog.text
+
+
+def serve(config: Path, *args: str, timeout: float = 30) -> tuple[int, str]:
+    """`candor serve` in a child process: its exit status and stderr. One that has not ended
+    after `timeout` seconds is stopped with its workers, and fails the test."""
+    env = {**os.environ, ADMIN_KEY_ENV: STRONG_ADMIN_KEY}
+    env.pop("CANDOR_CONFIG", None)
+    cmd = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(config), *args]
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    try:
+        _, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        pytest.fail(f"candor serve still running after {timeout} s")
+    return proc.returncode, err
+
+
+BAD_CONFIGS = {
+    "fallback": (
+        "policies_dir: pol\nauth: {mode: none}\n"
+        "models:\n  m1: {base_url: 'http://127.0.0.1:9/v1', policy: strict}\n",
+        "candor: policy strict: fallback `nope` is not a configured model",
+    ),
+    "api_key_env": (
+        "auth: {mode: none}\n"
+        "models:\n  m1: {base_url: 'http://127.0.0.1:9/v1', api_key_env: CANDOR_TEST_UNSET}\n",
+        "candor: models.m1.api_key_env: environment variable CANDOR_TEST_UNSET is not set",
+    ),
+}
+
+
+def bad_config(tmp_path: Path, case: str) -> tuple[Path, str]:
+    text, message = BAD_CONFIGS[case]
+    policies = tmp_path / "pol"
+    shutil.copytree(REPO_POLICIES, policies)
+    (policies / "strict.yaml").write_text("action: reroute\nfallbacks: [nope]\n")
+    config = tmp_path / "candor.yaml"
+    config.write_text(text)
+    return config, message
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_check_settings_raises_what_create_app_would(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    monkeypatch.delenv("CANDOR_TEST_UNSET", raising=False)
+    monkeypatch.setenv(ADMIN_KEY_ENV, STRONG_ADMIN_KEY)
+    config, message = bad_config(tmp_path, case)
+    settings = load_settings(config)
+    message = message.removeprefix("candor: ")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        app.create_app(settings)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        app.check_settings(settings)
+
+
+@pytest.mark.parametrize("case", sorted(BAD_CONFIGS))
+def test_serve_with_workers_exits_at_once_on_a_start_up_error(tmp_path: Path, case: str) -> None:
+    # Each worker used to fail in create_app, be restarted by uvicorn, and fail again, forever.
+    config, message = bad_config(tmp_path, case)
+    status, err = serve(config, "--workers", "2", "--port", str(free_port()))
+    assert status == 2, err
+    assert message in err
+    assert "Traceback" not in err

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
-from proxy.app import CONFIG_ENV
-from proxy.auth import check_startup
+from proxy.app import CONFIG_ENV, check_settings
 from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings
 
@@ -25,11 +24,11 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     settings = load_settings(config)
-    check_startup(settings)
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    check_settings(settings)
     with _metrics_dir(settings) as metrics_dir:
         if metrics_dir is not None:
             # Read by prometheus-client when each worker imports it, and by each worker's settings.
