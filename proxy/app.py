@@ -47,10 +47,12 @@ def build_detector(settings: Settings) -> JudgingDetector:
 
 
 def build_policies(settings: Settings) -> PolicySet:
-    """Every policy in `policies/`, checked against the configured models."""
+    """Every policy in `policies/`, checked against the configured models and client keys."""
     policies = load_policies(settings.policies_dir)
     policies.check_models(
-        set(settings.models), {name: route.policy for name, route in settings.models.items()}
+        set(settings.models),
+        {name: route.policy for name, route in settings.models.items()},
+        [(key.id, key.policy) for key in settings.auth.keys],
     )
     return policies
 

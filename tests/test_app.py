@@ -112,3 +112,13 @@ def test_serve_with_workers_exits_at_once_on_a_start_up_error(tmp_path: Path, ca
     assert status == 2, err
     assert message in err
     assert "Traceback" not in err
+
+
+def test_build_policies_checks_the_client_keys(tmp_path: Path) -> None:
+    config = tmp_path / "candor.yaml"
+    config.write_text(
+        "auth:\n  keys:\n    - {id: k1, hash: 'sha256:" + "0" * 64 + "', policy: nosuch}\n"
+        "models:\n  m1: {base_url: 'http://127.0.0.1:9/v1'}\n"
+    )
+    with pytest.raises(ConfigError, match=r"auth.keys\[0\].policy: key k1 names no policy"):
+        app.build_policies(load_settings(config))

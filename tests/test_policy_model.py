@@ -60,3 +60,19 @@ def test_fallbacks_must_be_configured_models(tmp_path: Path) -> None:
     policies.check_models({"qwen"}, {"qwen": "default"})  # unused policies are not checked
     with pytest.raises(ConfigError, match="no policy `missing`"):
         policies.check_models({"qwen"}, {"qwen": "missing"})
+
+
+def test_a_client_keys_policy_must_exist_and_its_fallbacks_be_models(tmp_path: Path) -> None:
+    (tmp_path / "rr.yaml").write_text("action: reroute\nfallbacks: [nowhere]\n")
+    policies = load_policies(tmp_path)
+    routes = {"qwen": "default"}
+    # An unknown name used to fall back to `default` at request time, unseen.
+    with pytest.raises(ConfigError) as caught:
+        policies.check_models({"qwen"}, routes, [("k0", None), ("k1", "nosuch")])
+    assert caught.value.message == (
+        "auth.keys[1].policy: key k1 names no policy `nosuch` (known: default, rr)"
+    )
+    # A policy only a key leads to is checked too: its reroute would end `fallbacks_exhausted`.
+    with pytest.raises(ConfigError, match="policy rr: fallback `nowhere`"):
+        policies.check_models({"qwen"}, routes, [("k1", "rr")])
+    policies.check_models({"qwen", "nowhere"}, routes, [("k0", None), ("k1", "rr")])

@@ -6,6 +6,7 @@ One YAML file in `policies/` is one policy, named by its file name (`default.yam
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -102,22 +103,38 @@ class PolicySet:
     def values(self) -> list[Policy]:
         return list(self._policies.values())
 
-    def check_models(self, models: set[str], routes: dict[str, str]) -> None:
-        """Every route names a known policy; the fallbacks of those policies are routed models."""
-        used = sorted(n for n in set(routes.values()) | {"default"} if n in self)
-        for policy in (self._policies[n] for n in used):
-            for chain in (policy.fallbacks, policy.outage_fallbacks):
-                for name in chain:
-                    if name not in models:
-                        raise ConfigError(
-                            f"policy {policy.name}: fallback `{name}` is not a configured model"
-                        )
+    def check_models(
+        self,
+        models: set[str],
+        routes: dict[str, str],
+        keys: Sequence[tuple[str, str | None]] = (),
+    ) -> None:
+        """Every route and client key names a known policy; the fallbacks of every policy a
+        route, a key or the default leads to are routed models.
+
+        `keys` holds each client key's id and policy (None: the model's own), in config order.
+        An unknown name would otherwise fall back to `default` at request time, unseen.
+        """
         for model, policy_name in sorted(routes.items()):
             if policy_name not in self:
                 raise ConfigError(
                     f"models.{model}.policy: no policy `{policy_name}` "
                     f"(known: {', '.join(self.names)})"
                 )
+        for index, (key_id, key_policy) in enumerate(keys):
+            if key_policy is not None and key_policy not in self:
+                raise ConfigError(
+                    f"auth.keys[{index}].policy: key {key_id} names no policy `{key_policy}` "
+                    f"(known: {', '.join(self.names)})"
+                )
+        reachable = {*routes.values(), *(name for _, name in keys if name), "default"}
+        for policy in (self._policies[n] for n in sorted(reachable)):
+            for chain in (policy.fallbacks, policy.outage_fallbacks):
+                for name in chain:
+                    if name not in models:
+                        raise ConfigError(
+                            f"policy {policy.name}: fallback `{name}` is not a configured model"
+                        )
 
 
 def load_policy(path: Path) -> Policy:
