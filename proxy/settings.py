@@ -120,8 +120,13 @@ class Settings(BaseSettings):
         return self
 
     def timeouts_for(self, model: str) -> Timeouts:
-        route = self.models[model]
-        return route.timeouts or self.timeouts
+        """The global `timeouts`, with the fields the model's own `timeouts:` sets."""
+        own = self.models[model].timeouts
+        if own is None:
+            return self.timeouts
+        return self.timeouts.model_copy(
+            update={field: getattr(own, field) for field in own.model_fields_set}
+        )
 
     def api_key_for(self, model: str, environ: Mapping[str, str] | None = None) -> SecretStr | None:
         env_name = self.models[model].api_key_env

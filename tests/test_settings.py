@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from proxy.errors import ConfigError
-from proxy.settings import load_settings
+from proxy.settings import Timeouts, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -72,3 +72,16 @@ def test_api_key_comes_from_the_named_variable(tmp_path: Path) -> None:
 def test_relative_policies_dir_is_relative_to_the_config(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "policies_dir: mypolicies\n"))
     assert settings.policies_dir == tmp_path / "mypolicies"
+
+
+def test_a_models_timeouts_inherit_the_fields_it_does_not_set(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "timeouts: {connect: 1, first_byte: 2, idle: 3, total: 4}\n"
+        "models:\n  q:\n    base_url: http://x\n    timeouts: {connect: 9}\n"
+        "  r:\n    base_url: http://x\n",
+    )
+    settings = load_settings(path)
+    # Fields the model leaves out used to be the built-in defaults (60 s to first byte...).
+    assert settings.timeouts_for("q") == Timeouts(connect=9, first_byte=2, idle=3, total=4)
+    assert settings.timeouts_for("r") == Timeouts(connect=1, first_byte=2, idle=3, total=4)
