@@ -22,9 +22,16 @@ class YamlDocument:
     @classmethod
     def read(cls, path: Path) -> YamlDocument:
         try:
-            text = path.read_text(encoding="utf-8")
+            raw = path.read_bytes()
         except OSError as exc:
             raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise ConfigError(
+                f"{path}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset {exc.start})"
+            ) from None
         try:
             node = yaml.compose(text)
             data = yaml.safe_load(text) or {}

@@ -76,3 +76,10 @@ def test_a_client_keys_policy_must_exist_and_its_fallbacks_be_models(tmp_path: P
     with pytest.raises(ConfigError, match="policy rr: fallback `nowhere`"):
         policies.check_models({"qwen"}, routes, [("k1", "rr")])
     policies.check_models({"qwen", "nowhere"}, routes, [("k0", None), ("k1", "rr")])
+
+
+def test_a_policy_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_bytes(b"\xff\xfe bad")
+    with pytest.raises(ConfigError, match=rf"{path}:1: not UTF-8 text"):
+        load_policy(path)

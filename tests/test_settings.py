@@ -85,3 +85,11 @@ def test_a_models_timeouts_inherit_the_fields_it_does_not_set(tmp_path: Path) ->
     # Fields the model leaves out used to be the built-in defaults (60 s to first byte...).
     assert settings.timeouts_for("q") == Timeouts(connect=9, first_byte=2, idle=3, total=4)
     assert settings.timeouts_for("r") == Timeouts(connect=1, first_byte=2, idle=3, total=4)
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "candor.yaml"
+    path.write_bytes(b"server:\n  host: caf\xe9\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert caught.value.message == f"{path}:2: not UTF-8 text (byte 0xe9 at offset 19)"
