@@ -19,13 +19,14 @@ from proxy.api.request_id import RequestIdMiddleware
 from proxy.auth import Authenticator, check_startup
 from proxy.detect import Category
 from proxy.detect.null import NullDetector
+from proxy.errors import ConfigError
 from proxy.metrics import Metrics
-from proxy.offline.loader import load_detector
+from proxy.offline.loader import PolicyError, load_detector
 from proxy.pipeline import JudgingDetector, Pipeline
 from proxy.policy.model import PolicySet, load_policies
 from proxy.recorder import Recorder
 from proxy.services import Services
-from proxy.settings import Settings, load_settings
+from proxy.settings import REPO_POLICIES, Settings, load_settings
 from proxy.store import build_store
 from proxy.upstream.registry import Upstreams
 
@@ -37,7 +38,16 @@ CONFIG_ENV = "CANDOR_CONFIG"
 def build_detector(settings: Settings) -> JudgingDetector:
     if settings.detector == "none":
         return NullDetector()
-    detector = load_detector(settings.policies_dir)
+    data = settings.policies_dir / "detector"
+    if not data.is_dir():
+        raise ConfigError(
+            f"policies_dir: {settings.policies_dir} has no detector/ folder, the detector's "
+            f"data (copy {REPO_POLICIES / 'detector'} there, or set detector: none)"
+        )
+    try:
+        detector = load_detector(settings.policies_dir)
+    except (PolicyError, OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"detector data: {exc}") from None
     if not detector.native_sums:
         log.warning(
             "detector: the C extension proxy/detect/_sums.c is not built (no C compiler at "

@@ -76,6 +76,16 @@ BAD_CONFIGS = {
         "models:\n  m1: {base_url: 'http://127.0.0.1:9/v1', api_key_env: CANDOR_TEST_UNSET}\n",
         "candor: models.m1.api_key_env: environment variable CANDOR_TEST_UNSET is not set",
     ),
+    "detector": (
+        "policies_dir: nodetector\nauth: {mode: none}\n"
+        "models:\n  m1: {base_url: 'http://127.0.0.1:9/v1'}\n",
+        "has no detector/ folder, the detector's data",
+    ),
+    "detector data": (
+        "policies_dir: pol\nauth: {mode: none}\n"
+        "models:\n  m1: {base_url: 'http://127.0.0.1:9/v1'}\n",
+        "detector/topics.yaml: file: field '-': not found",
+    ),
 }
 
 
@@ -84,6 +94,10 @@ def bad_config(tmp_path: Path, case: str) -> tuple[Path, str]:
     policies = tmp_path / "pol"
     shutil.copytree(REPO_POLICIES, policies)
     (policies / "strict.yaml").write_text("action: reroute\nfallbacks: [nope]\n")
+    if case == "detector data":
+        (policies / "detector" / "topics.yaml").unlink()
+    (tmp_path / "nodetector").mkdir()
+    (tmp_path / "nodetector" / "default.yaml").write_text("action: flag\n")
     config = tmp_path / "candor.yaml"
     config.write_text(text)
     return config, message
@@ -111,6 +125,15 @@ def test_serve_with_workers_exits_at_once_on_a_start_up_error(tmp_path: Path, ca
     status, err = serve(config, "--workers", "2", "--port", str(free_port()))
     assert status == 2, err
     assert message in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("case", ["detector", "detector data"])
+def test_serve_says_what_detector_data_is_missing(tmp_path: Path, case: str) -> None:
+    config, message = bad_config(tmp_path, case)
+    status, err = serve(config, "--port", str(free_port()))
+    assert status == 2, err
+    assert message in err and "candor: " in err
     assert "Traceback" not in err
 
 
