@@ -6,7 +6,9 @@ Errors name the file, the line and the field.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -20,13 +22,19 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from proxy.errors import ConfigError
 from proxy.yamlfile import YamlDocument
 
 REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 OPENAI_COMPATIBLE = "openai"
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class Timeouts(BaseModel):
@@ -116,7 +124,12 @@ class Settings(BaseSettings):
     def _redis_url_from_env(self) -> Settings:
         # The conventional REDIS_URL works too; CANDOR_STORE__REDIS_URL or the file win.
         if self.store.redis_url is None and os.environ.get("REDIS_URL"):
-            self.store.redis_url = os.environ["REDIS_URL"]
+            url = os.environ["REDIS_URL"]
+            problem = _redis_url_problem(url)
+            if problem:
+                # Not a ValueError: no field of the file is to blame, so no line to name.
+                raise ConfigError(f"environment variable REDIS_URL: {problem}")
+            self.store.redis_url = url
         return self
 
     def timeouts_for(self, model: str) -> Timeouts:
@@ -170,6 +183,22 @@ class StoreSettings(BaseModel):
     redaction: Literal["full", "excerpt", "none"] = "excerpt"
     excerpt_chars: int = Field(500, ge=1)
     timeouts: StoreTimeouts = StoreTimeouts()
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        problem = None if value is None else _redis_url_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+def _redis_url_problem(url: str) -> str | None:
+    """Why redis-py would refuse `url` when the store starts (too late for a clear error); the
+    URL itself is not repeated: it may hold a password."""
+    if url.startswith(REDIS_SCHEMES):
+        return None
+    return "must start with redis://, rediss:// or unix:// (redis://host:6379/0)"
 
 
 class RateLimits(BaseModel):
@@ -231,14 +260,44 @@ def load_settings(path: Path | None) -> Settings:
             return Settings()
         except ValidationError as exc:
             raise ConfigError(f"invalid settings from the environment: {exc}") from None
+        except SettingsError as exc:
+            raise _env_json_problem(exc) from None
     doc = YamlDocument.read(path)
     try:
         settings = Settings(**doc.data)
     except ValidationError as exc:
         raise doc.describe(exc) from None
+    except SettingsError as exc:
+        raise _env_json_problem(exc) from None
     if not settings.policies_dir.is_absolute():
         settings.policies_dir = (path.parent / settings.policies_dir).resolve()
     return settings
+
+
+def _env_json_problem(exc: SettingsError) -> ConfigError:
+    """pydantic-settings reads a section given whole in the environment as JSON
+    (`CANDOR_MODELS='{...}'`) and says only which top-level field failed: name the variable."""
+    match = re.search(r'field "([^"]+)"', str(exc))
+    prefix = f"CANDOR_{match.group(1) if match else ''}".upper()
+    candidates = {
+        name: value
+        for name, value in os.environ.items()
+        if name.upper() == prefix or name.upper().startswith(prefix + "__")
+    }
+    broken = sorted(name for name, value in candidates.items() if not _is_json(value))
+    # A plain string for a leaf (CANDOR_STORE__KEY_PREFIX=x) is not JSON either, and is fine.
+    shaped = [n for n in broken if candidates[n].lstrip().startswith(("{", "["))]
+    names = shaped or broken or [f"{prefix}*"]
+    cause = f": {exc.__cause__}" if exc.__cause__ else ""
+    return ConfigError(f"environment variable {' or '.join(names)}: not valid JSON{cause}")
+
+
+def _is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
 
 
 # The nested sections are defined after `Settings`: resolve them now, or the first `Settings()`

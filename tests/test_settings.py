@@ -93,3 +93,34 @@ def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(path)
     assert caught.value.message == f"{path}:2: not UTF-8 text (byte 0xe9 at offset 19)"
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("CANDOR_MODELS", "notjson"), ("CANDOR_STORE__TIMEOUTS", "{")]
+)
+def test_malformed_json_in_the_environment_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    monkeypatch.setenv("CANDOR_STORE__KEY_PREFIX", "fine")  # a leaf: not JSON, and fine
+    for path in (None, write(tmp_path, "server:\n  port: 9000\n")):
+        with pytest.raises(ConfigError) as caught:
+            load_settings(path)
+        assert caught.value.message.startswith(f"environment variable {name}: not valid JSON: ")
+
+
+def test_a_redis_url_needs_its_scheme(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # redis-py refused it only when the store started: a traceback, after the config was read.
+    path = write(tmp_path, "auth: {mode: none}\nstore:\n  redis_url: 127.0.0.1:6379\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert f"{path}:3: store.redis_url" in caught.value.message
+    assert "must start with redis://, rediss:// or unix://" in caught.value.message
+    monkeypatch.setenv("REDIS_URL", "user:secret@127.0.0.1:6379")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, "auth: {mode: none}\n"))
+    assert caught.value.message.startswith("environment variable REDIS_URL: must start with")
+    assert "secret" not in caught.value.message
+    for url in ("redis://:pw@h:6379/0", "rediss://h", "unix:///run/redis.sock"):
+        monkeypatch.setenv("REDIS_URL", url)
+        assert load_settings(write(tmp_path, "auth: {mode: none}\n")).store.redis_url == url
