@@ -84,6 +84,8 @@ def build_checked(settings: Settings) -> tuple[Upstreams, PolicySet, JudgingDete
     upstreams = Upstreams(settings)
     policies = build_policies(settings)
     detector = build_detector(settings)
+    if settings.detector != "none":
+        policies.check_topics(detector.topic_names)
     return upstreams, policies, detector
 
 

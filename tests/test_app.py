@@ -145,3 +145,17 @@ def test_build_policies_checks_the_client_keys(tmp_path: Path) -> None:
     )
     with pytest.raises(ConfigError, match=r"auth.keys\[0\].policy: key k1 names no policy"):
         app.build_policies(load_settings(config))
+
+
+def test_preempt_topics_are_checked_against_the_detector_unless_it_is_none(
+    tmp_path: Path,
+) -> None:
+    policies = tmp_path / "pol"
+    shutil.copytree(REPO_POLICIES, policies)
+    (policies / "pre.yaml").write_text("preempt:\n  topics: [tiananmenn]\n")
+    settings = Settings(policies_dir=policies)
+    with pytest.raises(
+        ConfigError, match=r"pre.yaml: preempt.topics: unknown topic\(s\) tiananmenn"
+    ):
+        app.check_settings(settings.model_copy(update={"demo_mode": True}))
+    app.build_checked(settings.model_copy(update={"detector": "none"}))

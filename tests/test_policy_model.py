@@ -83,3 +83,16 @@ def test_a_policy_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe bad")
     with pytest.raises(ConfigError, match=rf"{path}:1: not UTF-8 text"):
         load_policy(path)
+
+
+def test_preempt_topics_must_be_topics_the_detector_knows(tmp_path: Path) -> None:
+    (tmp_path / "pre.yaml").write_text("preempt:\n  topics: [tiananmen, Taiwan, tibett]\n")
+    policies = load_policies(tmp_path)
+    # A wrong case or a typo never matched: pre-emption silently never fired.
+    with pytest.raises(ConfigError) as caught:
+        policies.check_topics(("tiananmen", "taiwan", "tibet"))
+    assert caught.value.message == (
+        f"{tmp_path / 'pre.yaml'}: preempt.topics: unknown topic(s) Taiwan, tibett "
+        "(known: tiananmen, taiwan, tibet)"
+    )
+    policies.check_topics(("tiananmen", "taiwan", "tibet", "Taiwan", "tibett"))

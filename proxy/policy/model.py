@@ -85,10 +85,11 @@ class Policy(_Strict):
 class PolicySet:
     """Every policy of a `policies/` folder, by name."""
 
-    def __init__(self, policies: dict[str, Policy]) -> None:
+    def __init__(self, policies: dict[str, Policy], folder: Path | None = None) -> None:
         if "default" not in policies:
             policies = {**policies, "default": Policy()}
         self._policies = policies
+        self._folder = folder
 
     def __getitem__(self, name: str) -> Policy:
         return self._policies[name]
@@ -136,6 +137,18 @@ class PolicySet:
                             f"policy {policy.name}: fallback `{name}` is not a configured model"
                         )
 
+    def check_topics(self, known: Sequence[str]) -> None:
+        """Every `preempt.topics` entry is a topic the detector knows (`known`); a typo or a
+        wrong case would never match, and pre-emption would silently never fire."""
+        for name in self.names:
+            unknown = sorted(self._policies[name].preempt.topics - set(known))
+            if unknown:
+                where = f"{self._folder / name}.yaml" if self._folder else f"policy {name}"
+                raise ConfigError(
+                    f"{where}: preempt.topics: unknown topic(s) {', '.join(unknown)} "
+                    f"(known: {', '.join(known)})"
+                )
+
 
 def load_policy(path: Path) -> Policy:
     doc = YamlDocument.read(path)
@@ -152,4 +165,4 @@ def load_policies(folder: Path) -> PolicySet:
     """Every `*.yaml` directly in `folder` (sub-folders hold detector data, not policies)."""
     if not folder.is_dir():
         return PolicySet({})
-    return PolicySet({p.stem: load_policy(p) for p in sorted(folder.glob("*.yaml"))})
+    return PolicySet({p.stem: load_policy(p) for p in sorted(folder.glob("*.yaml"))}, folder)
