@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -73,9 +74,22 @@ class ModelRoute(BaseModel):
     @field_validator("base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("http://", "https://")):
+        if value is None:
+            return value
+        if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
-        return value.rstrip("/") if value else value
+        parts = urlsplit(value)
+        # aiohttp refuses credentials in the URL next to an api_key_env's header (a 500 on
+        # every request), and a URL is logged: the message never repeats the password.
+        if "@" in parts.netloc:
+            raise ValueError(
+                "must not hold a user or password (user:password@host): "
+                "put the key in the variable api_key_env names"
+            )
+        # The client path is appended to base_url: a query or fragment would end up before it.
+        if parts.query or parts.fragment or value.endswith(("?", "#")):
+            raise ValueError("must not hold a query string (?...) or a fragment (#...)")
+        return value.rstrip("/")
 
 
 class ServerSettings(BaseModel):

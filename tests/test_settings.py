@@ -124,3 +124,24 @@ def test_a_redis_url_needs_its_scheme(tmp_path: Path, monkeypatch: pytest.Monkey
     for url in ("redis://:pw@h:6379/0", "rediss://h", "unix:///run/redis.sock"):
         monkeypatch.setenv("REDIS_URL", url)
         assert load_settings(write(tmp_path, "auth: {mode: none}\n")).store.redis_url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://user:S3cretPw@127.0.0.1:9/v1", "must not hold a user or password"),
+        ("http://token@127.0.0.1:9/v1", "must not hold a user or password"),
+        ("http://127.0.0.1:9/v1?token=QueryTok", "must not hold a query string"),
+        ("http://127.0.0.1:9/v1#frag", "must not hold a query string"),
+    ],
+)
+def test_a_base_url_with_credentials_or_a_query_is_refused(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    # Credentials next to api_key_env were a 500 on every request; a query string a 404.
+    path = write(tmp_path, f"models:\n  q:\n    api_key_env: Q_KEY\n    base_url: '{url}'\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert f"{path}:4: models.q.base_url" in caught.value.message
+    assert problem in caught.value.message
+    assert "S3cretPw" not in caught.value.message
