@@ -43,7 +43,7 @@ class YamlDocument:
             raise ConfigError(f"{path}:1: the file must hold a mapping")
         lines: dict[tuple[str, ...], int] = {}
         if node is not None:
-            _index_lines(node, (), lines)
+            _index_lines(path, node, (), lines)
         return cls(path, data, lines)
 
     def where(self, loc: tuple[str | int, ...]) -> str:
@@ -68,15 +68,22 @@ class YamlDocument:
 
 
 def _index_lines(
-    node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int]
+    file: Path, node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int]
 ) -> None:
+    """Record the line of every key; refuse a key twice in one mapping, which YAML loaders
+    accept silently (the last one wins, and the first was likely the one meant)."""
     if isinstance(node, yaml.MappingNode):
+        seen: set[str] = set()
         for key, value in node.value:
-            path = (*prefix, str(key.value))
+            name = str(key.value)
+            if name in seen:
+                raise ConfigError(f"{file}:{key.start_mark.line + 1}: duplicate key `{name}`")
+            seen.add(name)
+            path = (*prefix, name)
             lines[path] = key.start_mark.line + 1
-            _index_lines(value, path, lines)
+            _index_lines(file, value, path, lines)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             path = (*prefix, str(index))
             lines[path] = item.start_mark.line + 1
-            _index_lines(item, path, lines)
+            _index_lines(file, item, path, lines)

@@ -96,3 +96,11 @@ def test_preempt_topics_must_be_topics_the_detector_knows(tmp_path: Path) -> Non
         "(known: tiananmen, taiwan, tibet)"
     )
     policies.check_topics(("tiananmen", "taiwan", "tibet", "Taiwan", "tibett"))
+
+
+def test_a_duplicate_key_in_a_policy_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("action: reroute\nfallbacks: [a]\naction: flag\n")
+    with pytest.raises(ConfigError) as caught:
+        load_policy(path)
+    assert caught.value.message == f"{path}:3: duplicate key `action`"

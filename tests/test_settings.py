@@ -145,3 +145,18 @@ def test_a_base_url_with_credentials_or_a_query_is_refused(
     assert f"{path}:4: models.q.base_url" in caught.value.message
     assert problem in caught.value.message
     assert "S3cretPw" not in caught.value.message
+
+
+def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
+    # YAML loaders keep the last one silently.
+    path = write(
+        tmp_path,
+        "models:\n  m1: {base_url: 'http://a'}\n  m1: {base_url: 'http://b'}\n"
+        "store:\n  redaction: none\nstore:\n  window_seconds: 600\n",
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    assert caught.value.message == f"{path}:3: duplicate key `m1`"
+    path = write(tmp_path, "server: {port: 1, host: h, port: 2}\n")
+    with pytest.raises(ConfigError, match=r"candor.yaml:1: duplicate key `port`"):
+        load_settings(path)
