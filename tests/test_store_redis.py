@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -15,6 +16,7 @@ import pytest
 from proxy.settings import RateLimits, StoreSettings, StoreTimeouts
 from proxy.store.redis import RedisStore
 from tests.redis_fixtures import RedisCluster, RedisServer, redis_cluster, redis_server
+from tests.servers import free_port
 from tests.store_contract import StoreContract, all_events, event
 
 __all__ = ["redis_cluster", "redis_server"]
@@ -279,3 +281,25 @@ async def test_close_and_cancel_are_prompt_while_redis_stalls(redis_server: Redi
     finally:
         await stall
         await store.aclose()
+
+
+@pytest.mark.parametrize("cause", ["nothing listens", "wrong password", "no password"])
+async def test_a_redis_away_from_the_start_is_logged(
+    redis_server: RedisServer, caplog: pytest.LogCaptureFixture, cause: str
+) -> None:
+    # Only changes of state were logged, and the store starts out unreachable: nothing was.
+    redis_server.cli("config", "set", "requirepass", "RealPassw0rd")
+    port = free_port() if cause == "nothing listens" else redis_server.port
+    password = "" if cause == "no password" else ":S3cretPw@"
+    url = f"redis://{password}127.0.0.1:{port}/0" if password else f"redis://127.0.0.1:{port}/0"
+    with caplog.at_level(logging.INFO, logger="proxy.store.redis"):
+        (store,) = await started(settings_for(url), count=1)
+        try:
+            await asyncio.sleep(0.5)  # a few more probes, which fail too: logged once
+        finally:
+            await store.aclose()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "unreachable from the start" in warnings[0]
+    assert f"127.0.0.1:{port}" in warnings[0] and "S3cretPw" not in warnings[0]
+    assert "S3cretPw" not in caplog.text

@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 from redis.asyncio import Redis
@@ -61,6 +62,7 @@ class RedisStore:
         self._client: Client | None = None
         self._scripts: dict[str, Any] = {}
         self._reachable = False
+        self._probed = False  # until the first call, Redis is neither up nor known to be down
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
         self._closing = asyncio.Event()
@@ -142,8 +144,18 @@ class RedisStore:
     def _mark(self, reachable: bool, exc: BaseException | None = None) -> None:
         if reachable and not self._reachable:
             log.info("Redis store reachable")
+        elif not reachable and not self._probed:
+            # Only a change of state is logged after this: a Redis away (or refusing the
+            # password) from the start would otherwise never be.
+            log.warning(
+                "Redis store at %s unreachable from the start, failing open: %s: %s",
+                redacted(self._url),
+                type(exc).__name__,
+                exc,
+            )
         elif not reachable and self._reachable:
             log.warning("Redis store unreachable, failing open: %s", type(exc).__name__)
+        self._probed = True
         self._reachable = reachable
 
     async def _supervise(self) -> None:
@@ -290,6 +302,16 @@ class RedisStore:
             return
         keys = [self._keys.budget(key_id)]
         await self._bounded(lambda: script(keys=keys, args=[tokens]), None)
+
+
+def redacted(url: str) -> str:
+    """`url` with its password (if any) replaced, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    user = f"{parts.username}:" if parts.username else ":"
+    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
 
 
 def _being_cancelled() -> bool:
