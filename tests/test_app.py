@@ -14,9 +14,12 @@ from pathlib import Path
 import pytest
 
 from proxy import app
+from proxy.app import CONFIG_ENV
+from proxy.commands import serve as serve_command
 from proxy.detect import native
 from proxy.detect.engine import CandorDetector
 from proxy.errors import ConfigError
+from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import REPO_POLICIES, Settings, load_settings
 from tests.servers import free_port
 
@@ -159,3 +162,39 @@ def test_preempt_topics_are_checked_against_the_detector_unless_it_is_none(
     ):
         app.check_settings(settings.model_copy(update={"demo_mode": True}))
     app.build_checked(settings.model_copy(update={"detector": "none"}))
+
+
+def unset_until_teardown(monkeypatch: pytest.MonkeyPatch, *names: str) -> None:
+    """Unset `names` now and again after the test: `serve` writes them into os.environ (a
+    bare `delenv` of an unset name records nothing to undo)."""
+    for name in names:
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
+
+
+@pytest.mark.parametrize("redis", [False, True])
+def test_serve_warns_that_workers_without_redis_split_the_state(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    redis: bool,
+) -> None:
+    unset_until_teardown(
+        monkeypatch,
+        CONFIG_ENV,
+        MULTIPROC_ENV,
+        "CANDOR_SERVER__WORKERS",
+        "CANDOR_METRICS__MULTIPROCESS_DIR",
+        "REDIS_URL",
+    )
+    monkeypatch.setenv(ADMIN_KEY_ENV, STRONG_ADMIN_KEY)
+    served: list[int] = []
+    monkeypatch.setattr(serve_command, "_serve", lambda settings, access_log: served.append(1))
+    config = tmp_path / "candor.yaml"
+    store = "store: {redis_url: 'redis://127.0.0.1:9/0'}\n" if redis else ""
+    config.write_text(f"auth: {{mode: none}}\n{store}models:\n  m1: {{base_url: 'http://x'}}\n")
+    with caplog.at_level(logging.WARNING, logger="proxy.commands.serve"):
+        serve_command.run(config, {"workers": 2}, access_log=False)
+    assert served == [1]
+    split = "server.workers is 2 but no Redis is configured"
+    assert (split in caplog.text) is not redis

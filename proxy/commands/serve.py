@@ -15,6 +15,8 @@ from proxy.app import CONFIG_ENV, check_settings
 from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings
 
+log = logging.getLogger(__name__)
+
 
 def run(config: Path | None, overrides: Mapping[str, object | None], *, access_log: bool) -> None:
     """Validate the config now (errors before any worker starts), then serve."""
@@ -29,6 +31,14 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     check_settings(settings)
+    if settings.server.workers > 1 and settings.store.redis_url is None:
+        log.warning(
+            "server.workers is %d but no Redis is configured (store.redis_url or REDIS_URL): "
+            "each worker keeps its own rate limits, audit log and counts, so a key gets up to "
+            "%d times its limits and /admin/events shows only the answering worker's events",
+            settings.server.workers,
+            settings.server.workers,
+        )
     with _metrics_dir(settings) as metrics_dir:
         if metrics_dir is not None:
             # Read by prometheus-client when each worker imports it, and by each worker's settings.
