@@ -267,25 +267,52 @@ class MetricsSettings(BaseModel):
     multiprocess_dir: Path | None = None
 
 
-def load_settings(path: Path | None) -> Settings:
-    """Read the YAML config (if any), apply environment overrides, validate."""
-    if path is None:
-        try:
-            return Settings()
-        except ValidationError as exc:
-            raise ConfigError(f"invalid settings from the environment: {exc}") from None
-        except SettingsError as exc:
-            raise _env_json_problem(exc) from None
-    doc = YamlDocument.read(path)
+def load_settings(path: Path | None, flags: Mapping[str, str] | None = None) -> Settings:
+    """Read the YAML config (if any), apply environment overrides, validate.
+
+    `flags` maps an environment variable to the command-line flag that set it (`candor serve
+    --port` sets CANDOR_SERVER__PORT), so an error names what the user typed.
+    """
+    doc = None if path is None else YamlDocument.read(path)
     try:
-        settings = Settings(**doc.data)
+        settings = Settings(**(doc.data if doc else {}))
     except ValidationError as exc:
-        raise doc.describe(exc) from None
+        raise _describe(exc, doc, flags or {}) from None
     except SettingsError as exc:
         raise _env_json_problem(exc) from None
-    if not settings.policies_dir.is_absolute():
+    if path is not None and not settings.policies_dir.is_absolute():
         settings.policies_dir = (path.parent / settings.policies_dir).resolve()
     return settings
+
+
+def _describe(
+    exc: ValidationError, doc: YamlDocument | None, flags: Mapping[str, str]
+) -> ConfigError:
+    """One error naming every invalid field and where its value came from: the file's line,
+    or the environment variable (environment overrides the file). Input values are not
+    repeated: they may be secrets."""
+    problems = []
+    for error in exc.errors():
+        loc = tuple(str(p) for p in error["loc"])
+        variable, env_depth = _env_variable(loc)
+        if variable is not None and (doc is None or env_depth >= doc.depth(loc)):
+            flag = next((f for v, f in flags.items() if v.upper() == variable.upper()), None)
+            where = f"environment variable {variable}" + (f" (set by {flag})" if flag else "")
+        else:
+            where = doc.where(loc) if doc else "environment"
+        problems.append(f"{where}: {'.'.join(loc) or '<root>'}: {error['msg']}")
+    return ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+
+
+def _env_variable(loc: tuple[str, ...]) -> tuple[str | None, int]:
+    """The set environment variable that gives the deepest part of `loc`, and that depth
+    (CANDOR_SERVER__PORT for server.port; CANDOR_MODELS, as JSON, for models.q.base_url)."""
+    names = {name.upper(): name for name in os.environ}
+    for cut in range(len(loc), 0, -1):
+        name = "CANDOR_" + "__".join(loc[:cut]).upper()
+        if name in names:
+            return names[name], cut
+    return None, 0
 
 
 def _env_json_problem(exc: SettingsError) -> ConfigError:

@@ -46,13 +46,20 @@ class YamlDocument:
             _index_lines(path, node, (), lines)
         return cls(path, data, lines)
 
-    def where(self, loc: tuple[str | int, ...]) -> str:
-        """`file:line` of the deepest key of `loc` that the file has."""
+    def depth(self, loc: tuple[str | int, ...]) -> int:
+        """How many leading keys of `loc` the file has (0: not even the first)."""
         parts = tuple(str(p) for p in loc)
         for cut in range(len(parts), 0, -1):
             if parts[:cut] in self._lines:
-                return f"{self.path}:{self._lines[parts[:cut]]}"
-        return str(self.path)
+                return cut
+        return 0
+
+    def where(self, loc: tuple[str | int, ...]) -> str:
+        """`file:line` of the deepest key of `loc` that the file has."""
+        cut = self.depth(loc)
+        if cut == 0:
+            return str(self.path)
+        return f"{self.path}:{self._lines[tuple(str(p) for p in loc[:cut])]}"
 
     def problem(self, loc: tuple[str | int, ...], message: str) -> ConfigError:
         field = ".".join(str(p) for p in loc) or "<root>"

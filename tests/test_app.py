@@ -15,6 +15,7 @@ import pytest
 
 from proxy import app
 from proxy.app import CONFIG_ENV
+from proxy.cli import main
 from proxy.commands import serve as serve_command
 from proxy.detect import native
 from proxy.detect.engine import CandorDetector
@@ -198,3 +199,15 @@ def test_serve_warns_that_workers_without_redis_split_the_state(
     assert served == [1]
     split = "server.workers is 2 but no Redis is configured"
     assert (split in caplog.text) is not redis
+
+
+def test_serve_blames_a_bad_flag_on_the_flag(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    unset_until_teardown(monkeypatch, CONFIG_ENV, "CANDOR_SERVER__PORT")
+    config = tmp_path / "port.yaml"
+    config.write_text("server:\n  port: 8080\n")
+    assert main(["serve", "--config", str(config), "--port", "99999"]) == 2
+    err = capsys.readouterr().err
+    assert "environment variable CANDOR_SERVER__PORT (set by --port): server.port:" in err
+    assert "port.yaml:2" not in err

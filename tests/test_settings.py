@@ -160,3 +160,30 @@ def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, "server: {port: 1, host: h, port: 2}\n")
     with pytest.raises(ConfigError, match=r"candor.yaml:1: duplicate key `port`"):
         load_settings(path)
+
+
+def test_an_invalid_value_from_the_environment_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It used to be blamed on a line of the file: "candor.yaml:2: server.port: ...".
+    path = write(tmp_path, "server:\n  port: 8080\nmodels:\n  q: {base_url: 'ftp://x'}\n")
+    monkeypatch.setenv("CANDOR_SERVER__PORT", "99999")
+    monkeypatch.setenv("CANDOR_SERVER__PROT", "9000")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, {"CANDOR_SERVER__PORT": "--port"})
+    assert caught.value.message.splitlines()[1:] == [
+        "  environment variable CANDOR_SERVER__PORT (set by --port): server.port: "
+        "Input should be less than or equal to 65535",
+        "  environment variable CANDOR_SERVER__PROT: server.prot: Extra inputs are not permitted",
+        f"  {path}:4: models.q.base_url: Value error, must start with http:// or https://",
+    ]
+
+
+def test_an_invalid_section_from_the_environment_does_not_echo_its_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("CANDOR_MODELS", '{"q": {"base_url": "http://u:S3cretPw@x"}}')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    assert "environment variable CANDOR_MODELS: models.q.base_url" in caught.value.message
+    assert "S3cretPw" not in caught.value.message

@@ -20,12 +20,15 @@ log = logging.getLogger(__name__)
 
 def run(config: Path | None, overrides: Mapping[str, object | None], *, access_log: bool) -> None:
     """Validate the config now (errors before any worker starts), then serve."""
+    flags = {}
     for field, value in overrides.items():
         if value is not None:
-            os.environ[f"CANDOR_SERVER__{field.upper()}"] = str(value)
+            variable = f"CANDOR_SERVER__{field.upper()}"
+            os.environ[variable] = str(value)
+            flags[variable] = f"--{field}"
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
-    settings = load_settings(config)
+    settings = load_settings(config, flags)
     logging.basicConfig(
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
