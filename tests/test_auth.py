@@ -146,3 +146,20 @@ def test_keys_admin_prints_a_hash_the_admin_check_accepts(
     digest = yaml.safe_load(out.split("\n", 2)[2])["auth"]["admin_key_hash"]
     settings = Settings(auth=AuthSettings(admin_key_hash=digest))
     Authenticator(settings, environ={}).check_admin(f"Bearer {key}")
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["--tpm", "-5"], "--tpm: Input should be greater than or equal to 1"),
+        (["--rpm", "0"], "--rpm: Input should be greater than or equal to 1"),  # was dropped
+        (["--id", "bad id!"], "--id: String should match pattern"),
+    ],
+)
+def test_keys_new_refuses_what_the_config_would(
+    capsys: pytest.CaptureFixture[str], args: list[str], problem: str
+) -> None:
+    assert main(["keys", "new", *args]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"candor: {problem}")
+    assert "ck-" not in captured.out

@@ -16,6 +16,7 @@ import socket
 import sys
 from typing import Any
 
+from proxy.commands.argtypes import PORT, seconds
 from proxy.settings import AuthSettings, ModelRoute, ServerSettings, Settings
 
 REROUTED = "qwen-demo"
@@ -29,7 +30,7 @@ def register(sub: Any) -> None:
     """Add `candor demo` to the CLI's sub-commands."""
     demo = sub.add_parser("demo", help="run Candor in front of built-in demo models")
     demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=int, default=8080, help="0 picks a free port")
+    demo.add_argument("--port", type=PORT, default=8080, help="0 picks a free port")
     mode = demo.add_mutually_exclusive_group()
     mode.add_argument(
         "--no-script", action="store_true", help="serve at once, without the scripted tour"
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
     mode.add_argument("--script-only", action="store_true", help="run the scripted tour, then exit")
     demo.add_argument(
         "--token-delay",
-        type=float,
+        type=seconds(allow_zero=True),
         default=TOKEN_DELAY,
         help="seconds between streamed tokens (default 0.02, ~50 tokens/s)",
     )

@@ -14,8 +14,10 @@ from collections import OrderedDict
 from typing import Any
 
 from proxy.auth import ADMIN_KEY_ENV
+from proxy.commands.argtypes import int_in, seconds
 
 SEEN_IDS = 10_000
+MAX_PAGE = 500  # GET /admin/events' largest `limit`
 
 
 def register(subparsers: Any) -> None:
@@ -29,8 +31,12 @@ def register(subparsers: Any) -> None:
     tail.add_argument("--model")
     tail.add_argument("--category")
     tail.add_argument("--topic")
-    tail.add_argument("-n", "--last", type=int, default=10, help="events shown at start")
-    tail.add_argument("--interval", type=float, default=2.0, help="seconds between polls")
+    tail.add_argument(
+        "-n", "--last", type=int_in(1, MAX_PAGE), default=10, help="events shown at start"
+    )
+    tail.add_argument(
+        "--interval", type=seconds(allow_zero=False), default=2.0, help="seconds between polls"
+    )
     tail.add_argument("--once", action="store_true", help="print the last events and exit")
     tail.set_defaults(func=_tail)
 
@@ -45,7 +51,7 @@ def _tail(args: argparse.Namespace) -> int:
     since: float | None = None
     try:
         while True:
-            query = {**filters, "since": since, "limit": args.last if since is None else 500}
+            query = {**filters, "since": since, "limit": args.last if since is None else MAX_PAGE}
             page = _fetch(args.url, key, query, follow=since is not None)
             for event in reversed(page):
                 if event["id"] not in seen:

@@ -8,8 +8,19 @@ import secrets
 from typing import Any
 
 import yaml
+from pydantic import ValidationError
 
 from proxy.auth import ADMIN_KEY_ENV, hash_key, new_key
+from proxy.errors import ConfigError
+from proxy.settings import ApiKeyEntry
+
+FLAGS = {
+    ("id",): "--id",
+    ("tenant",): "--tenant",
+    ("policy",): "--policy",
+    ("rate_limits", "requests_per_minute"): "--rpm",
+    ("rate_limits", "tokens_per_minute"): "--tpm",
+}
 
 
 def register(subparsers: Any) -> None:
@@ -33,19 +44,32 @@ def register(subparsers: Any) -> None:
 def _new(args: argparse.Namespace) -> int:
     key = new_key()
     entry: dict[str, Any] = {
-        "id": args.key_id or f"key_{secrets.token_hex(4)}",
+        "id": f"key_{secrets.token_hex(4)}" if args.key_id is None else args.key_id,
         "hash": hash_key(key, os.environ.get(args.pepper_env) or None),
         "tenant": args.tenant,
     }
     if args.policy:
         entry["policy"] = args.policy
     limits = {"requests_per_minute": args.rpm, "tokens_per_minute": args.tpm}
-    if any(limits.values()):
-        entry["rate_limits"] = {k: v for k, v in limits.items() if v}
+    if any(v is not None for v in limits.values()):
+        entry["rate_limits"] = {k: v for k, v in limits.items() if v is not None}
+    _check(entry)
     print(f"key: {key}")
     print("# shown once: give it to the client. Add this under auth.keys in the config:")
     print(yaml.safe_dump([entry], sort_keys=False, default_flow_style=None).rstrip())
     return 0
+
+
+def _check(entry: dict[str, Any]) -> None:
+    """Refuse, by its flag, a value the config would refuse when Candor starts."""
+    try:
+        ApiKeyEntry.model_validate(entry)
+    except ValidationError as exc:
+        problems = [
+            f"{FLAGS.get(tuple(map(str, e['loc'])), '.'.join(map(str, e['loc'])))}: {e['msg']}"
+            for e in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None
 
 
 def _admin(args: argparse.Namespace) -> int:

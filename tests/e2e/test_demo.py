@@ -1,4 +1,5 @@
-"""`candor demo --script-only`: the real CLI in a child process, loopback only, exits 0."""
+"""`candor demo --script-only`: the real CLI in a child process, loopback only, exits 0; and
+bad arguments of `candor demo` and `candor events tail` are usage errors."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import subprocess
 import sys
 
 import pytest
+
+from proxy.cli import main
 
 pytestmark = pytest.mark.e2e
 
@@ -38,3 +41,23 @@ def test_demo_help_lists_the_modes() -> None:
     )
     assert done.returncode == 0
     assert "--script-only" in done.stdout and "--no-script" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        (["demo", "--port", "99999"], "argument --port: must be from 0 to 65535, not 99999"),
+        (["demo", "--token-delay", "-1"], "argument --token-delay: must be 0 or more seconds"),
+        (["events", "tail", "-n", "0"], "argument -n/--last: must be from 1 to 500, not 0"),
+        (["events", "tail", "--interval", "-1"], "argument --interval: must be more than 0"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(
+    capsys: pytest.CaptureFixture[str], args: list[str], problem: str
+) -> None:
+    # `demo --port 99999` was an OverflowError traceback; `events tail -n 0` failed on the
+    # server's answer and `--interval -1` after the first poll.
+    with pytest.raises(SystemExit) as exited:
+        main(args)
+    assert exited.value.code == 2
+    assert problem in capsys.readouterr().err
