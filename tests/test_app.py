@@ -190,7 +190,7 @@ def test_serve_warns_that_workers_without_redis_split_the_state(
     )
     monkeypatch.setenv(ADMIN_KEY_ENV, STRONG_ADMIN_KEY)
     served: list[int] = []
-    monkeypatch.setattr(serve_command, "_serve", lambda settings, access_log: served.append(1))
+    monkeypatch.setattr(serve_command, "_serve", lambda app, settings, access_log: served.append(1))
     config = tmp_path / "candor.yaml"
     store = "store: {redis_url: 'redis://127.0.0.1:9/0'}\n" if redis else ""
     config.write_text(f"auth: {{mode: none}}\n{store}models:\n  m1: {{base_url: 'http://x'}}\n")

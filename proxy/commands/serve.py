@@ -10,8 +10,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
+from fastapi import FastAPI
 
-from proxy.app import CONFIG_ENV, check_settings
+from proxy.app import CONFIG_ENV, check_settings, create_app
+from proxy.auth import check_startup
 from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings
 
@@ -33,8 +35,14 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if settings.server.workers == 1:
+        # Built here: an error is this process's ConfigError (under uvicorn it would be the
+        # factory's traceback), and the detector data is read once.
+        check_startup(settings)
+        _serve(create_app(settings), settings, access_log=access_log)
+        return
     check_settings(settings)
-    if settings.server.workers > 1 and settings.store.redis_url is None:
+    if settings.store.redis_url is None:
         log.warning(
             "server.workers is %d but no Redis is configured (store.redis_url or REDIS_URL): "
             "each worker keeps its own rate limits, audit log and counts, so a key gets up to "
@@ -47,13 +55,14 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
             # Read by prometheus-client when each worker imports it, and by each worker's settings.
             os.environ[MULTIPROC_ENV] = str(metrics_dir)
             os.environ["CANDOR_METRICS__MULTIPROCESS_DIR"] = str(metrics_dir)
-        _serve(settings, access_log=access_log)
+        _serve("proxy.app:app_from_env", settings, access_log=access_log)
 
 
-def _serve(settings: Settings, *, access_log: bool) -> None:
+def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
+    """Serve `app`, or with several workers the factory each worker calls."""
     uvicorn.run(
-        "proxy.app:app_from_env",
-        factory=True,
+        app,
+        factory=isinstance(app, str),
         host=settings.server.host,
         port=settings.server.port,
         workers=settings.server.workers,
