@@ -59,15 +59,17 @@ class StreamedAnswers(Steps):
         started = asyncio.get_running_loop().time()
         policy, body, outcome = self._prepare(request)
         action = self._actions[policy.name]
+        opened: list[_Live] = []
         try:
-            served = await self._open_stream(request, policy, action, body, outcome)
-        except Exception as exc:
-            outcome.error = (
-                (exc.code or exc.type) if isinstance(exc, CandorError) else "internal_error"
-            )
-            await self._finish(outcome, started)
-            raise
-        except asyncio.CancelledError:  # the client left while the stream was held
+            served = await self._open_stream(request, policy, action, body, outcome, opened)
+        except BaseException as exc:
+            # Every stream opened for it is closed, else the upstream would go on being read
+            # until its total timeout. A cancellation is the client leaving while it was held.
+            await _close_all(opened)
+            if not isinstance(exc, asyncio.CancelledError):
+                outcome.error = (
+                    (exc.code or exc.type) if isinstance(exc, CandorError) else "internal_error"
+                )
             await self._finish(outcome, started)
             raise
         if isinstance(served, _Blocked):  # the replacement stream
@@ -96,28 +98,11 @@ class StreamedAnswers(Steps):
         action: Action,
         body: dict[str, Any],
         outcome: Outcome,
-    ) -> _Live | _Blocked:
-        """The stream to serve; on any failure, every stream opened for it is closed (else
-        the upstream would go on being read until its total timeout)."""
-        opened: list[_Live] = []
-        try:
-            return await self._choose_stream(request, policy, action, body, outcome, opened)
-        except BaseException:
-            await _close_all(opened)
-            raise
-
-    async def _choose_stream(
-        self,
-        request: ChatRequest,
-        policy: Policy,
-        action: Action,
-        body: dict[str, Any],
-        outcome: Outcome,
         opened: list[_Live],
     ) -> _Live | _Blocked:
-        """With a holding action each candidate is judged before its first byte goes out; a
-        censored one is set aside (not yet aborted) for the next. Each opened stream is
-        noted in `opened`."""
+        """The stream to serve. With a holding action each candidate is judged before its first
+        byte goes out; a censored one is set aside (not yet aborted) for the next. Each opened
+        stream is noted in `opened`, for the caller to close on a failure."""
         reason = await preempt_reason(
             policy, request.model, outcome.topics, body["messages"], self._state
         )

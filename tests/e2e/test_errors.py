@@ -6,7 +6,7 @@ import gzip
 import logging
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import httpx
 import openai
@@ -63,15 +63,23 @@ def test_unknown_route_and_method_use_the_envelope(candor: CandorServer) -> None
 
 
 @pytest.fixture
-def small_limit(
+def candor_with(
     monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream
-) -> Iterator[CandorServer]:
-    server = start_candor(monkeypatch, upstream, server={"max_body_bytes": 2048})
-    yield server
-    server.stop()
+) -> Iterator[Callable[..., CandorServer]]:
+    """Starts Candor with the given `server` settings; stops it after the test."""
+    started: list[CandorServer] = []
+
+    def start(**server: object) -> CandorServer:
+        started.append(start_candor(monkeypatch, upstream, server=server))
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()
 
 
-def test_body_over_the_limit_is_413(small_limit: CandorServer) -> None:
+def test_body_over_the_limit_is_413(candor_with: Callable[..., CandorServer]) -> None:
+    small_limit = candor_with(max_body_bytes=2048)
     big = [{"role": "user", "content": "x" * 4096}]
     response = post(small_limit, {"model": "fixed", "messages": big})
     assert response.status_code == 413 and envelope(response)["code"] == "request_too_large"
@@ -83,16 +91,8 @@ def test_body_over_the_limit_is_413(small_limit: CandorServer) -> None:
     assert chunked.status_code == 413
 
 
-@pytest.fixture
-def impatient(
-    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream
-) -> Iterator[CandorServer]:
-    server = start_candor(monkeypatch, upstream, server={"body_timeout": 0.5})
-    yield server
-    server.stop()
-
-
-def test_a_body_that_does_not_all_come_is_408(impatient: CandorServer) -> None:
+def test_a_body_that_does_not_all_come_is_408(candor_with: Callable[..., CandorServer]) -> None:
+    impatient = candor_with(body_timeout=0.5)
     # Before, a client that declared 100 bytes and sent 8 held its connection open for good.
     with socket.create_connection(("127.0.0.1", impatient.port), timeout=10) as sock:
         sock.sendall(

@@ -29,6 +29,16 @@ REFUSAL = (
 POLITICAL = [{"role": "user", "content": "What happened at Tiananmen Square in June 1989?"}]
 
 
+def stream_with_usage(messages: list[dict[str, str]]) -> dict[str, object]:
+    """A streamed request for model `m` that asks for the usage chunk."""
+    return {
+        "model": "m",
+        "messages": messages,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
 @pytest.fixture(scope="module")
 def candor() -> Iterator[CandorServer]:
     raw = RawUpstream(
@@ -53,12 +63,7 @@ def candor() -> Iterator[CandorServer]:
 
 
 def test_streamed_usage_is_charged_and_counted(candor: CandorServer) -> None:
-    body = {
-        "model": "m",
-        "messages": ASK,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+    body = stream_with_usage(ASK)
     headers = {"authorization": f"Bearer {KEY}"}
     with httpx.Client(timeout=10) as http:
         first = http.post(f"{candor.base_url}/chat/completions", json=body, headers=headers)
@@ -88,12 +93,7 @@ def blocking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CandorServer]
 
 
 def test_a_blocked_stream_still_reports_its_usage(blocking: CandorServer) -> None:
-    body = {
-        "model": "m",
-        "messages": POLITICAL,
-        "stream": True,
-        "stream_options": {"include_usage": True},
-    }
+    body = stream_with_usage(POLITICAL)
     with httpx.Client(timeout=10) as http:
         response = http.post(f"{blocking.base_url}/chat/completions", json=body)
     lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
