@@ -13,9 +13,9 @@ import httpx
 import orjson
 import pytest
 
-from proxy.settings import ModelRoute, Settings, Timeouts
+from proxy.settings import ModelRoute, Timeouts
 from tests.raw_upstream import RawReply, RawUpstream, answer_frames, chunk, whole_answer
-from tests.servers import TEST_ADMIN_KEY, CandorServer, pass_through_auth
+from tests.servers import TEST_ADMIN_KEY, CandorServer, running_candor
 
 pytestmark = pytest.mark.e2e
 
@@ -84,15 +84,9 @@ def candor(raw: RawUpstream, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     routes["clean"] = ModelRoute(base_url=raw.base_url, upstream_model="clean")
     routes["spare"] = ModelRoute(base_url=raw.base_url, upstream_model="clean")
     routes["fallback-bad"] = ModelRoute(base_url=raw.base_url, upstream_model="bad-then-endless")
-    settings = Settings(
-        models=routes,
-        policies_dir=folder,
-        timeouts=Timeouts(connect=1, first_byte=2, idle=2, total=30),
-        auth=pass_through_auth(),
-    )
-    server = CandorServer(settings).start()
-    yield server
-    server.stop()
+    timeouts = Timeouts(connect=1, first_byte=2, idle=2, total=30)
+    with running_candor(models=routes, policies_dir=folder, timeouts=timeouts) as server:
+        yield server
 
 
 def ask(server: CandorServer, model: str, stream: bool, messages: object = PLAIN) -> httpx.Response:

@@ -10,9 +10,9 @@ import httpx
 import orjson
 import pytest
 
-from proxy.settings import ModelRoute, Settings, Timeouts
+from proxy.settings import ModelRoute, Timeouts
 from tests.raw_upstream import RawReply, RawUpstream, answer_frames, chunk
-from tests.servers import CandorServer, pass_through_auth
+from tests.servers import CandorServer, running_candor
 
 pytestmark = pytest.mark.e2e
 
@@ -33,14 +33,9 @@ def candor() -> Iterator[CandorServer]:
         name: ModelRoute(base_url=raw.base_url, upstream_model=name)
         for name in ("pause-between", "slow-first")
     }
-    settings = Settings(
-        models=routes,
-        timeouts=Timeouts(connect=1, first_byte=0.3, idle=3, total=10),
-        auth=pass_through_auth(),
-    )
-    server = CandorServer(settings).start()
-    yield server
-    server.stop()
+    timeouts = Timeouts(connect=1, first_byte=0.3, idle=3, total=10)
+    with running_candor(models=routes, timeouts=timeouts) as server:
+        yield server
     raw.stop()
 
 

@@ -11,9 +11,9 @@ import orjson
 import pytest
 
 from proxy.auth import hash_key
-from proxy.settings import ApiKeyEntry, AuthSettings, ModelRoute, RateLimits, Settings
+from proxy.settings import ApiKeyEntry, AuthSettings, ModelRoute, RateLimits
 from tests.raw_upstream import RawReply, RawUpstream, answer_frames, whole_answer
-from tests.servers import TEST_ADMIN_KEY, CandorServer, pass_through_auth
+from tests.servers import TEST_ADMIN_KEY, CandorServer, running_candor
 
 pytestmark = pytest.mark.e2e
 
@@ -55,10 +55,8 @@ def candor() -> Iterator[CandorServer]:
             )
         ],
     )
-    settings = Settings(models={"m": ModelRoute(base_url=raw.base_url)}, auth=auth)
-    server = CandorServer(settings).start()
-    yield server
-    server.stop()
+    with running_candor(models={"m": ModelRoute(base_url=raw.base_url)}, auth=auth) as server:
+        yield server
     raw.stop()
 
 
@@ -81,14 +79,9 @@ def blocking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CandorServer]
     folder = tmp_path_factory.mktemp("policies")
     (folder / "detector").symlink_to(REPO_POLICIES / "detector")
     (folder / "default.yaml").write_text("action: block\n")
-    settings = Settings(
-        models={"m": ModelRoute(base_url=raw.base_url, upstream_model="refusal")},
-        policies_dir=folder,
-        auth=pass_through_auth(),
-    )
-    server = CandorServer(settings).start()
-    yield server
-    server.stop()
+    route = ModelRoute(base_url=raw.base_url, upstream_model="refusal")
+    with running_candor(models={"m": route}, policies_dir=folder) as server:
+        yield server
     raw.stop()
 
 
