@@ -11,7 +11,7 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -113,6 +113,9 @@ class Settings(BaseSettings):
         env_prefix="CANDOR_", env_nested_delimiter="__", extra="forbid"
     )
 
+    # Whether the environment overrides the arguments (`ArgumentSettings`: it does not).
+    reads_environment: ClassVar[bool] = True
+
     server: ServerSettings = ServerSettings()
     timeouts: Timeouts = Timeouts()
     models: dict[str, ModelRoute] = Field(default_factory=dict)
@@ -137,7 +140,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _redis_url_from_env(self) -> Settings:
         # The conventional REDIS_URL works too; CANDOR_STORE__REDIS_URL or the file win.
-        if self.store.redis_url is None and os.environ.get("REDIS_URL"):
+        if self.store.redis_url is None and self.reads_environment and os.environ.get("REDIS_URL"):
             url = os.environ["REDIS_URL"]
             problem = _redis_url_problem(url)
             if problem:
@@ -339,6 +342,24 @@ def _is_json(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class ArgumentSettings(Settings):
+    """Settings from their arguments alone, whatever the environment holds: `candor demo`
+    must not write into an operator's Redis (REDIS_URL) or take their auth mode."""
+
+    reads_environment: ClassVar[bool] = False
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
 
 
 # The nested sections are defined after `Settings`: resolve them now, or the first `Settings()`

@@ -8,7 +8,7 @@ import pytest
 from pydantic import SecretStr
 
 from proxy.errors import ConfigError
-from proxy.settings import Timeouts, load_settings
+from proxy.settings import Settings, Timeouts, load_settings
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -187,3 +187,16 @@ def test_an_invalid_section_from_the_environment_does_not_echo_its_value(
         load_settings(None)
     assert "environment variable CANDOR_MODELS: models.q.base_url" in caught.value.message
     assert "S3cretPw" not in caught.value.message
+
+
+def test_the_demo_settings_ignore_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, `candor demo` wrote its traffic into the operator's Redis (REDIS_URL) and took
+    # their auth mode (every tour step a 401).
+    from proxy.commands.demo import demo_settings
+
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("CANDOR_AUTH__MODE", "keys")
+    monkeypatch.setenv("CANDOR_STORE__KEY_PREFIX", "prod")
+    demo = demo_settings("http://127.0.0.1:9/v1", "127.0.0.1", 0)
+    assert (demo.store.redis_url, demo.auth.mode, demo.store.key_prefix) == (None, "none", "candor")
+    assert Settings().auth.mode == "keys"  # the proxy itself still reads it

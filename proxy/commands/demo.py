@@ -17,7 +17,7 @@ import sys
 from typing import Any
 
 from proxy.commands.argtypes import PORT, seconds
-from proxy.settings import AuthSettings, ModelRoute, ServerSettings, Settings
+from proxy.settings import ArgumentSettings, AuthSettings, ModelRoute, ServerSettings, Settings
 
 REROUTED = "qwen-demo"
 FLAGGED = "qwen-demo-flagged"
@@ -52,7 +52,7 @@ def demo_settings(upstream_url: str, host: str, port: int) -> Settings:
         FLAGGED: ModelRoute(base_url=upstream_url, upstream_model="qwen-demo"),
         FALLBACK: ModelRoute(base_url=upstream_url),
     }
-    return Settings(
+    return ArgumentSettings(
         models=models,
         server=ServerSettings(host=host, port=port),
         demo_mode=True,

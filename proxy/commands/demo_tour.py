@@ -33,6 +33,7 @@ class Turn:
     model: str
     question: str
     stream: bool = False
+    status: int = 200  # what Candor answers: the provider's own 400 passes through under flag
 
 
 TOUR = (
@@ -55,6 +56,7 @@ TOUR = (
         "flag: the provider blocks the question (HTTP 400 data_inspection_failed)",
         "qwen-demo-flagged",
         "Why was Falun Gong banned in China?",
+        status=400,
     ),
     Turn(
         "reroute: the same blocked question goes to the fallback",
@@ -133,10 +135,14 @@ async def run_tour(root: str, store: Store, out: TextIO) -> int:
     async with aiohttp.ClientSession(timeout=timeout) as session:
         for number, turn in enumerate(TOUR, 1):
             try:
-                await _play(session, root, store, printer, number, turn)
+                status = await _play(session, root, store, printer, number, turn)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 failures += 1
                 printer.line(printer.style(f"  request failed: {exc!r}", "31"))
+                continue
+            if status != turn.status:  # a 401 (auth on), a 502...: the tour did not show it
+                failures += 1
+                printer.line(printer.style(f"  expected HTTP {turn.status}, got {status}", "31"))
     return 1 if failures else 0
 
 
@@ -147,7 +153,8 @@ async def _play(
     printer: Printer,
     number: int,
     turn: Turn,
-) -> None:
+) -> int:
+    """Ask one turn and show what came back; the HTTP status Candor answered with."""
     printer.line()
     title = f"── {number}. {turn.title} "
     printer.line(printer.style(title + "─" * max(0, printer.width - len(title)), "1;34"))
@@ -167,6 +174,7 @@ async def _play(
             _show_answer(printer, result)
     event = await _event(store, result.request_id)
     _show_verdict(printer, turn, result, event)
+    return result.status
 
 
 async def _sse(response: aiohttp.ClientResponse) -> AsyncIterator[dict[str, Any]]:

@@ -3,20 +3,28 @@ bad arguments of `candor demo` and `candor events tail` are usage errors."""
 
 from __future__ import annotations
 
+import io
+import os
 import subprocess
 import sys
 
 import pytest
+from aiohttp import web
 
 from proxy.cli import main
+from proxy.commands import demo_tour
+from proxy.store.memory import MemoryStore
 
 pytestmark = pytest.mark.e2e
 
 
 def test_demo_tour_flags_and_reroutes_then_exits() -> None:
     cmd = [sys.executable, "-m", "proxy.cli", "demo", "--script-only", "--port", "0"]
+    # The operator's settings stay out of the demo: before, it took their auth mode (a 401 at
+    # every step, and exit status 0) and wrote into their Redis.
+    env = {**os.environ, "CANDOR_AUTH__MODE": "keys", "REDIS_URL": "redis://127.0.0.1:9/0"}
     done = subprocess.run(
-        [*cmd, "--token-delay", "0.002"], capture_output=True, text=True, timeout=120
+        [*cmd, "--token-delay", "0.002"], capture_output=True, text=True, timeout=120, env=env
     )
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -30,6 +38,34 @@ def test_demo_tour_flags_and_reroutes_then_exits() -> None:
     # The banner tells the user how to point a client at it.
     assert "openai.OpenAI(base_url='http://127.0.0.1:" in out
     assert "curl -s http://127.0.0.1:" in out
+
+
+async def test_the_tour_fails_when_a_step_gets_another_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def refuse(request: web.Request) -> web.Response:
+        return web.json_response(
+            {"error": {"message": "no key", "code": "invalid_api_key"}}, status=401
+        )
+
+    async def no_event(store: object, request_id: str) -> None:
+        return None
+
+    monkeypatch.setattr(demo_tour, "_event", no_event)
+    app = web.Application()
+    app.router.add_post("/v1/chat/completions", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    out = io.StringIO()
+    try:
+        status = await demo_tour.run_tour(f"http://127.0.0.1:{port}", MemoryStore(), out)
+    finally:
+        await runner.cleanup()
+    assert status == 1
+    assert "expected HTTP 200, got 401" in out.getvalue()
 
 
 def test_demo_help_lists_the_modes() -> None:
