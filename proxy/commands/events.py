@@ -49,10 +49,28 @@ def _tail(args: argparse.Namespace) -> int:
     filters = {"model": args.model, "category": args.category, "topic": args.topic}
     seen: OrderedDict[str, None] = OrderedDict()
     since: float | None = None
+    away = False  # Candor (or its Redis) is away: a follower waits for it to come back
     try:
         while True:
             query = {**filters, "since": since, "limit": args.last if since is None else MAX_PAGE}
-            page = _fetch(args.url, key, query, follow=since is not None)
+            try:
+                page = _fetch(args.url, key, query, follow=since is not None)
+            except (urllib.error.URLError, OSError) as exc:
+                if args.once or not _transient(exc):
+                    raise
+                if not away:
+                    print(
+                        f"candor: {args.url}/admin/events unavailable ({exc}); "
+                        f"retrying every {args.interval:g} s",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                away = True
+                time.sleep(args.interval)
+                continue
+            if away:
+                print("candor: reading events again", file=sys.stderr, flush=True)
+                away = False
             for event in reversed(page):
                 if event["id"] not in seen:
                     seen[event["id"]] = None
@@ -68,6 +86,14 @@ def _tail(args: argparse.Namespace) -> int:
     except (urllib.error.URLError, OSError, ValueError) as exc:
         print(f"candor: cannot read {args.url}/admin/events: {exc}", file=sys.stderr)
         return 1
+
+
+def _transient(exc: urllib.error.URLError | OSError) -> bool:
+    """An outage a follower outlives: Candor's store away (503), Candor restarting (refused,
+    timed out). A refused key or a bad query is not one."""
+    if isinstance(exc, urllib.error.HTTPError):
+        return exc.code in (502, 503, 504)
+    return True
 
 
 def _fetch(base: str, key: str, query: dict[str, Any], *, follow: bool) -> list[dict[str, Any]]:

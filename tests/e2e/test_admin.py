@@ -3,9 +3,12 @@ written by another replica's store."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+import queue
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -107,6 +110,32 @@ async def test_events_tail_prints_json_lines(
     assert [e["id"] for e in lines] == ["evt0", "evt1", "evt2"]
     assert lines[0]["prompt_excerpt"] == "What happened in 1989?"
     assert TEST_ADMIN_KEY not in out.stdout + out.stderr
+
+
+async def test_events_tail_follows_through_an_outage(
+    candor_on_redis: CandorServer, replica: RedisStore, redis_server: RedisServer
+) -> None:
+    # Before, a follower exited (status 1) on the first 503 of a short Redis outage.
+    env = {**os.environ, "MY_ADMIN": TEST_ADMIN_KEY}
+    cmd = [sys.executable, "-m", "proxy.cli", "events", "tail", "--interval", "0.1"]
+    cmd += ["--url", candor_on_redis.url, "--admin-key-env", "MY_ADMIN"]
+    tail = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in tail.stdout or ()], daemon=True).start()
+    try:
+        await replica.append_event(event(0))
+        assert orjson.loads(lines.get(timeout=15))["id"] == "evt0"
+        redis_server.kill()
+        await asyncio.sleep(1.0)  # the follower meets 503s meanwhile
+        assert tail.poll() is None, tail.stderr.read() if tail.stderr else ""
+        redis_server.start()
+        await replica.append_event(event(1))
+        # Read off the loop: the replica's store flushes what it buffered meanwhile on it.
+        assert orjson.loads(await asyncio.to_thread(lines.get, timeout=20))["id"] == "evt1"
+    finally:
+        tail.terminate()
+        _, err = tail.communicate(timeout=10)
+    assert "unavailable" in err and "reading events again" in err
 
 
 def test_readiness_degrades_and_requests_flow_without_redis(
