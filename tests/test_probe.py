@@ -149,6 +149,24 @@ def test_connection_refused_is_retried_and_reported_as_errors(tmp_path: Path) ->
     assert all(r["attempts"] == 2 for r in report["results"])
 
 
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [
+        ("--base-url", "notaurl", "must start with http"),
+        ("--out", "/dev/null/report", "cannot create the report folder"),
+    ],
+)
+def test_bad_arguments_stop_the_probe_before_it_runs(
+    flag: str, value: str, says: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Before, a bad URL ran every prompt as an error, and a bad folder failed after the run.
+    args = {"--base-url": "http://127.0.0.1:9/v1", "--out": str(tmp_path), flag: value}
+    argv = ["probe", "--model", "m", "--retries", "0", "--no-progress"]
+    assert main([*argv, *(x for pair in args.items() for x in pair)]) == 2
+    err = capsys.readouterr().err
+    assert says in err and "probing" not in err
+
+
 @pytest.mark.e2e
 def test_the_demo_primary_censors_sensitive_topics_not_controls(
     upstream: ScriptedUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -54,6 +54,16 @@ def _main(args: argparse.Namespace) -> int:
 
     if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
         raise ConfigError("--concurrency must be >= 1, --retries >= 0, --timeout > 0")
+    if not args.base_url.startswith(("http://", "https://")):
+        raise ConfigError(f"--base-url must start with http:// or https://: {args.base_url!r}")
+    # Checked before the run, which may take minutes: its report must have somewhere to go.
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"--out {out}: cannot create the report folder: {exc.strerror}") from None
+    if not os.access(out, os.W_OK):
+        raise ConfigError(f"--out {out}: the report folder is not writable")
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
     suite_path = args.suite or DEFAULT_SUITE
     prompts = load_suite(suite_path, languages)
@@ -84,8 +94,6 @@ def _main(args: argparse.Namespace) -> int:
     report = summarize(results)
     title = f"Censorship probe of {args.model} ({args.base_url})"
     print(render_table(report, title))
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     stem = "probe-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", args.model)
     json_path, png_path = out / f"{stem}.json", out / f"{stem}.png"
     meta = {
