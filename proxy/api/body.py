@@ -18,6 +18,10 @@ from proxy.pipeline import ChatRequest
 from proxy.wire import json_depth_exceeds
 
 MAX_MESSAGES = 2_000
+# The types a web page may POST to another site without asking it first (no CORS preflight):
+# refused, so a page cannot make a visitor's browser spend this proxy's upstreams (with
+# `auth.mode: none`, nothing else would stop it). A body without a type is read as JSON.
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data", "text/plain"})
 MAX_JSON_DEPTH = 64
 
 
@@ -28,6 +32,11 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body is larger than the {limit}-byte limit")
+    kind = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if kind in _FORM_TYPES:
+        raise UnsupportedMediaType(
+            f"Content-Type {kind} is not read: send the JSON body as application/json"
+        )
     encoding = request.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in ("", "identity"):
         raise UnsupportedMediaType(

@@ -107,7 +107,7 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     404: _error("The model is not routed by this proxy."),
     408: _error("The body did not all come within `server.body_timeout`."),
     413: _error("The body is over `server.max_body_bytes`."),
-    415: _error("The body is compressed (`Content-Encoding`)."),
+    415: _error("The body is compressed (`Content-Encoding`), or a form or plain text."),
     429: _error("The key's rate limit, or the upstream's own 429 passed through."),
     502: _error("The upstream is unreachable or answered outside the OpenAI protocol."),
     504: _error("The upstream did not answer in time."),

@@ -135,6 +135,21 @@ def test_a_compressed_body_is_415(candor: CandorServer) -> None:
     assert envelope(response)["code"] == "unsupported_media_type"
 
 
+@pytest.mark.parametrize("kind", ["text/plain", "application/x-www-form-urlencoded; charset=x"])
+def test_a_body_a_web_page_could_send_cross_site_is_415(candor: CandorServer, kind: str) -> None:
+    # A page may POST these to another site without a CORS preflight: before, they were read as
+    # JSON, so with `auth.mode: none` any page could make its visitors' browsers use the proxy.
+    body = b'{"model": "fixed", "messages": [{"role": "user", "content": "hi"}]}'
+    with httpx.Client(timeout=5) as http:
+        response = http.post(
+            f"{candor.base_url}/chat/completions", content=body, headers={"content-type": kind}
+        )
+        bare = http.post(f"{candor.base_url}/chat/completions", content=body)  # no type: JSON
+    assert response.status_code == 415
+    assert "application/json" in str(envelope(response)["message"])
+    assert bare.status_code == 200
+
+
 @pytest.fixture
 def faulty(monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream) -> Iterator[CandorServer]:
     closed = socket.socket()
