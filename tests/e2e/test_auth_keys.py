@@ -50,6 +50,15 @@ def test_a_valid_key_is_served(guarded: CandorServer, upstream: ScriptedUpstream
     assert upstream.last_request.headers.get("authorization") == f"Bearer {UPSTREAM_KEY}"
 
 
+def test_the_model_list_needs_a_key(guarded: CandorServer) -> None:
+    # Before, anyone could list the routed models: it said what was behind the proxy.
+    with client(guarded, "ck-wrong") as sdk, pytest.raises(openai.AuthenticationError):
+        sdk.models.list()
+    for key in (KEY, TEST_ADMIN_KEY):
+        with client(guarded, key) as sdk:
+            assert "honest-demo" in {m.id for m in sdk.models.list()}
+
+
 @pytest.mark.parametrize("key", ["ck-wrong", "sk-an-openai-key"])
 def test_an_unknown_key_is_401(guarded: CandorServer, key: str) -> None:
     with client(guarded, key) as sdk, pytest.raises(openai.AuthenticationError) as refused:
