@@ -100,6 +100,7 @@ class JudgedStream:
         self.judge_seconds = 0.0
         self.text_parts: list[str] = []
         self.usage: Mapping[str, Any] | None = None  # the upstream's usage chunk, when it sends one
+        self.saw_tool_calls = False  # the answer holds tool calls (whatever its finish reason)
 
     @property
     def released_any(self) -> bool:
@@ -171,7 +172,9 @@ class JudgedStream:
             assert isinstance(item, SseEvent)
             if item.done:
                 tick = time.perf_counter()
-                self.verdict = self._judge.finish(self.finish_reason)
+                self.verdict = self._judge.finish(
+                    self.finish_reason, has_tool_calls=self.saw_tool_calls
+                )
                 self.judge_seconds += time.perf_counter() - tick
                 withhold = self.verdict.censored and self.holding
                 yield Output(Step.END, [] if withhold else self._take(None), self.verdict)
@@ -208,11 +211,16 @@ class JudgedStream:
         if self._bounds is None:
             self._released_any = True
             return Output(Step.RELEASE, [event.raw])
-        # A tool call is not judged, but it keeps its place: released ahead of text still held it
-        # would reorder the answer, and released before any text it would commit the stream to
-        # this model before the judge has read a word of it.
+        if delta.has_tool_calls:
+            self.saw_tool_calls = True
+        # A tool call is not judged, but it keeps its place: released ahead of text still held
+        # it would reorder the answer. One that comes before any text goes out at once (a
+        # tool-call answer is not held for its whole length, which the judge has no use for);
+        # it commits the stream to this model, so text after it is flagged, not re-routed.
         caught_up = self._released_any and self._released_upto >= self._length
-        if step is None and not self._window and caught_up:
+        first_call = delta.has_tool_calls and not self._length and not delta.reasoning
+        if step is None and not self._window and (caught_up or first_call):
+            self._released_any = True
             return Output(Step.RELEASE, [event.raw])  # nothing held: no reason to wait
         self._window.push(event.raw, self._length, now)
         if step is None:
@@ -227,7 +235,9 @@ class JudgedStream:
         """The verdict on what arrived of an answer that broke off (its end never came)."""
         if self.verdict is None:
             tick = time.perf_counter()
-            self.verdict = self._judge.finish(self.finish_reason)
+            self.verdict = self._judge.finish(
+                self.finish_reason, has_tool_calls=self.saw_tool_calls
+            )
             self.judge_seconds += time.perf_counter() - tick
         return self.verdict
 

@@ -39,7 +39,10 @@ class ReleaseThenCensor:
         return StreamStep(Decision.RELEASE, self.length)
 
     def finish(
-        self, finish_reason: str | None = None, provider_error: ProviderError | None = None
+        self,
+        finish_reason: str | None = None,
+        provider_error: ProviderError | None = None,
+        has_tool_calls: bool = False,
     ) -> Verdict:
         return LATE
 

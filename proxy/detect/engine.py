@@ -308,7 +308,7 @@ class CandorDetector:
     ) -> Verdict:
         """The whole-answer verdict from an already read request (shared with streams)."""
         # A stream may only learn of tool calls from its finish reason.
-        has_tool_calls = has_tool_calls or finish_reason == "tool_calls"
+        has_tool_calls = has_tool_calls or finish_reason in ("tool_calls", "function_call")
         split = split_think(answer)
         body = split.visible.strip()
         # The scorer's language class, and the finer name the verdict gives.

@@ -19,7 +19,10 @@ class NullStreamJudge:
         return StreamStep(Decision.RELEASE, released=self._length)
 
     def finish(
-        self, finish_reason: str | None = None, provider_error: ProviderError | None = None
+        self,
+        finish_reason: str | None = None,
+        provider_error: ProviderError | None = None,
+        has_tool_calls: bool = False,
     ) -> Verdict:
         return UNKNOWN
 

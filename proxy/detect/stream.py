@@ -159,15 +159,19 @@ class CandorStreamJudge:
         return self._released
 
     def finish(
-        self, finish_reason: str | None = None, provider_error: ProviderError | None = None
+        self,
+        finish_reason: str | None = None,
+        provider_error: ProviderError | None = None,
+        has_tool_calls: bool = False,
     ) -> Verdict:
-        """The whole-answer verdict; it decides any text still held."""
+        """The whole-answer verdict; it decides any text still held. `has_tool_calls`: the
+        stream carried tool calls (its finish reason may not say so: "stop" from some servers)."""
         return self._detector.judge_parts(
             self._req,
             self._text(),
             reasoning_chars=self._reasoning,
             finish_reason=finish_reason,
             provider_error=provider_error,
-            has_tool_calls=self._has_tool_calls,
+            has_tool_calls=self._has_tool_calls or has_tool_calls,
             wants_json=self._wants_json,
         )

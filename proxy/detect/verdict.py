@@ -140,7 +140,10 @@ class StreamJudge(Protocol):
     def feed(self, content: str = "", reasoning: str = "") -> StreamStep: ...
 
     def finish(
-        self, finish_reason: str | None = None, provider_error: ProviderError | None = None
+        self,
+        finish_reason: str | None = None,
+        provider_error: ProviderError | None = None,
+        has_tool_calls: bool = False,
     ) -> Verdict: ...
 
 
