@@ -18,6 +18,9 @@ MAX_UPSTREAM_DEPTH = 128
 # The largest SSE event read from an upstream: far over any real chunk (an 8 MiB one passes),
 # and a bound on what an event that never ends can make Candor buffer.
 MAX_SSE_EVENT_BYTES = 16 * 1024 * 1024
+# The largest whole (non-streamed) answer or error body read from an upstream: the same bound,
+# for the same reason (an answer is at most one event's worth of text, and never unbounded).
+MAX_UPSTREAM_BODY_BYTES = MAX_SSE_EVENT_BYTES
 # A string, or one left open at the end of the text: a pattern that needs the closing quote
 # would, on an unclosed string full of escaped quotes, rescan to the end from each of them.
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)

@@ -19,6 +19,7 @@ from proxy.errors import (
 )
 from proxy.settings import Timeouts
 from proxy.wire import (
+    MAX_UPSTREAM_BODY_BYTES,
     MAX_UPSTREAM_DEPTH,
     SseEvent,
     SseEventTooLarge,
@@ -69,7 +70,7 @@ class OpenAICompatUpstream:
             async with asyncio.timeout(self._timeouts.total):
                 response = await self._post(body, request_id, self._client_timeout)
                 async with response:
-                    raw = await response.read()
+                    raw = await read_capped(response)
         except TimeoutError as exc:
             raise _timeout(self._timeouts) from exc
         except aiohttp.ClientError as exc:
@@ -93,7 +94,7 @@ class OpenAICompatUpstream:
                 response = await self._post(body, request_id, self._stream_timeout)
                 if response.status >= 400:
                     async with response:
-                        raise _rejected(response, scrub(await response.read(), self._secret))
+                        raise _rejected(response, scrub(await read_capped(response), self._secret))
         except TimeoutError as exc:
             raise _timeout(self._timeouts) from exc
         except aiohttp.ClientError as exc:
@@ -162,6 +163,24 @@ class _AiohttpChunkStream:
 
     async def aclose(self) -> None:
         self._response.close()
+
+
+async def read_capped(
+    response: aiohttp.ClientResponse, limit: int = MAX_UPSTREAM_BODY_BYTES
+) -> bytes:
+    """The whole body, read as it comes: one over `limit` bytes is refused before more of it is
+    buffered (at once when its Content-Length says so), so an upstream cannot fill memory."""
+    declared = response.content_length
+    if declared is not None and declared > limit:
+        raise UpstreamBadResponse(
+            f"upstream body is over {limit} bytes (Content-Length {declared})"
+        )
+    body = bytearray()
+    while chunk := await response.content.read(_READ_SIZE):
+        body += chunk
+        if len(body) > limit:
+            raise UpstreamBadResponse(f"upstream body is over {limit} bytes")
+    return bytes(body)
 
 
 def scrub(raw: bytes, secret: bytes) -> bytes:

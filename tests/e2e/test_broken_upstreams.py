@@ -28,6 +28,8 @@ REFUSAL = (
 PLAIN = [{"role": "user", "content": "What is the capital of France?"}]
 POLITICAL = [{"role": "user", "content": "What happened at Tiananmen Square in June 1989?"}]
 CUT_EVENT = b'data: {"id":"chatcmpl-raw","choices":[{"ind'
+MIB = b"a" * (1024 * 1024)
+JSON = {"content-type": "application/json"}
 
 
 def _with(frames: list[bytes | float], at: int, extra: bytes) -> list[bytes | float]:
@@ -50,6 +52,12 @@ REPLIES = {
     # Candor leaves the stream open.
     "bad-then-endless": RawReply(
         [chunk("Paris "), chunk(choices=5), *[0.05, chunk("word ")] * 200]
+    ),
+    # A whole answer past the 16 MiB cap, then silence: read to the end only if Candor buffers
+    # without a limit (then it times out instead).
+    "huge-body": RawReply([b'{"id":"', *[MIB] * 17, 10.0], headers=JSON),
+    "huge-length": RawReply(
+        [b'{"id":"', 10.0], headers={**JSON, "content-length": str(64 * 1024 * 1024)}
     ),
 }
 POLICIES = {
@@ -165,6 +173,24 @@ def test_a_whole_answer_of_the_wrong_shape_is_a_502(candor: CandorServer, scenar
     assert response.status_code == 502
     assert response.json()["error"]["code"] == "bad_upstream_response"
     assert counted(candor, f"f-{scenario}", "error", "chat") == 1
+    rescued = ask(candor, f"o-{scenario}", False)
+    assert rescued.status_code == 200 and rescued.json()["candor"]["model"] == "clean"
+
+
+@pytest.mark.parametrize("scenario", ["huge-body", "huge-length"])
+def test_a_whole_answer_over_the_cap_is_a_502_at_once(
+    candor: CandorServer, raw: RawUpstream, scenario: str
+) -> None:
+    started = time.monotonic()
+    response = ask(candor, f"f-{scenario}", False)
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "bad_upstream_response"
+    assert "over 16777216 bytes" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 1.5  # not after the 2 s read timeout
+    deadline = time.monotonic() + 2
+    while raw.streaming and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert raw.streaming == 0, "the upstream response was left open"
     rescued = ask(candor, f"o-{scenario}", False)
     assert rescued.status_code == 200 and rescued.json()["candor"]["model"] == "clean"
 
