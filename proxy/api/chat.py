@@ -34,5 +34,5 @@ async def chat_completions(request: Request) -> Response:
         return StreamingResponse(
             streamed.chunks, media_type="text/event-stream", headers=streamed.headers
         )
-    reply = await svc.pipeline.complete(chat)
+    reply = await unless_client_leaves(request, svc.pipeline.complete(chat))
     return Response(reply.body, media_type="application/json", headers=reply.headers)

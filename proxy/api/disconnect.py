@@ -1,8 +1,9 @@
 """Stop work for a client that has gone before its response started.
 
 Starlette listens for the client leaving only while it sends a streamed body. A held stream is
-read and judged before that, for up to `stream.hold_ms`; without this watch, a client that left
-meanwhile kept the upstream answering until the hold ended.
+read and judged before that, for up to `stream.hold_ms`, and a whole answer is fetched and
+judged before its response starts at all; without this watch, a client that left meanwhile kept
+the upstream answering (and the request unrecorded) until the hold ended or the answer came.
 """
 
 from __future__ import annotations

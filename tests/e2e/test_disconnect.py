@@ -1,4 +1,5 @@
-"""A client that goes away mid-stream cancels the upstream request."""
+"""A client that goes away mid-stream, while its stream is held, or while its whole answer is
+being fetched, cancels the upstream request."""
 
 from __future__ import annotations
 
@@ -9,11 +10,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import orjson
 import pytest
 from aiohttp import web
 
-from proxy.settings import ModelRoute
+from proxy.settings import ModelRoute, Timeouts
 from tests.e2e.conftest import start_candor
 from tests.servers import CandorServer
 
@@ -22,7 +24,8 @@ REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
 
 class EndlessUpstream:
-    """Streams a chunk every 50 ms until its client hangs up, and notes when that happened."""
+    """Streams a chunk every 50 ms until its client hangs up, and notes when that happened; a
+    whole answer it thinks about for a minute (hanging up ends that too)."""
 
     def __init__(self) -> None:
         self.hung_up = threading.Event()
@@ -34,6 +37,8 @@ class EndlessUpstream:
         self.port = 0
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
+        if not (await request.json()).get("stream"):
+            return await self._whole()
         response = web.StreamResponse(headers={"content-type": "text/event-stream"})
         await response.prepare(request)
         self.started.set()
@@ -53,6 +58,16 @@ class EndlessUpstream:
             self.hung_up.set()
             raise
         return response
+
+    async def _whole(self) -> web.Response:
+        self.started.set()
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            self.hung_up_at = time.monotonic()
+            self.hung_up.set()
+            raise
+        return web.json_response({"error": {"message": "the test should have ended by now"}})
 
     async def _start(self) -> None:
         app = web.Application()
@@ -157,3 +172,51 @@ def test_client_leaving_during_the_hold_cancels_the_upstream(
         gone_at = time.monotonic()
     assert endless.hung_up.wait(timeout=5), "the upstream was never told"
     assert endless.hung_up_at - gone_at < 1.0
+
+
+@pytest.fixture
+def candor_patient(
+    monkeypatch: pytest.MonkeyPatch, upstream: object, endless: EndlessUpstream
+) -> Iterator[CandorServer]:
+    # Long timeouts: only the client leaving can end the wait for the whole answer early.
+    route = ModelRoute(base_url=f"http://127.0.0.1:{endless.port}/v1")
+    server = start_candor(
+        monkeypatch,
+        upstream,  # type: ignore[arg-type]
+        models={"endless": route},
+        timeouts=Timeouts(connect=2, first_byte=30, idle=30, total=60),
+    )
+    yield server
+    server.stop()
+
+
+def _recorded(server: CandorServer) -> float:
+    text = httpx.get(f"{server.url}/metrics").text
+    prefix = "candor_requests_total{"
+    return sum(
+        float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith(prefix) and 'model="endless"' in line and 'route="chat"' in line
+    )
+
+
+def test_client_leaving_during_a_whole_answer_cancels_the_upstream(
+    candor_patient: CandorServer, endless: EndlessUpstream
+) -> None:
+    body = orjson.dumps({"model": "endless", "messages": [{"role": "user", "content": "go"}]})
+    request = (
+        b"POST /v1/chat/completions HTTP/1.1\r\nhost: candor\r\ncontent-type: application/json\r\n"
+        + f"content-length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    with socket.create_connection(("127.0.0.1", candor_patient.port), timeout=5) as client:
+        client.sendall(request)
+        assert endless.started.wait(timeout=5)
+        time.sleep(0.3)  # the upstream is still thinking
+        gone_at = time.monotonic()
+    assert endless.hung_up.wait(timeout=5), "the upstream was never told"
+    assert endless.hung_up_at - gone_at < 1.0
+    deadline = time.monotonic() + 2
+    while not _recorded(candor_patient) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _recorded(candor_patient) == 1, "the request was not recorded"
