@@ -2,7 +2,8 @@
 upstream has no model for (an event cut short, JSON of the wrong shape, echoed keys...).
 
 Each model name maps to a `RawReply`; a frame is bytes to write, a number of seconds to
-pause, or a function of the request (to echo what Candor sent).
+pause, or a function of the request (to echo what Candor sent). It answers Anthropic's
+`/v1/messages` the same way, for the litellm path (`root_url` is that provider's base URL).
 """
 
 from __future__ import annotations
@@ -93,7 +94,11 @@ class RawUpstream:
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.root_url}/v1"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
@@ -121,6 +126,7 @@ class RawUpstream:
     async def _start(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/messages", self._chat)
         self._runner = web.AppRunner(app, handler_cancellation=True)
         await self._runner.setup()
         with socket.socket() as probe:

@@ -22,6 +22,7 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
+from proxy.upstream.hygiene import retry_after, scrub_text, scrubbed
 from proxy.wire import SseEvent, sse_event
 
 
@@ -57,6 +58,8 @@ class LitellmUpstream:
         self._target = f"{provider}/{upstream_model or model}"
         self._base_url = base_url
         self._api_key = api_key
+        # The key, to scrub from what the provider says (litellm quotes its error body).
+        self._secret = api_key.get_secret_value().encode() if api_key is not None else b""
         self._timeouts = timeouts
 
     def __repr__(self) -> str:
@@ -69,7 +72,7 @@ class LitellmUpstream:
         return data
 
     async def open_stream(self, body: dict[str, Any], request_id: str) -> _LitellmChunkStream:
-        return _LitellmChunkStream(await self._call(body, stream=True))
+        return _LitellmChunkStream(await self._call(body, stream=True), self._secret)
 
     async def _call(self, body: dict[str, Any], *, stream: bool) -> Any:
         kwargs = {**body, "model": self._target, "stream": stream}
@@ -84,20 +87,21 @@ class LitellmUpstream:
         try:
             return await self._litellm.acompletion(**kwargs)
         except Exception as exc:
-            raise _map_error(self._litellm, exc) from exc
+            raise _map_error(self._litellm, exc, self._secret) from exc
 
 
 class _LitellmChunkStream:
     """litellm's chunk objects re-encoded as OpenAI SSE events."""
 
-    def __init__(self, wrapper: Any) -> None:
+    def __init__(self, wrapper: Any, secret: bytes) -> None:
         self._wrapper = wrapper
+        self._secret = secret
 
     async def __aiter__(self) -> AsyncIterator[SseEvent]:
         try:
             async for chunk in self._wrapper:
                 data = _to_dict(chunk)
-                yield SseEvent(raw=sse_event(data), data=data)
+                yield scrubbed(SseEvent(raw=sse_event(data), data=data), self._secret)
         except UpstreamError:
             raise
         except Exception as exc:
@@ -132,7 +136,7 @@ def _to_dict(obj: Any) -> dict[str, Any]:
     return data
 
 
-def _map_error(litellm: ModuleType, exc: Exception) -> UpstreamError:
+def _map_error(litellm: ModuleType, exc: Exception, secret: bytes) -> UpstreamError:
     exceptions = litellm.exceptions
     if isinstance(exc, exceptions.Timeout):
         return UpstreamTimeout(f"upstream timed out: {type(exc).__name__}")
@@ -140,6 +144,16 @@ def _map_error(litellm: ModuleType, exc: Exception) -> UpstreamError:
         return UpstreamUnreachable(f"upstream unreachable: {type(exc).__name__}")
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and 400 <= status < 600:
-        message = str(getattr(exc, "message", "") or exc)
-        return UpstreamRejected(status, {"error": {"message": message}})
+        message = scrub_text(str(getattr(exc, "message", "") or exc), secret)
+        return UpstreamRejected(
+            status, {"error": {"message": message}}, retry_after=_retry_after(exc)
+        )
     return UpstreamBadResponse(f"upstream call failed: {type(exc).__name__}")
+
+
+def _retry_after(exc: Exception) -> str | None:
+    """The provider's `Retry-After`: litellm keeps the error response's headers on the error."""
+    headers = getattr(exc, "litellm_response_headers", None)
+    getter = getattr(headers, "get", None)
+    value = getter("retry-after") if callable(getter) else None
+    return retry_after(value) if isinstance(value, str) else None

@@ -18,6 +18,7 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
+from proxy.upstream.hygiene import retry_after, scrub, scrubbed, timed_out
 from proxy.wire import (
     MAX_UPSTREAM_BODY_BYTES,
     MAX_UPSTREAM_DEPTH,
@@ -28,7 +29,6 @@ from proxy.wire import (
 )
 
 _READ_SIZE = 64 * 1024
-REDACTED = b"[redacted]"
 
 
 class OpenAICompatUpstream:
@@ -72,7 +72,7 @@ class OpenAICompatUpstream:
                 async with response:
                     raw = await read_capped(response)
         except TimeoutError as exc:
-            raise _timeout(self._timeouts) from exc
+            raise timed_out(self._timeouts) from exc
         except aiohttp.ClientError as exc:
             raise _unreachable(exc) from exc
         if response.status >= 400:
@@ -96,7 +96,7 @@ class OpenAICompatUpstream:
                     async with response:
                         raise _rejected(response, scrub(await read_capped(response), self._secret))
         except TimeoutError as exc:
-            raise _timeout(self._timeouts) from exc
+            raise timed_out(self._timeouts) from exc
         except aiohttp.ClientError as exc:
             raise _unreachable(exc) from exc
         return _AiohttpChunkStream(response, self._timeouts, deadline, self._secret)
@@ -139,7 +139,7 @@ class _AiohttpChunkStream:
                 except TimeoutError as exc:
                     late = loop.time() >= self._deadline
                     gap = "before its first chunk" if first else "between stream chunks"
-                    raise _timeout(self._timeouts, "past its total time" if late else gap) from exc
+                    raise timed_out(self._timeouts, "past its total time" if late else gap) from exc
                 except aiohttp.ClientError as exc:
                     raise UpstreamBadResponse(
                         f"upstream stream broke: {type(exc).__name__}"
@@ -153,7 +153,7 @@ class _AiohttpChunkStream:
                 except ValueError as exc:
                     raise UpstreamBadResponse("upstream sent a malformed SSE event") from exc
                 for event in events:
-                    yield _scrubbed(event, self._secret)
+                    yield scrubbed(event, self._secret)
                     if event.done:
                         return
                 if not chunk:
@@ -183,22 +183,6 @@ async def read_capped(
     return bytes(body)
 
 
-def scrub(raw: bytes, secret: bytes) -> bytes:
-    """`raw` without the upstream key: the client must never see it, even echoed."""
-    return raw.replace(secret, REDACTED) if secret and secret in raw else raw
-
-
-def _scrubbed(event: SseEvent, secret: bytes) -> SseEvent:
-    if not secret or secret not in event.raw:
-        return event
-    data = None if event.data is None else orjson.loads(scrub(orjson.dumps(event.data), secret))
-    return SseEvent(raw=scrub(event.raw, secret), data=data, done=event.done)
-
-
-def _timeout(timeouts: Timeouts, what: str = "before answering") -> UpstreamTimeout:
-    return UpstreamTimeout(f"upstream timed out {what} (limits: {timeouts.model_dump()})")
-
-
 def _unreachable(exc: aiohttp.ClientError) -> UpstreamError:
     if isinstance(exc, aiohttp.ServerTimeoutError):
         return UpstreamTimeout(f"upstream timed out: {exc}")
@@ -216,10 +200,6 @@ def _rejected(response: aiohttp.ClientResponse, raw: bytes) -> UpstreamRejected:
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
         text = raw[:300].decode("utf-8", "replace").strip()
         body = {"error": {"message": text or f"upstream returned HTTP {status}"}}
-    return UpstreamRejected(status, body, retry_after=_retry_after(response))
-
-
-def _retry_after(response: aiohttp.ClientResponse) -> str | None:
-    """The upstream's `Retry-After` (seconds or an HTTP date), when it is a plausible one."""
-    value = response.headers.get("retry-after", "").strip()
-    return value if value and len(value) <= 64 and value.isprintable() else None
+    return UpstreamRejected(
+        status, body, retry_after=retry_after(response.headers.get("retry-after"))
+    )

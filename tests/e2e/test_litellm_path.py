@@ -1,23 +1,51 @@
-"""A non-OpenAI provider through the litellm adapter: Anthropic's /v1/messages on loopback."""
+"""A non-OpenAI provider through the litellm adapter: Anthropic's /v1/messages on loopback,
+with the native path's error hygiene (key scrubbed, Retry-After passed on)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx
 import openai
+import orjson
 import pytest
+from aiohttp import web
 
 from proxy.demo.upstream import ScriptedUpstream
 from tests.e2e.conftest import UPSTREAM_KEY
+from tests.raw_upstream import RawReply, RawUpstream
 from tests.servers import CandorProcess
 
 pytestmark = pytest.mark.e2e
 ASK = [{"role": "user", "content": "What is 17 times 23?"}]
+# No `sk-` prefix: litellm redacts keys of the shapes it knows itself, not this one.
+CANARY_ENV = "CANDOR_TEST_CANARY_KEY"
+CANARY = "leakcanary7f3a9c5e1d0123"
+
+
+def echo_key(request: web.Request) -> bytes:
+    """Anthropic's error envelope quoting the key it was sent, as some providers' 401s do."""
+    message = f"Incorrect API key provided: {request.headers.get('x-api-key')}"
+    return orjson.dumps(
+        {"type": "error", "error": {"type": "authentication_error", "message": message}}
+    )
+
+
+@pytest.fixture(scope="module")
+def raw() -> Iterator[RawUpstream]:
+    json = {"content-type": "application/json"}
+    server = RawUpstream(
+        {
+            "echo-401": RawReply([echo_key], status=401, headers=json),
+        }
+    ).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="module")
 def via_litellm(
-    scripted: ScriptedUpstream, tmp_path_factory: pytest.TempPathFactory
+    scripted: ScriptedUpstream, raw: RawUpstream, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CandorProcess]:
     # A child process, as in production: litellm keeps process-wide clients and logging
     # workers bound to one event loop, which a test process running many loops would upset.
@@ -27,15 +55,26 @@ def via_litellm(
         "upstream_model": "reasoning-demo",
         "api_key_env": "CANDOR_TEST_UPSTREAM_KEY",
     }
-    claude_tools = {**claude, "upstream_model": "tools-demo"}
+    models = {
+        "claude": claude,
+        "claude-tools": {**claude, "upstream_model": "tools-demo"},
+        "claude-429": {**claude, "upstream_model": "fault-429"},
+        "claude-echo": {
+            **claude,
+            "base_url": raw.root_url,
+            "upstream_model": "echo-401",
+            "api_key_env": CANARY_ENV,
+        },
+    }
     server = CandorProcess(
-        {"models": {"claude": claude, "claude-tools": claude_tools}},
+        {"models": models},
         tmp_path_factory.mktemp("litellm"),
-        env={"CANDOR_TEST_UPSTREAM_KEY": UPSTREAM_KEY},
+        env={"CANDOR_TEST_UPSTREAM_KEY": UPSTREAM_KEY, CANARY_ENV: CANARY},
     ).start()
     yield server
     server.stop()
     assert UPSTREAM_KEY not in server.log
+    assert CANARY not in server.log
 
 
 def test_non_streamed_through_litellm(
@@ -89,3 +128,29 @@ def test_litellm_is_not_imported_without_such_a_model() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def ask(server: CandorProcess, model: str, stream: bool) -> httpx.Response:
+    with httpx.Client(timeout=30) as http:
+        return http.post(
+            f"{server.base_url}/chat/completions",
+            json={"model": model, "messages": ASK, "stream": stream},
+        )
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_key_the_provider_echoes_is_scrubbed(
+    via_litellm: CandorProcess, raw: RawUpstream, stream: bool
+) -> None:
+    response = ask(via_litellm, "claude-echo", stream)
+    assert raw.requests[-1][0].get("x-api-key") == CANARY  # the key was in use
+    assert response.status_code == 401
+    assert "Incorrect API key provided: [redacted]" in response.json()["error"]["message"]
+    assert CANARY not in response.text
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_providers_retry_after_is_passed_on(via_litellm: CandorProcess, stream: bool) -> None:
+    response = ask(via_litellm, "claude-429", stream)
+    assert response.status_code == 429
+    assert response.headers.get("retry-after") == "1"
