@@ -5,6 +5,7 @@ litellm costs ~5 s and ~165 MB to import, so it is imported only when a model ne
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import os
 from collections.abc import AsyncIterator
@@ -22,7 +23,7 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
-from proxy.upstream.hygiene import retry_after, scrub_text, scrubbed
+from proxy.upstream.hygiene import retry_after, scrub_text, scrubbed, timed_out
 from proxy.wire import SseEvent, sse_event
 
 
@@ -66,16 +67,32 @@ class LitellmUpstream:
         return f"LitellmUpstream(model={self.model!r}, target={self._target!r})"
 
     async def complete(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
-        response = await self._call(body, stream=False)
+        # litellm's `timeout` is httpx's limit on each connect, read and write (one number for
+        # most providers), so the documented limits are kept here: a whole answer's headers come
+        # once it is written, within connect + first_byte, as on the native path.
+        timeouts = self._timeouts
+        try:
+            async with asyncio.timeout(min(timeouts.connect + timeouts.first_byte, timeouts.total)):
+                response = await self._call(body, stream=False)
+        except TimeoutError as exc:
+            raise timed_out(timeouts) from exc
         data = _to_dict(response)
         data.pop("_hidden_params", None)
         return data
 
     async def open_stream(self, body: dict[str, Any], request_id: str) -> _LitellmChunkStream:
-        return _LitellmChunkStream(await self._call(body, stream=True), self._secret)
+        timeouts = self._timeouts
+        deadline = asyncio.get_running_loop().time() + timeouts.total
+        try:
+            async with asyncio.timeout(min(timeouts.connect + timeouts.first_byte, timeouts.total)):
+                wrapper = await self._call(body, stream=True)
+        except TimeoutError as exc:
+            raise timed_out(timeouts) from exc
+        return _LitellmChunkStream(wrapper, timeouts, deadline, self._secret)
 
     async def _call(self, body: dict[str, Any], *, stream: bool) -> Any:
         kwargs = {**body, "model": self._target, "stream": stream}
+        # httpx's own limit on every read: a backstop behind the deadlines kept by the callers.
         kwargs["timeout"] = self._timeouts.total
         # Tools are the client's, passed through: never litellm's MCP gateway (which would also
         # import the `mcp` package on any request that carries tools).
@@ -91,21 +108,38 @@ class LitellmUpstream:
 
 
 class _LitellmChunkStream:
-    """litellm's chunk objects re-encoded as OpenAI SSE events."""
+    """litellm's chunk objects re-encoded as OpenAI SSE events, with the native path's first-byte,
+    idle and total deadlines: the first chunk may take `first_byte`, each later one `idle`."""
 
-    def __init__(self, wrapper: Any, secret: bytes) -> None:
+    def __init__(self, wrapper: Any, timeouts: Timeouts, deadline: float, secret: bytes) -> None:
         self._wrapper = wrapper
+        self._timeouts = timeouts
+        self._deadline = deadline
         self._secret = secret
 
     async def __aiter__(self) -> AsyncIterator[SseEvent]:
-        try:
-            async for chunk in self._wrapper:
-                data = _to_dict(chunk)
-                yield scrubbed(SseEvent(raw=sse_event(data), data=data), self._secret)
-        except UpstreamError:
-            raise
-        except Exception as exc:
-            raise UpstreamBadResponse(f"upstream stream broke: {type(exc).__name__}") from exc
+        loop = asyncio.get_running_loop()
+        chunks = aiter(self._wrapper)
+        first = True
+        while True:
+            limit = self._timeouts.first_byte if first else self._timeouts.idle
+            wait = min(limit, self._deadline - loop.time())
+            try:
+                async with asyncio.timeout(max(wait, 0.0)):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                break
+            except TimeoutError as exc:
+                late = loop.time() >= self._deadline
+                gap = "before its first chunk" if first else "between stream chunks"
+                raise timed_out(self._timeouts, "past its total time" if late else gap) from exc
+            except UpstreamError:
+                raise
+            except Exception as exc:
+                raise UpstreamBadResponse(f"upstream stream broke: {type(exc).__name__}") from exc
+            first = False
+            data = _to_dict(chunk)
+            yield scrubbed(SseEvent(raw=sse_event(data), data=data), self._secret)
         yield SseEvent(raw=b"data: [DONE]\n\n", data=None, done=True)
 
     async def aclose(self) -> None:

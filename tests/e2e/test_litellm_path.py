@@ -1,8 +1,9 @@
 """A non-OpenAI provider through the litellm adapter: Anthropic's /v1/messages on loopback,
-with the native path's error hygiene (key scrubbed, Retry-After passed on)."""
+with the native path's error hygiene (key scrubbed, Retry-After passed on) and timeouts."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -11,9 +12,12 @@ import orjson
 import pytest
 from aiohttp import web
 
+from proxy.demo.anthropic_wire import new_message_id, stream_events
+from proxy.demo.replies import anthropic_frame
+from proxy.demo.scripts import Answer, Chunking
 from proxy.demo.upstream import ScriptedUpstream
 from tests.e2e.conftest import UPSTREAM_KEY
-from tests.raw_upstream import RawReply, RawUpstream
+from tests.raw_upstream import Frame, RawReply, RawUpstream
 from tests.servers import CandorProcess
 
 pytestmark = pytest.mark.e2e
@@ -21,6 +25,8 @@ ASK = [{"role": "user", "content": "What is 17 times 23?"}]
 # No `sk-` prefix: litellm redacts keys of the shapes it knows itself, not this one.
 CANARY_ENV = "CANDOR_TEST_CANARY_KEY"
 CANARY = "leakcanary7f3a9c5e1d0123"
+# Short limits, each under the scripted upstream's 3 s stalls (stall_seconds in its fixture).
+QUICK = {"connect": 1, "first_byte": 1, "idle": 1, "total": 20}
 
 
 def echo_key(request: web.Request) -> bytes:
@@ -31,12 +37,21 @@ def echo_key(request: web.Request) -> bytes:
     )
 
 
+def paused_stream(text: str, pause: float) -> list[Frame]:
+    """Anthropic's stream events for `text`, word by word, with `pause` after the first word."""
+    events = stream_events(Answer(text), "raw", new_message_id(), 10, Chunking.WORD)
+    frames: list[Frame] = [anthropic_frame(event) for event in events]
+    first_word = next(i for i, f in enumerate(frames) if b"content_block_delta" in f)
+    return [*frames[: first_word + 1], pause, *frames[first_word + 1 :]]
+
+
 @pytest.fixture(scope="module")
 def raw() -> Iterator[RawUpstream]:
     json = {"content-type": "application/json"}
     server = RawUpstream(
         {
             "echo-401": RawReply([echo_key], status=401, headers=json),
+            "pause-mid-stream": RawReply(paused_stream("Paris is the capital of France.", 3.0)),
         }
     ).start()
     yield server
@@ -64,6 +79,21 @@ def via_litellm(
             "base_url": raw.root_url,
             "upstream_model": "echo-401",
             "api_key_env": CANARY_ENV,
+        },
+        "claude-pause": {
+            **claude,
+            "base_url": raw.root_url,
+            "upstream_model": "pause-mid-stream",
+            "timeouts": QUICK,
+        },
+        **{
+            f"claude-{name}": {**claude, "upstream_model": name, "timeouts": QUICK}
+            for name in ("stall-headers", "slow-stream")
+        },
+        "claude-slow-total": {
+            **claude,
+            "upstream_model": "slow-stream",
+            "timeouts": {**QUICK, "total": 1.5},
         },
     }
     server = CandorProcess(
@@ -138,6 +168,11 @@ def ask(server: CandorProcess, model: str, stream: bool) -> httpx.Response:
         )
 
 
+def last_event(response: httpx.Response) -> object:
+    lines = [line[6:] for line in response.text.splitlines() if line.startswith("data: ")]
+    return lines[-1] if lines[-1] == "[DONE]" else orjson.loads(lines[-1])
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_key_the_provider_echoes_is_scrubbed(
     via_litellm: CandorProcess, raw: RawUpstream, stream: bool
@@ -154,3 +189,35 @@ def test_the_providers_retry_after_is_passed_on(via_litellm: CandorProcess, stre
     response = ask(via_litellm, "claude-429", stream)
     assert response.status_code == 429
     assert response.headers.get("retry-after") == "1"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_first_byte_bounds_the_wait_for_the_answer(
+    via_litellm: CandorProcess, stream: bool
+) -> None:
+    started = time.monotonic()
+    response = ask(via_litellm, "claude-stall-headers", stream)
+    assert time.monotonic() - started < 2.5  # not the 3 s stall, nor `total`
+    assert response.status_code == 504
+    assert response.json()["error"]["code"] == "upstream_timeout"
+
+
+def test_idle_bounds_each_gap_between_chunks(via_litellm: CandorProcess) -> None:
+    started = time.monotonic()
+    response = ask(via_litellm, "claude-pause", True)
+    assert time.monotonic() - started < 2.5
+    error = last_event(response)
+    assert isinstance(error, dict), error
+    assert error["error"]["code"] == "upstream_timeout"
+    assert "between stream chunks" in error["error"]["message"]
+
+
+def test_total_bounds_a_stream_that_never_pauses_long(via_litellm: CandorProcess) -> None:
+    # About 35 chunks 50 ms apart: each gap is well within `idle`, the whole past `total`.
+    assert last_event(ask(via_litellm, "claude-slow-stream", True)) == "[DONE]"
+    started = time.monotonic()
+    error = last_event(ask(via_litellm, "claude-slow-total", True))
+    assert time.monotonic() - started < 2.5
+    assert isinstance(error, dict), error
+    assert error["error"]["code"] == "upstream_timeout"
+    assert "past its total time" in error["error"]["message"]
