@@ -21,9 +21,10 @@ MAX_SSE_EVENT_BYTES = 16 * 1024 * 1024
 # The largest whole (non-streamed) answer or error body read from an upstream: the same bound,
 # for the same reason (an answer is at most one event's worth of text, and never unbounded).
 MAX_UPSTREAM_BODY_BYTES = MAX_SSE_EVENT_BYTES
-# A string, or one left open at the end of the text: a pattern that needs the closing quote
-# would, on an unclosed string full of escaped quotes, rescan to the end from each of them.
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\Z)', re.DOTALL)
+# A string, or one left open at the end of the text (its last byte may be a lone backslash): a
+# pattern that needs the closing quote would, on an unclosed string full of escaped quotes,
+# rescan to the end from each of them.
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _BRACKET_STEPS = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
 
