@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from proxy.settings import RateLimits, StoreSettings, StoreTimeouts
-from proxy.store.redis import RedisStore
+from proxy.store.redis import RedisStore, redacted
 from tests.redis_fixtures import RedisCluster, RedisServer, redis_cluster, redis_server
 from tests.servers import free_port
 from tests.store_contract import StoreContract, all_events, event
@@ -281,6 +281,20 @@ async def test_close_and_cancel_are_prompt_while_redis_stalls(redis_server: Redi
     finally:
         await stall
         await store.aclose()
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://:S3cretPw@h:1/0", "redis://:***@h:1/0"),
+        ("redis://h:1/0?db=1&password=S3cretPw", "redis://h:1/0?db=1&password=***"),
+        ("unix:///run/redis.sock?password=S3cretPw", "unix:///run/redis.sock?password=***"),
+        ("rediss://h/0", "rediss://h/0"),
+    ],
+)
+def test_a_password_is_masked_wherever_the_url_holds_it(url: str, shown: str) -> None:
+    # Before, one in the query (the form a unix:// URL takes) went into the log.
+    assert redacted(url) == shown
 
 
 @pytest.mark.parametrize("cause", ["nothing listens", "wrong password", "no password"])

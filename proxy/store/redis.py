@@ -14,7 +14,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import orjson
 from redis.asyncio import Redis
@@ -305,13 +305,21 @@ class RedisStore:
 
 
 def redacted(url: str) -> str:
-    """`url` with its password (if any) replaced, for logs."""
+    """`url` with its password replaced, for logs: in its user part, and in its query
+    (`?password=...`, the form a `unix://` URL takes)."""
     parts = urlsplit(url)
-    if parts.password is None:
+    if parts.password is not None:
+        host = parts.netloc.rpartition("@")[2]
+        user = f"{parts.username}:" if parts.username else ":"
+        url = urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+    base, mark, query = url.partition("?")
+    if not mark:
         return url
-    host = parts.netloc.rpartition("@")[2]
-    user = f"{parts.username}:" if parts.username else ":"
-    return urlunsplit(parts._replace(netloc=f"{user}***@{host}"))
+    pairs = [
+        (name, "***" if name.lower() == "password" else value)
+        for name, value in parse_qsl(query, keep_blank_values=True)
+    ]
+    return f"{base}?{urlencode(pairs, safe='*')}"
 
 
 def _being_cancelled() -> bool:
