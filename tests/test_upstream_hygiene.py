@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from proxy.upstream.hygiene import retry_after, scrub, scrub_text, scrubbed
+from proxy.upstream.hygiene import retry_after, scrub, scrub_text, scrubbed, scrubbed_answer
 from proxy.wire import SseEvent, sse_event
 
 KEY = b"leakcanary7f3a9c5e1d0123"
@@ -14,6 +14,16 @@ def test_the_key_is_scrubbed_from_bytes_text_and_events() -> None:
     data = {"error": {"message": f"bad key {KEY.decode()}"}}
     event = scrubbed(SseEvent(raw=sse_event(data), data=data), KEY)
     assert KEY not in event.raw and event.data == {"error": {"message": "bad key [redacted]"}}
+
+
+def test_a_whole_answer_that_quotes_the_key_is_scrubbed() -> None:
+    # The litellm adapter's whole answers (decoded): before, only its errors were scrubbed.
+    answer = {"choices": [{"message": {"content": f"your key: {KEY.decode()}"}}]}
+    assert scrubbed_answer(answer, KEY) == {
+        "choices": [{"message": {"content": "your key: [redacted]"}}]
+    }
+    clean = {"choices": []}
+    assert scrubbed_answer(clean, KEY) is clean
 
 
 def test_without_a_key_nothing_changes() -> None:

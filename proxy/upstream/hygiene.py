@@ -3,6 +3,8 @@ configured key scrubbed, a plausible `Retry-After` kept, a timeout worded the sa
 
 from __future__ import annotations
 
+from typing import Any
+
 import orjson
 
 from proxy.errors import UpstreamTimeout
@@ -29,6 +31,17 @@ def scrubbed(event: SseEvent, secret: bytes) -> SseEvent:
         return event
     data = None if event.data is None else orjson.loads(scrub(orjson.dumps(event.data), secret))
     return SseEvent(raw=scrub(event.raw, secret), data=data, done=event.done)
+
+
+def scrubbed_answer(data: dict[str, Any], secret: bytes) -> dict[str, Any]:
+    """A whole answer (decoded) without the upstream key: an echo in a 200 is one too."""
+    if not secret:
+        return data
+    raw = orjson.dumps(data)
+    if secret not in raw:
+        return data
+    cleaned: dict[str, Any] = orjson.loads(scrub(raw, secret))
+    return cleaned
 
 
 def retry_after(value: str | None) -> str | None:

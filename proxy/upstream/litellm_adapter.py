@@ -23,7 +23,7 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
-from proxy.upstream.hygiene import retry_after, scrub_text, scrubbed, timed_out
+from proxy.upstream.hygiene import retry_after, scrub_text, scrubbed, scrubbed_answer, timed_out
 from proxy.wire import SseEvent, sse_event
 
 
@@ -78,7 +78,7 @@ class LitellmUpstream:
             raise timed_out(timeouts) from exc
         data = _to_dict(response)
         data.pop("_hidden_params", None)
-        return data
+        return scrubbed_answer(data, self._secret)
 
     async def open_stream(self, body: dict[str, Any], request_id: str) -> _LitellmChunkStream:
         timeouts = self._timeouts

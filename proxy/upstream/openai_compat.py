@@ -75,8 +75,9 @@ class OpenAICompatUpstream:
             raise timed_out(self._timeouts) from exc
         except aiohttp.ClientError as exc:
             raise _unreachable(exc) from exc
+        raw = scrub(raw, self._secret)  # an echo of the key in a 200 as in an error
         if response.status >= 400:
-            raise _rejected(response, scrub(raw, self._secret))
+            raise _rejected(response, raw)
         if json_depth_exceeds(raw, MAX_UPSTREAM_DEPTH):
             raise UpstreamBadResponse("upstream returned JSON nested too deep")
         try:

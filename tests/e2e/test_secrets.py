@@ -16,7 +16,7 @@ from aiohttp import web
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import ModelRoute, Timeouts
 from tests.e2e.conftest import start_candor
-from tests.raw_upstream import RawReply, RawUpstream, chunk
+from tests.raw_upstream import RawReply, RawUpstream, chunk, whole_answer
 from tests.servers import TEST_ADMIN_KEY, CandorProcess
 
 pytestmark = pytest.mark.e2e
@@ -137,6 +137,10 @@ def echoing() -> Iterator[RawUpstream]:
         {
             "echo-401": RawReply([echo_key], status=401, headers=json),
             "echo-mid-stream": RawReply([chunk("Hello "), chunk("there. "), echo_key_event]),
+            # A whole answer of 200 that quotes it (before, only error bodies were scrubbed).
+            "echo-200": RawReply(
+                [], whole=whole_answer(f"Incorrect API key provided: Bearer {KEY}")
+            ),
         }
     ).start()
     yield server
@@ -145,7 +149,8 @@ def echoing() -> Iterator[RawUpstream]:
 
 
 @pytest.mark.parametrize(
-    ("model", "stream"), [("echo-401", False), ("echo-401", True), ("echo-mid-stream", True)]
+    ("model", "stream"),
+    [("echo-401", False), ("echo-401", True), ("echo-mid-stream", True), ("echo-200", False)],
 )
 def test_a_key_the_upstream_echoes_is_scrubbed(
     monkeypatch: pytest.MonkeyPatch,
