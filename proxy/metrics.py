@@ -44,6 +44,7 @@ OUTCOMES = (
     "annotated",
     "error",
     "bypassed",
+    "client_gone",
 )
 LANGUAGES = ("en", "zh", "ja", "ko", "ru", "fr", "de", "es", "pt", "it", "ar", "vi", "fi", "und")
 # Why a fallback was tried or failed, beside the verdict categories themselves.

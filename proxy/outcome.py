@@ -44,6 +44,7 @@ class Outcome:
     held_seconds: float = 0.0
     tenant: str | None = None
     key_id: str | None = None
+    client_gone: bool = False  # the client left before its answer started
 
     @property
     def primary(self) -> Attempt | None:
@@ -59,6 +60,8 @@ class Outcome:
     @property
     def outcome_label(self) -> str:
         """The value of the requests metric's `outcome` label."""
+        if self.client_gone:
+            return "client_gone"
         if self.error is not None:
             return "error"
         if self.would is not None:

@@ -13,7 +13,7 @@ import socket
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Self
 
 import orjson
 from aiohttp import web
@@ -76,7 +76,43 @@ def whole_answer(text: str, **top: Any) -> bytes:
     return orjson.dumps(data)
 
 
-class RawUpstream:
+class ThreadedServer:
+    """An aiohttp app on a loopback port, served from its own thread and event loop: a test's
+    upstream. Subclasses add their handlers in `routes`."""
+
+    def __init__(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._runner: web.AppRunner | None = None
+        self.port = 0
+
+    def routes(self, app: web.Application) -> None:
+        raise NotImplementedError
+
+    async def _start(self) -> None:
+        app = web.Application()
+        self.routes(app)
+        self._runner = web.AppRunner(app, handler_cancellation=True)
+        await self._runner.setup()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+
+    def start(self) -> Self:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
+        return self
+
+    def stop(self) -> None:
+        if self._runner is not None:
+            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._loop.close()
+
+
+class RawUpstream(ThreadedServer):
     """A real aiohttp server on loopback, in a thread; `replies[model]` says what to send.
 
     `streaming` counts the requests whose handler is still running (a stream Candor failed
@@ -84,13 +120,10 @@ class RawUpstream:
     """
 
     def __init__(self, replies: Mapping[str, RawReply]) -> None:
+        super().__init__()
         self.replies = dict(replies)
         self.requests: list[tuple[Mapping[str, str], Any]] = []
         self.streaming = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._runner: web.AppRunner | None = None
-        self.port = 0
 
     @property
     def base_url(self) -> str:
@@ -123,25 +156,6 @@ class RawUpstream:
         finally:
             self.streaming -= 1
 
-    async def _start(self) -> None:
-        app = web.Application()
+    def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/messages", self._chat)
-        self._runner = web.AppRunner(app, handler_cancellation=True)
-        await self._runner.setup()
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
-
-    def start(self) -> RawUpstream:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=10)
-        return self
-
-    def stop(self) -> None:
-        if self._runner is not None:
-            asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
-        self._loop.close()

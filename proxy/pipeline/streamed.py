@@ -66,7 +66,9 @@ class StreamedAnswers(Steps):
             # Every stream opened for it is closed, else the upstream would go on being read
             # until its total timeout. A cancellation is the client leaving while it was held.
             await _close_all(opened)
-            if not isinstance(exc, asyncio.CancelledError):
+            if isinstance(exc, asyncio.CancelledError):
+                outcome.client_gone = True
+            else:
                 outcome.error = (
                     (exc.code or exc.type) if isinstance(exc, CandorError) else "internal_error"
                 )

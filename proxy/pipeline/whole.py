@@ -50,6 +50,9 @@ class WholeAnswers(Steps):
         except Exception:
             outcome.error = "internal_error"
             raise
+        except asyncio.CancelledError:  # the client left (`unless_client_leaves`)
+            outcome.client_gone = True
+            raise
         finally:
             await self._finish(outcome, started)
 
