@@ -74,18 +74,35 @@ class YamlDocument:
         return ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
+_NO_KEY = object()  # a merge key (`<<`), or one that is no scalar: never a duplicate
+
+
+def _loaded_key(key: yaml.Node) -> object:
+    """A key as loading makes it: `1` and `'1'` are two keys, `1` and `01` (or `yes` and
+    `true`, in YAML 1.1) one."""
+    if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+        return _NO_KEY
+    try:
+        loaded = yaml.SafeLoader("").construct_object(key)
+    except yaml.YAMLError:
+        return ("raw", key.tag, key.value)
+    return (type(loaded).__name__, loaded)
+
+
 def _index_lines(
     file: Path, node: yaml.Node, prefix: tuple[str, ...], lines: dict[tuple[str, ...], int]
 ) -> None:
     """Record the line of every key; refuse a key twice in one mapping, which YAML loaders
     accept silently (the last one wins, and the first was likely the one meant)."""
     if isinstance(node, yaml.MappingNode):
-        seen: set[str] = set()
+        seen: set[object] = set()
         for key, value in node.value:
             name = str(key.value)
-            if name in seen:
+            loaded = _loaded_key(key)
+            if loaded in seen:
                 raise ConfigError(f"{file}:{key.start_mark.line + 1}: duplicate key `{name}`")
-            seen.add(name)
+            if loaded is not _NO_KEY:
+                seen.add(loaded)
             path = (*prefix, name)
             lines[path] = key.start_mark.line + 1
             _index_lines(file, value, path, lines)

@@ -9,6 +9,7 @@ from pydantic import SecretStr
 
 from proxy.errors import ConfigError
 from proxy.settings import Settings, Timeouts, load_settings
+from proxy.yamlfile import YamlDocument
 
 
 def write(tmp_path: Path, text: str) -> Path:
@@ -160,6 +161,27 @@ def test_a_duplicate_key_is_refused_with_its_line(tmp_path: Path) -> None:
     path = write(tmp_path, "server: {port: 1, host: h, port: 2}\n")
     with pytest.raises(ConfigError, match=r"candor.yaml:1: duplicate key `port`"):
         load_settings(path)
+
+
+@pytest.mark.parametrize(
+    ("text", "duplicate"),
+    [
+        ("a:\n  1: x\n  '1': y\n", None),  # an int and a string: two keys
+        ("a:\n  null: x\n  'null': y\n", None),
+        ("a:\n  1: x\n  01: y\n", "01"),  # both load as 1
+        ("b: &b {x: 1}\na:\n  <<: *b\n  y: 2\nc:\n  <<: [*b]\n  x: 3\n", None),  # merges
+    ],
+)
+def test_keys_are_duplicates_as_loading_makes_them(
+    tmp_path: Path, text: str, duplicate: str | None
+) -> None:
+    path = tmp_path / "any.yaml"
+    path.write_text(text)
+    if duplicate is None:
+        YamlDocument.read(path)
+        return
+    with pytest.raises(ConfigError, match=f"duplicate key `{duplicate}`"):
+        YamlDocument.read(path)
 
 
 def test_an_invalid_value_from_the_environment_names_the_variable(
