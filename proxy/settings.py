@@ -135,7 +135,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (env_settings, init_settings)
+        return (env_settings, init_settings) if cls.reads_environment else (init_settings,)
 
     @model_validator(mode="after")
     def _redis_url_from_env(self) -> Settings:
@@ -349,17 +349,6 @@ class ArgumentSettings(Settings):
     must not write into an operator's Redis (REDIS_URL) or take their auth mode."""
 
     reads_environment: ClassVar[bool] = False
-
-    @classmethod
-    def settings_customise_sources(
-        cls,
-        settings_cls: type[BaseSettings],
-        init_settings: PydanticBaseSettingsSource,
-        env_settings: PydanticBaseSettingsSource,
-        dotenv_settings: PydanticBaseSettingsSource,
-        file_secret_settings: PydanticBaseSettingsSource,
-    ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings,)
 
 
 # The nested sections are defined after `Settings`: resolve them now, or the first `Settings()`

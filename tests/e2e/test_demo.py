@@ -9,11 +9,11 @@ import subprocess
 import sys
 
 import pytest
-from aiohttp import web
 
 from proxy.cli import main
 from proxy.commands import demo_tour
 from proxy.store.memory import MemoryStore
+from tests.raw_upstream import RawReply, RawUpstream
 
 pytestmark = pytest.mark.e2e
 
@@ -43,27 +43,21 @@ def test_demo_tour_flags_and_reroutes_then_exits() -> None:
 async def test_the_tour_fails_when_a_step_gets_another_status(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    async def refuse(request: web.Request) -> web.Response:
-        return web.json_response(
-            {"error": {"message": "no key", "code": "invalid_api_key"}}, status=401
-        )
-
     async def no_event(store: object, request_id: str) -> None:
         return None
 
     monkeypatch.setattr(demo_tour, "_event", no_event)
-    app = web.Application()
-    app.router.add_post("/v1/chat/completions", refuse)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    refused = RawReply(
+        [b'{"error": {"message": "no key", "code": "invalid_api_key"}}'],
+        status=401,
+        headers={"content-type": "application/json"},
+    )
+    upstream = RawUpstream({turn.model: refused for turn in demo_tour.TOUR}).start()
     out = io.StringIO()
     try:
-        status = await demo_tour.run_tour(f"http://127.0.0.1:{port}", MemoryStore(), out)
+        status = await demo_tour.run_tour(upstream.root_url, MemoryStore(), out)
     finally:
-        await runner.cleanup()
+        upstream.stop()
     assert status == 1
     assert "expected HTTP 200, got 401" in out.getvalue()
 
