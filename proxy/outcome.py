@@ -9,6 +9,9 @@ from typing import Any, Protocol
 from proxy.detect import UNKNOWN, Verdict
 from proxy.policy.actions import ActionName
 
+# The signal of a verdict that stands for a detector failure: the answer passed unjudged.
+DETECTOR_ERROR = "detector_error"
+
 
 @dataclass(slots=True)
 class Attempt:
@@ -47,6 +50,13 @@ class Outcome:
     client_gone: bool = False  # the client left before its answer started
 
     @property
+    def detector_failed(self) -> bool:
+        """Whether the detector failed on an answer of this request (which then passed)."""
+        return any(
+            a.verdict.signals and a.verdict.signals[0].name == DETECTOR_ERROR for a in self.attempts
+        )
+
+    @property
     def primary(self) -> Attempt | None:
         """The requested model's attempt (None when pre-empted: it was never asked)."""
         return next((a for a in self.attempts if a.model == self.requested_model), None)
@@ -64,6 +74,8 @@ class Outcome:
             return "client_gone"
         if self.error is not None:
             return "error"
+        if self.detector_failed:
+            return "bypassed"
         if self.would is not None:
             return f"shadow_would_{self.would.value}"
         return {

@@ -49,6 +49,8 @@ class Recorder:
 
     def _count(self, outcome: Outcome) -> None:
         m = self._metrics
+        if outcome.detector_failed:
+            m.detector_error()
         route = "chat_stream" if outcome.streamed else "chat"
         m.request(outcome.requested_model, route, outcome.outcome_label, outcome.seconds)
         for index, attempt in enumerate(outcome.attempts):

@@ -14,6 +14,7 @@ from proxy.answers import is_provider_block
 from proxy.detect import UNKNOWN, Exchange, ProviderError, Verdict
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
 from proxy.outcome import Attempt, NullObserver, Observer, Outcome
+from proxy.pipeline.fail_open import FailOpenDetector
 from proxy.pipeline.types import ChatRequest, JudgingDetector
 from proxy.policy.actions import Action, build_action
 from proxy.policy.model import Policy, PolicySet
@@ -59,7 +60,8 @@ class Steps:
         observer: Observer | None = None,
     ) -> None:
         self._upstreams = upstreams
-        self._detector = detector
+        # A detector that fails on an answer lets it pass (counted `bypassed`), never the request.
+        self._detector: JudgingDetector = FailOpenDetector(detector)
         self._policies = policies
         self._model_policies = dict(model_policies)
         self._state = state
