@@ -278,3 +278,23 @@ def test_serve_gives_several_workers_a_clean_metrics_directory(
         assert directory is not None and directory.is_dir()
         made = directory
     assert not made.exists()
+
+
+def test_every_outcome_a_request_can_have_is_a_label_value() -> None:
+    # Before, a shadow policy of `block`, `flag` or `annotate` was counted as `other`.
+    from proxy.outcome import Outcome
+    from proxy.policy.actions import ActionName
+    from proxy.policy.model import Policy
+
+    m = make()
+    labels = set()
+    for would in ActionName:
+        try:
+            Policy(action="shadow", shadow_of=would)
+        except ValueError:
+            continue  # refused by the policy model
+        outcome = Outcome("r", "qwen-demo", "p", False, [], would=would)
+        labels.add(outcome.outcome_label)
+        m.request("qwen-demo", "chat", outcome.outcome_label, 0.1)
+    assert labels == {f"shadow_would_{a}" for a in ("reroute", "block", "flag", "annotate")}
+    assert value(m, "candor_requests_total", model="qwen-demo", route="chat", outcome="other") == 0

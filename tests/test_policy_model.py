@@ -104,3 +104,9 @@ def test_a_duplicate_key_in_a_policy_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_policy(path)
     assert caught.value.message == f"{path}:3: duplicate key `action`"
+
+
+@pytest.mark.parametrize("would", ["pass", "shadow"])
+def test_a_shadow_of_nothing_is_refused(would: str) -> None:
+    with pytest.raises(ValueError, match="an action that does something"):
+        Policy(action="shadow", shadow_of=ActionName(would))

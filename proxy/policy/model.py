@@ -66,6 +66,15 @@ class Policy(_Strict):
     )
     history_placeholder: str = "[An earlier answer was removed because it was censored.]"
 
+    @field_validator("shadow_of")
+    @classmethod
+    def _acts(cls, value: ActionName) -> ActionName:
+        if value in (ActionName.PASS, ActionName.SHADOW):
+            raise ValueError(
+                "must be an action that does something: flag, annotate, reroute, block"
+            )
+        return value
+
     @field_validator("categories", mode="before")
     @classmethod
     def _no_none(cls, value: object) -> object:
