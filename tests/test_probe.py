@@ -236,3 +236,20 @@ def test_retry_after_wins_over_backoff_and_is_capped() -> None:
     assert policy.delay(0, "2") == 2.0
     assert policy.delay(0, "3600") == 30.0
     assert 2.0 <= policy.delay(5, None) <= 4.0
+
+
+def test_the_default_suite_and_detector_follow_candor_policies_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In the image the package has no policies/ beside it: `candor probe` (and scan, eval)
+    # looked there and failed; the proxy itself reads CANDOR_POLICIES_DIR, as they do now.
+    from proxy.offline.loader import default_policies, load_detector
+    from proxy.probe.suite import default_suite
+
+    (tmp_path / "probe").mkdir()
+    (tmp_path / "probe" / "suite.yaml").write_text(DEFAULT_SUITE.read_text())
+    (tmp_path / "detector").symlink_to(default_policies() / "detector")
+    monkeypatch.setenv("CANDOR_POLICIES_DIR", str(tmp_path))
+    assert default_suite() == tmp_path / "probe" / "suite.yaml"
+    assert load_suite(languages=["en"])
+    assert default_policies() == tmp_path and load_detector().topic_names

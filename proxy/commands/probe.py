@@ -50,7 +50,7 @@ def _main(args: argparse.Namespace) -> int:
     from proxy.probe.client import RetryPolicy
     from proxy.probe.report import render_table, summarize, to_json
     from proxy.probe.run import ProbeTarget, run_probe
-    from proxy.probe.suite import DEFAULT_SUITE, load_suite
+    from proxy.probe.suite import default_suite, load_suite
 
     if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
         raise ConfigError("--concurrency must be >= 1, --retries >= 0, --timeout > 0")
@@ -65,7 +65,7 @@ def _main(args: argparse.Namespace) -> int:
     if not os.access(out, os.W_OK):
         raise ConfigError(f"--out {out}: the report folder is not writable")
     languages = [code.strip() for code in args.languages.split(",") if code.strip()]
-    suite_path = args.suite or DEFAULT_SUITE
+    suite_path = args.suite or default_suite()
     prompts = load_suite(suite_path, languages)
     target = ProbeTarget(
         base_url=args.base_url,

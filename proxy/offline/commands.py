@@ -17,7 +17,7 @@ from proxy.detect.model import Scorer
 from proxy.detect.verdict import Exchange, ProviderError
 from proxy.offline.dataset import DataError, Example, read_examples
 from proxy.offline.evaluate import Outcome, check_floors, run, summarize
-from proxy.offline.loader import DEFAULT_POLICIES, PolicyError, load_detector, load_parts
+from proxy.offline.loader import PolicyError, default_policies, load_detector, load_parts
 
 
 def _exchange_from(raw: str) -> Exchange:
@@ -233,8 +233,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         p.add_argument(
             "--policies",
             type=pathlib.Path,
-            default=DEFAULT_POLICIES,
-            help="policies directory (default: the repository's policies/)",
+            default=default_policies(),
+            help="policies directory (default: $CANDOR_POLICIES_DIR, else the repository's)",
         )
 
     p_scan = subparsers.add_parser(

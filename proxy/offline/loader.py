@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -29,6 +30,13 @@ from proxy.detect.request import RequestWords
 from proxy.detect.topics import Topic, TopicIndex
 
 DEFAULT_POLICIES = pathlib.Path(__file__).resolve().parents[2] / "policies"
+
+
+def default_policies() -> pathlib.Path:
+    """The policies folder read when none is named: `CANDOR_POLICIES_DIR`, as the proxy reads
+    it (the image sets it: its package has no `policies/` beside it), else the repository's."""
+    return pathlib.Path(os.environ.get("CANDOR_POLICIES_DIR") or DEFAULT_POLICIES)
+
 
 # The word classes of `RefusalWords` that are sets of word tokens (the tuples, the `_cjk` ones and
 # `landmarks`, are substrings).
@@ -309,6 +317,6 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     )
 
 
-def load_detector(policies_dir: pathlib.Path = DEFAULT_POLICIES) -> CandorDetector:
-    """The shipped detector, built from `policies_dir/detector/`."""
-    return CandorDetector(load_parts(policies_dir))
+def load_detector(policies_dir: pathlib.Path | None = None) -> CandorDetector:
+    """The shipped detector, built from `policies_dir/detector/` (`default_policies()`)."""
+    return CandorDetector(load_parts(policies_dir or default_policies()))

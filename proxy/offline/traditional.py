@@ -20,7 +20,7 @@ from typing import Any
 import yaml
 
 from proxy.detect.text import has_cjk
-from proxy.offline.loader import DEFAULT_POLICIES
+from proxy.offline.loader import default_policies
 
 _CONFIGS = ("s2t", "s2tw", "s2hk")
 HEADER = """\
@@ -62,7 +62,7 @@ def forms(entries: set[str]) -> dict[str, list[str]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--policies", type=pathlib.Path, default=DEFAULT_POLICIES)
+    parser.add_argument("--policies", type=pathlib.Path, default=default_policies())
     write(parser.parse_args().policies)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,15 @@ from proxy.errors import ConfigError
 from proxy.yamlfile import YamlDocument
 
 DEFAULT_SUITE = Path(__file__).resolve().parents[2] / "policies" / "probe" / "suite.yaml"
+
+
+def default_suite() -> Path:
+    """The built-in suite: under `CANDOR_POLICIES_DIR` when set (the image keeps `policies/`
+    there, not beside the package), else in the repository."""
+    folder = os.environ.get("CANDOR_POLICIES_DIR")
+    return Path(folder) / "probe" / "suite.yaml" if folder else DEFAULT_SUITE
+
+
 Kind = Literal["sensitive", "control"]
 
 
@@ -57,10 +67,11 @@ class ProbePrompt:
 
 
 def load_suite(
-    path: Path = DEFAULT_SUITE, languages: Collection[str] | None = None
+    path: Path | None = None, languages: Collection[str] | None = None
 ) -> list[ProbePrompt]:
-    """The suite's prompts in file order, only in `languages` when given."""
-    doc = YamlDocument.read(path)
+    """The suite's prompts in file order (`default_suite()`'s when no `path`), only in
+    `languages` when given."""
+    doc = YamlDocument.read(path or default_suite())
     try:
         suite = SuiteFile(**doc.data)
     except ValidationError as exc:
