@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import orjson
 
-from proxy.detect import Category, Decision, ProviderError, Status, StreamStep, Verdict
+from proxy.detect import Category, Decision, Status, StreamStep, Verdict
 from proxy.holdback import HoldBounds, JudgedStream, Step
 from proxy.wire import SseEvent, sse_event
 
@@ -56,12 +56,7 @@ class Judge:
             return StreamStep(Decision.RELEASE, self.length)
         return StreamStep(Decision.HOLD, 0)
 
-    def finish(
-        self,
-        finish_reason: str | None = None,
-        provider_error: ProviderError | None = None,
-        has_tool_calls: bool = False,
-    ) -> Verdict:
+    def finish(self, finish_reason: str | None = None, has_tool_calls: bool = False) -> Verdict:
         return self.final
 
 

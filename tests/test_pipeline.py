@@ -14,7 +14,6 @@ from proxy.detect import (
     Category,
     Decision,
     Exchange,
-    ProviderError,
     Status,
     StreamStep,
     Verdict,
@@ -38,12 +37,7 @@ class ReleaseThenCensor:
         self.length += len(content)
         return StreamStep(Decision.RELEASE, self.length)
 
-    def finish(
-        self,
-        finish_reason: str | None = None,
-        provider_error: ProviderError | None = None,
-        has_tool_calls: bool = False,
-    ) -> Verdict:
+    def finish(self, finish_reason: str | None = None, has_tool_calls: bool = False) -> Verdict:
         return LATE
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from proxy.detect.verdict import UNKNOWN, Decision, Exchange, ProviderError, StreamStep, Verdict
+from proxy.detect.verdict import UNKNOWN, Decision, Exchange, StreamStep, Verdict
 
 
 class NullStreamJudge:
@@ -18,12 +18,7 @@ class NullStreamJudge:
         self._length += len(content)
         return StreamStep(Decision.RELEASE, released=self._length)
 
-    def finish(
-        self,
-        finish_reason: str | None = None,
-        provider_error: ProviderError | None = None,
-        has_tool_calls: bool = False,
-    ) -> Verdict:
+    def finish(self, finish_reason: str | None = None, has_tool_calls: bool = False) -> Verdict:
         return UNKNOWN
 
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from proxy.detect.refusal import sentence_size
 from proxy.detect.text import THINK_CLOSE, THINK_OPEN, split_think
-from proxy.detect.verdict import Decision, Exchange, ProviderError, StreamStep, Verdict
+from proxy.detect.verdict import Decision, Exchange, StreamStep, Verdict
 
 if TYPE_CHECKING:
     from proxy.detect.engine import CandorDetector
@@ -158,12 +158,7 @@ class CandorStreamJudge:
         """Characters of content released so far."""
         return self._released
 
-    def finish(
-        self,
-        finish_reason: str | None = None,
-        provider_error: ProviderError | None = None,
-        has_tool_calls: bool = False,
-    ) -> Verdict:
+    def finish(self, finish_reason: str | None = None, has_tool_calls: bool = False) -> Verdict:
         """The whole-answer verdict; it decides any text still held. `has_tool_calls`: the
         stream carried tool calls (its finish reason may not say so: "stop" from some servers)."""
         return self._detector.judge_parts(
@@ -171,7 +166,6 @@ class CandorStreamJudge:
             self._text(),
             reasoning_chars=self._reasoning,
             finish_reason=finish_reason,
-            provider_error=provider_error,
             has_tool_calls=self._has_tool_calls or has_tool_calls,
             wants_json=self._wants_json,
         )

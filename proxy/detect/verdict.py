@@ -139,12 +139,7 @@ class StreamJudge(Protocol):
 
     def feed(self, content: str = "", reasoning: str = "") -> StreamStep: ...
 
-    def finish(
-        self,
-        finish_reason: str | None = None,
-        provider_error: ProviderError | None = None,
-        has_tool_calls: bool = False,
-    ) -> Verdict: ...
+    def finish(self, finish_reason: str | None = None, has_tool_calls: bool = False) -> Verdict: ...
 
 
 class Detector(Protocol):

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxy.detect import Decision, Exchange, Signal, Status, StreamJudge, StreamStep, Verdict
-from proxy.detect.verdict import ProviderError
 from proxy.outcome import DETECTOR_ERROR
 from proxy.pipeline.types import JudgingDetector
 
@@ -68,16 +67,11 @@ class _FailOpenStreamJudge:
                 self._failed = True
         return StreamStep(Decision.RELEASE, released=self._length)
 
-    def finish(
-        self,
-        finish_reason: str | None = None,
-        provider_error: ProviderError | None = None,
-        has_tool_calls: bool = False,
-    ) -> Verdict:
+    def finish(self, finish_reason: str | None = None, has_tool_calls: bool = False) -> Verdict:
         if self._failed:
             return BYPASSED
         try:
-            return self._judge.finish(finish_reason, provider_error, has_tool_calls)
+            return self._judge.finish(finish_reason, has_tool_calls)
         except Exception:
             log.exception("detector failed on a stream's end: it passes unjudged (fail-open)")
             return BYPASSED
