@@ -1,21 +1,23 @@
-"""GET /v1/models."""
+"""GET /v1/models and GET /v1/models/{model}."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from proxy import wire
 from proxy.api.context import services
-from proxy.errors import Unauthorized
+from proxy.errors import ModelNotFound, Unauthorized
+from proxy.services import Services
 
 router = APIRouter()
 
 
-@router.get("/v1/models", tags=["openai"])
-async def list_models(request: Request) -> Response:
-    """The models this proxy routes, in OpenAI's list shape, for a client key (or the admin
-    key): like OpenAI's, the list is no public page (its names say what is behind the proxy)."""
+def _admit(request: Request) -> Services:
+    """A client key (or the admin key) may see the models: like OpenAI's, the list is no public
+    page (its names say what is behind the proxy)."""
     svc = services(request)
     header = request.headers.get("authorization")
     try:
@@ -25,8 +27,27 @@ async def list_models(request: Request) -> Response:
             svc.auth.check_admin(header)
         except Unauthorized:
             raise refused from None
-    data = [
-        {"id": name, "object": "model", "created": svc.started_at, "owned_by": "candor"}
-        for name in svc.upstreams.names
-    ]
+    return svc
+
+
+def _model(svc: Services, name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": svc.started_at, "owned_by": "candor"}
+
+
+@router.get("/v1/models", tags=["openai"])
+async def list_models(request: Request) -> Response:
+    """The models this proxy routes, in OpenAI's list shape."""
+    svc = _admit(request)
+    data = [_model(svc, name) for name in svc.upstreams.names]
     return Response(wire.dumps({"object": "list", "data": data}), media_type="application/json")
+
+
+@router.get("/v1/models/{model}", tags=["openai"])
+async def retrieve_model(model: str, request: Request) -> Response:
+    """One routed model (the SDKs' `models.retrieve`), or 404 `model_not_found`."""
+    svc = _admit(request)
+    if model not in svc.upstreams.names:
+        raise ModelNotFound(
+            f"The model `{model}` does not exist or is not routed by this proxy.", param="model"
+        )
+    return Response(wire.dumps(_model(svc, model)), media_type="application/json")

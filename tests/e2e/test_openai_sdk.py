@@ -200,3 +200,12 @@ def test_models_lists_the_routed_models(candor: CandorServer, upstream: Scripted
     with client(candor.base_url) as proxied:
         names = {m.id for m in proxied.models.list()}
     assert names == set(upstream.scripts)
+
+
+def test_models_retrieve_names_one_routed_model(candor: CandorServer) -> None:
+    # Before, GET /v1/models/{model} was a 404 for every model (the route did not exist).
+    with client(candor.base_url) as proxied:
+        assert proxied.models.retrieve("honest-demo").id == "honest-demo"
+        with pytest.raises(openai.NotFoundError) as missing:
+            proxied.models.retrieve("gpt-nope")
+    assert missing.value.code == "model_not_found"
