@@ -3,15 +3,19 @@ configured key scrubbed, a plausible `Retry-After` kept, a timeout worded the sa
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import orjson
+from pydantic import SecretStr
 
 from proxy.errors import UpstreamTimeout
 from proxy.settings import Timeouts
 from proxy.wire import SseEvent
 
 REDACTED = b"[redacted]"
+T = TypeVar("T")
 
 
 def scrub(raw: bytes, secret: bytes) -> bytes:
@@ -48,6 +52,25 @@ def retry_after(value: str | None) -> str | None:
     """The upstream's `Retry-After` (seconds or an HTTP date), when it is a plausible one."""
     value = (value or "").strip()
     return value if value and len(value) <= 64 and value.isprintable() else None
+
+
+async def next_chunk(read: Awaitable[T], timeouts: Timeouts, deadline: float, first: bool) -> T:
+    """`read` (a stream's next chunk) within its wait: `first_byte` for the first chunk, `idle`
+    for each later one, and never past `deadline` (the stream's `total`)."""
+    loop = asyncio.get_running_loop()
+    limit = timeouts.first_byte if first else timeouts.idle
+    try:
+        async with asyncio.timeout(max(min(limit, deadline - loop.time()), 0.0)):
+            return await read
+    except TimeoutError as exc:
+        late = loop.time() >= deadline
+        gap = "before its first chunk" if first else "between stream chunks"
+        raise timed_out(timeouts, "past its total time" if late else gap) from exc
+
+
+def secret_of(api_key: SecretStr | None) -> bytes:
+    """The upstream key as the bytes to scrub (none: nothing to scrub)."""
+    return api_key.get_secret_value().encode() if api_key is not None else b""
 
 
 def timed_out(timeouts: Timeouts, what: str = "before answering") -> UpstreamTimeout:

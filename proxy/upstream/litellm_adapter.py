@@ -23,7 +23,15 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
-from proxy.upstream.hygiene import retry_after, scrub_text, scrubbed, scrubbed_answer, timed_out
+from proxy.upstream.hygiene import (
+    next_chunk,
+    retry_after,
+    scrub_text,
+    scrubbed,
+    scrubbed_answer,
+    secret_of,
+    timed_out,
+)
 from proxy.wire import SseEvent, sse_event
 
 
@@ -60,7 +68,7 @@ class LitellmUpstream:
         self._base_url = base_url
         self._api_key = api_key
         # The key, to scrub from what the provider says (litellm quotes its error body).
-        self._secret = api_key.get_secret_value().encode() if api_key is not None else b""
+        self._secret = secret_of(api_key)
         self._timeouts = timeouts
 
     def __repr__(self) -> str:
@@ -118,22 +126,14 @@ class _LitellmChunkStream:
         self._secret = secret
 
     async def __aiter__(self) -> AsyncIterator[SseEvent]:
-        loop = asyncio.get_running_loop()
         chunks = aiter(self._wrapper)
         first = True
         while True:
-            limit = self._timeouts.first_byte if first else self._timeouts.idle
-            wait = min(limit, self._deadline - loop.time())
             try:
-                async with asyncio.timeout(max(wait, 0.0)):
-                    chunk = await anext(chunks)
+                chunk = await next_chunk(anext(chunks), self._timeouts, self._deadline, first)
             except StopAsyncIteration:
                 break
-            except TimeoutError as exc:
-                late = loop.time() >= self._deadline
-                gap = "before its first chunk" if first else "between stream chunks"
-                raise timed_out(self._timeouts, "past its total time" if late else gap) from exc
-            except UpstreamError:
+            except UpstreamError:  # a timeout among them
                 raise
             except Exception as exc:
                 raise UpstreamBadResponse(f"upstream stream broke: {type(exc).__name__}") from exc

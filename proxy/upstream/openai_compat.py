@@ -18,7 +18,14 @@ from proxy.errors import (
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
-from proxy.upstream.hygiene import retry_after, scrub, scrubbed, timed_out
+from proxy.upstream.hygiene import (
+    next_chunk,
+    retry_after,
+    scrub,
+    scrubbed,
+    secret_of,
+    timed_out,
+)
 from proxy.wire import (
     MAX_UPSTREAM_BODY_BYTES,
     MAX_UPSTREAM_DEPTH,
@@ -51,7 +58,7 @@ class OpenAICompatUpstream:
         self._timeouts = timeouts
         self._headers = {"content-type": "application/json", "accept": "application/json"}
         # The key, to scrub from what the upstream says (some echo it in an error).
-        self._secret = api_key.get_secret_value().encode() if api_key is not None else b""
+        self._secret = secret_of(api_key)
         if api_key is not None:
             self._headers["authorization"] = f"Bearer {api_key.get_secret_value()}"
         # aiohttp's sock_read bounds every wait for bytes, the wait for the headers included:
@@ -127,20 +134,13 @@ class _AiohttpChunkStream:
 
     async def __aiter__(self) -> AsyncIterator[SseEvent]:
         parser = SseParser()
-        loop = asyncio.get_running_loop()
         content = self._response.content
         first = True
         try:
             while True:
-                limit = self._timeouts.first_byte if first else self._timeouts.idle
-                wait = min(limit, self._deadline - loop.time())
                 try:
-                    async with asyncio.timeout(max(wait, 0.0)):
-                        chunk = await content.readany()
-                except TimeoutError as exc:
-                    late = loop.time() >= self._deadline
-                    gap = "before its first chunk" if first else "between stream chunks"
-                    raise timed_out(self._timeouts, "past its total time" if late else gap) from exc
+                    read = content.readany()
+                    chunk = await next_chunk(read, self._timeouts, self._deadline, first)
                 except aiohttp.ClientError as exc:
                     raise UpstreamBadResponse(
                         f"upstream stream broke: {type(exc).__name__}"
