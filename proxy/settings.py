@@ -31,7 +31,7 @@ from pydantic_settings import (
 )
 
 from proxy.errors import ConfigError
-from proxy.yamlfile import YamlDocument
+from proxy.yamlfile import YamlDocument, describe
 
 REPO_POLICIES = Path(__file__).resolve().parent.parent / "policies"
 OPENAI_COMPATIBLE = "openai"
@@ -294,17 +294,15 @@ def _describe(
     """One error naming every invalid field and where its value came from: the file's line,
     or the environment variable (environment overrides the file). Input values are not
     repeated: they may be secrets."""
-    problems = []
-    for error in exc.errors():
-        loc = tuple(str(p) for p in error["loc"])
+
+    def where(loc: tuple[str, ...]) -> str:
         variable, env_depth = _env_variable(loc)
         if variable is not None and (doc is None or env_depth >= doc.depth(loc)):
             flag = next((f for v, f in flags.items() if v.upper() == variable.upper()), None)
-            where = f"environment variable {variable}" + (f" (set by {flag})" if flag else "")
-        else:
-            where = doc.where(loc) if doc else "environment"
-        problems.append(f"{where}: {'.'.join(loc) or '<root>'}: {error['msg']}")
-    return ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+            return f"environment variable {variable}" + (f" (set by {flag})" if flag else "")
+        return doc.where(loc) if doc else "environment"
+
+    return describe(exc, where)
 
 
 def _env_variable(loc: tuple[str, ...]) -> tuple[str | None, int]:

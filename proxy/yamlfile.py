@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +68,18 @@ class YamlDocument:
 
     def describe(self, exc: ValidationError, prefix: tuple[str, ...] = ()) -> ConfigError:
         """One error naming every invalid field with its file and line."""
-        problems = []
-        for error in exc.errors():
-            loc = (*prefix, *(str(p) for p in error["loc"]))
-            problems.append(f"{self.where(loc)}: {'.'.join(loc) or '<root>'}: {error['msg']}")
-        return ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
+        return describe(exc, self.where, prefix)
+
+
+def describe(
+    exc: ValidationError, where: Callable[[tuple[str, ...]], str], prefix: tuple[str, ...] = ()
+) -> ConfigError:
+    """One error naming every invalid field and `where` its value came from."""
+    problems = []
+    for error in exc.errors():
+        loc = (*prefix, *(str(p) for p in error["loc"]))
+        problems.append(f"{where(loc)}: {'.'.join(loc) or '<root>'}: {error['msg']}")
+    return ConfigError("invalid configuration:\n  " + "\n  ".join(problems))
 
 
 _NO_KEY = object()  # a merge key (`<<`), or one that is no scalar: never a duplicate
