@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from proxy.detect import UNKNOWN, Verdict
+from proxy.errors import CandorError
 from proxy.policy.actions import ActionName
 
 # The signal of a verdict that stands for a detector failure: the answer passed unjudged.
@@ -48,6 +50,17 @@ class Outcome:
     tenant: str | None = None
     key_id: str | None = None
     client_gone: bool = False  # the client left before its answer started
+
+    def failed(self, exc: BaseException) -> None:
+        """Record that the request ended in `exc` before its answer: a cancellation is the
+        client leaving (`client_gone`), anything else an error (its code, or `internal_error`
+        for what is not a Candor error)."""
+        if isinstance(exc, asyncio.CancelledError):
+            self.client_gone = True
+        else:
+            self.error = (
+                (exc.code or exc.type) if isinstance(exc, CandorError) else "internal_error"
+            )
 
     @property
     def detector_failed(self) -> bool:

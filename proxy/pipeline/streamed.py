@@ -66,12 +66,7 @@ class StreamedAnswers(Steps):
             # Every stream opened for it is closed, else the upstream would go on being read
             # until its total timeout. A cancellation is the client leaving while it was held.
             await _close_all(opened)
-            if isinstance(exc, asyncio.CancelledError):
-                outcome.client_gone = True
-            else:
-                outcome.error = (
-                    (exc.code or exc.type) if isinstance(exc, CandorError) else "internal_error"
-                )
+            outcome.failed(exc)
             await self._finish(outcome, started)
             raise
         if isinstance(served, _Blocked):  # the replacement stream

@@ -44,14 +44,8 @@ class WholeAnswers(Steps):
             headers, note = annotation(outcome, answer.model)
             outcome.answered_model = answer.model
             return Reply(body=wire.dumps({**answer.response, "candor": note}), headers=headers)
-        except CandorError as exc:
-            outcome.error = exc.code or exc.type
-            raise
-        except Exception:
-            outcome.error = "internal_error"
-            raise
-        except asyncio.CancelledError:  # the client left (`unless_client_leaves`)
-            outcome.client_gone = True
+        except BaseException as exc:  # a cancellation: the client left (`unless_client_leaves`)
+            outcome.failed(exc)
             raise
         finally:
             await self._finish(outcome, started)
