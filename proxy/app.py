@@ -15,6 +15,7 @@ from fastapi import FastAPI
 from proxy import __version__
 from proxy.api import admin, chat, errors, health, metrics, models, ui
 from proxy.api.fast_path import ChatFastPath
+from proxy.api.head import HeadAsGet
 from proxy.api.request_id import RequestIdMiddleware
 from proxy.auth import Authenticator, check_startup
 from proxy.detect import Category
@@ -156,6 +157,7 @@ def create_app(settings: Settings) -> FastAPI:
     if settings.metrics.enabled:
         app.include_router(metrics.router)
     app.add_middleware(ChatFastPath)
+    app.add_middleware(HeadAsGet)
     app.add_middleware(RequestIdMiddleware)  # added last: outermost, so the fast path has the id
     return app
 

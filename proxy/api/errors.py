@@ -35,7 +35,15 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     error.code = _HTTP_CODES.get(exc.status_code)
     response = error_response(error)
     response.headers.update(exc.headers or {})  # `Allow` on a 405
+    if "allow" in response.headers:
+        response.headers["allow"] = _with_head(response.headers["allow"])
     return response
+
+
+def _with_head(allow: str) -> str:
+    """Where `GET` is allowed so is `HEAD` (answered by `head.HeadAsGet`)."""
+    methods = [m.strip() for m in allow.split(",")]
+    return ", ".join([*methods, "HEAD"]) if "GET" in methods and "HEAD" not in methods else allow
 
 
 async def _validation_error(request: Request, exc: Exception) -> Response:

@@ -57,9 +57,24 @@ def test_unknown_route_and_method_use_the_envelope(candor: CandorServer) -> None
             f"{candor.base_url}/chat/completions/", json={}, headers={"host": "evil.example"}
         )
     assert wrong.status_code == 405 and envelope(wrong)["code"] == "method_not_allowed"
-    assert posted.status_code == 405 and posted.headers["allow"] == "GET"
+    assert posted.status_code == 405 and posted.headers["allow"] == "GET, HEAD"
     assert slash.status_code == 404 and envelope(slash)["code"] == "not_found"
     assert "location" not in slash.headers
+
+
+def test_head_is_answered_like_get_without_a_body(candor: CandorServer) -> None:
+    """Load balancers and uptime checks probe with HEAD; a route that answers GET answers it."""
+    with httpx.Client(timeout=5) as http:
+        for path in ("/healthz", "/readyz", "/metrics"):
+            got, head = http.get(f"{candor.url}{path}"), http.head(f"{candor.url}{path}")
+            assert head.status_code == got.status_code == 200, path
+            assert head.content == b""
+            assert head.headers["content-type"] == got.headers["content-type"]
+            assert head.headers["x-request-id"]
+        models = http.head(f"{candor.base_url}/models")
+        chat = http.head(f"{candor.base_url}/chat/completions")
+    assert models.status_code == 200 and models.content == b""
+    assert chat.status_code == 405 and chat.headers["allow"] == "POST"
 
 
 @pytest.fixture
