@@ -6,6 +6,7 @@ Errors name the file, the line and the field.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -286,6 +287,31 @@ def load_settings(path: Path | None, flags: Mapping[str, str] | None = None) -> 
     if path is not None and not settings.policies_dir.is_absolute():
         settings.policies_dir = (path.parent / settings.policies_dir).resolve()
     return settings
+
+
+# CANDOR_* variables read beside the settings (proxy/app.py, proxy/auth.py).
+_OTHER_VARIABLES = frozenset({"CANDOR_CONFIG", "CANDOR_ADMIN_KEY"})
+
+
+def unknown_variables(settings: Settings, environ: Mapping[str, str] | None = None) -> list[str]:
+    """Set CANDOR_* variables that Candor does not read, each with a likely meant name.
+
+    A misspelt top-level one (CANDOR_SERVR__PORT) is otherwise ignored without a word; a
+    misspelt nested one (CANDOR_SERVER__PROT) is refused by validation. Variables the
+    configuration names (`api_key_env`, `auth.pepper_env`) are read, so they are known.
+    """
+    env = os.environ if environ is None else environ
+    known = _OTHER_VARIABLES | {settings.auth.pepper_env.upper()}
+    known |= {r.api_key_env.upper() for r in settings.models.values() if r.api_key_env}
+    sections = [name.upper() for name in Settings.model_fields]
+    found = []
+    for name in sorted(env):
+        upper = name.upper()
+        section, nested, rest = upper.removeprefix("CANDOR_").partition("__")
+        if upper.startswith("CANDOR_") and upper not in known and section not in sections:
+            meant = difflib.get_close_matches(section, sections, n=1)
+            found.append(f"{name} (CANDOR_{meant[0]}{nested}{rest}?)" if meant else name)
+    return found
 
 
 def _describe(

@@ -201,6 +201,27 @@ def test_serve_warns_that_workers_without_redis_split_the_state(
     assert (split in caplog.text) is not redis
 
 
+def test_serve_warns_of_candor_variables_it_does_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A misspelt top-level variable was ignored without a word (a nested one is refused)."""
+    unset_until_teardown(monkeypatch, CONFIG_ENV)
+    monkeypatch.setenv(ADMIN_KEY_ENV, STRONG_ADMIN_KEY)
+    monkeypatch.setenv("CANDOR_SERVR__PORT", "9000")
+    monkeypatch.setenv("CANDOR_UPSTREAM_TOKEN", "named by api_key_env, so read")
+    monkeypatch.setattr(serve_command, "_serve", lambda app, settings, access_log: None)
+    config = tmp_path / "candor.yaml"
+    config.write_text(
+        "auth: {mode: none}\n"
+        "models:\n  m1: {base_url: 'http://x', api_key_env: CANDOR_UPSTREAM_TOKEN}\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="proxy.commands.serve"):
+        serve_command.run(config, {}, access_log=False)
+    warned = [r.getMessage() for r in caplog.records if "does not read" in r.getMessage()]
+    assert len(warned) == 1 and "CANDOR_SERVR__PORT (CANDOR_SERVER__PORT?)" in warned[0]
+    assert "CANDOR_UPSTREAM_TOKEN" not in warned[0] and "9000" not in warned[0]
+
+
 def test_serve_blames_a_bad_flag_on_the_flag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from proxy.app import CONFIG_ENV, check_settings, create_app
 from proxy.auth import check_startup
 from proxy.metrics import MULTIPROC_ENV
-from proxy.settings import Settings, load_settings
+from proxy.settings import Settings, load_settings, unknown_variables
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         level=settings.server.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    unknown = unknown_variables(settings)
+    if unknown:
+        log.warning("environment variables Candor does not read, ignored: %s", ", ".join(unknown))
     if settings.server.workers == 1:
         # Built here: an error is this process's ConfigError (under uvicorn it would be the
         # factory's traceback), and the detector data is read once.
