@@ -172,9 +172,10 @@ async def admit(request: Request, *, tokens: int = 0) -> Principal:
     decision = await svc.store.take(principal.key_id, tokens=tokens, limits=principal.limits)
     if not decision.allowed:
         raise RateLimited(
-            f"Rate limit reached for key {principal.key_id}; retry in "
-            f"{decision.retry_after:.1f} s.",
+            f"Rate limit reached for key {principal.key_id} on {decision.limit} per minute; "
+            f"retry in {decision.retry_after:.1f} s.",
             retry_after=decision.retry_after,
+            limit=decision.limit,
         )
     return principal
 

@@ -178,14 +178,15 @@ class Unauthorized(CandorError):
 
 
 class RateLimited(CandorError):
-    """The key used up its requests or tokens per minute (429); `retry_after` in seconds."""
+    """The key used up its requests or tokens per minute (429); `retry_after` in seconds.
+    Its `type` names the limit, `requests` or `tokens`, as OpenAI's does."""
 
     status = 429
     type = "requests"
     code = "rate_limit_exceeded"
 
-    def __init__(self, message: str, *, retry_after: float) -> None:
-        super().__init__(message)
+    def __init__(self, message: str, *, retry_after: float, limit: str = "requests") -> None:
+        super().__init__(message, type=limit)
         self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import time
 
+import pytest
+
 from proxy.settings import RateLimits
 from proxy.store.base import ALL_TOPICS, Store
 from proxy.store.events import AuditEvent, make_event
@@ -99,6 +101,7 @@ class StoreContract:
         assert (await other.take("k1", limits=limits)).allowed
         refused = await store.take("k1", limits=limits)
         assert not refused.allowed and 0 < refused.retry_after <= 60
+        assert refused.limit == "requests"
         assert (await other.take("k2", limits=limits)).allowed
 
     async def test_tokens_per_minute_and_usage_debt(self, store: Store, other: Store) -> None:
@@ -109,6 +112,16 @@ class StoreContract:
         await store.add_tokens("k", 500)  # usage learnt after the answer
         refused = await other.take("k", limits=limits)
         assert not refused.allowed and refused.retry_after > 60
+        assert refused.limit == "tokens"  # OpenAI's 429 says which limit ran out
+
+    async def test_the_longest_wait_names_the_limit(self, store: Store, other: Store) -> None:
+        limits = RateLimits(requests_per_minute=60, tokens_per_minute=100)
+        assert (await store.take("both", tokens=100, limits=limits)).allowed
+        refused = await other.take("both", tokens=50, limits=limits)
+        assert (refused.limit, refused.retry_after) == ("tokens", pytest.approx(30, abs=1))
+        requests_only = RateLimits(requests_per_minute=1, tokens_per_minute=10**6)
+        assert (await store.take("r", tokens=1, limits=requests_only)).allowed
+        assert (await other.take("r", tokens=1, limits=requests_only)).limit == "requests"
 
     async def test_no_limits_always_allowed(self, store: Store) -> None:
         for _ in range(50):

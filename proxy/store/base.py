@@ -24,10 +24,12 @@ class WindowCounts:
 
 @dataclass(frozen=True, slots=True)
 class RateDecision:
-    """Whether a key may make this request now; if not, how many seconds until it may."""
+    """Whether a key may make this request now; if not, how many seconds until it may and
+    which limit makes it wait longest (`requests` or `tokens`, OpenAI's 429 `type`)."""
 
     allowed: bool
     retry_after: float = 0.0
+    limit: str = "requests"
 
 
 ALLOW = RateDecision(True, 0.0)

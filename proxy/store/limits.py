@@ -47,12 +47,16 @@ def take(
     state.requests = _resized(state.requests, limits.requests_per_minute, now)
     state.tokens = _resized(state.tokens, limits.tokens_per_minute, now)
     waits = [
-        bucket.wait_for(amount, now)
-        for bucket, amount in ((state.requests, requests), (state.tokens, tokens))
+        (bucket.wait_for(amount, now), limit)
+        for bucket, amount, limit in (
+            (state.requests, requests, "requests"),
+            (state.tokens, tokens, "tokens"),
+        )
         if bucket is not None
     ]
-    if any(wait > 0 for wait in waits):
-        return RateDecision(False, max(waits))
+    wait, limit = max(waits, default=(0.0, "requests"))
+    if wait > 0:
+        return RateDecision(False, wait, limit)
     for bucket, amount in ((state.requests, requests), (state.tokens, tokens)):
         if bucket is not None:
             bucket.level, bucket.at = bucket.refilled(now) - amount, now

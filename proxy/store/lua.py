@@ -36,11 +36,13 @@ end
 """
 
 # KEYS: the key's bucket hash. ARGV: requests, tokens, requests/min or '', tokens/min or ''.
-# Returns {allowed 0|1, retry_after as a string (Lua numbers would be truncated)}.
+# Returns {allowed 0|1, retry_after as a string (Lua numbers would be truncated), the limit
+# that waits longest: 'r' | 't'}.
 TAKE = (
     _BUCKET
     + """
 local wait = 0
+local limit = 'r'
 local dims = {}
 for _, spec in ipairs({{'r', ARGV[1], ARGV[3]}, {'t', ARGV[2], ARGV[4]}}) do
   if spec[3] ~= '' then
@@ -48,11 +50,14 @@ for _, spec in ipairs({{'r', ARGV[1], ARGV[3]}, {'t', ARGV[2], ARGV[4]}}) do
     local amount = tonumber(spec[2])
     local lvl = level(spec[1], cap)
     local missing = math.min(amount, cap) - lvl
-    if missing > 0 then wait = math.max(wait, missing * 60 / cap) end
+    if missing > 0 and missing * 60 / cap > wait then
+      wait = missing * 60 / cap
+      limit = spec[1]
+    end
     dims[#dims + 1] = {spec[1], lvl - amount, cap}
   end
 end
-if wait > 0 then return {0, tostring(wait)} end
+if wait > 0 then return {0, tostring(wait), limit} end
 for _, d in ipairs(dims) do store(d[1], d[2], d[3]) end
 return {1, '0'}
 """

@@ -293,8 +293,10 @@ class RedisStore:
         reply = await self._bounded(lambda: script(keys=keys, args=args), None)
         if reply is None:
             return ALLOW
-        allowed, wait = int(reply[0]), float(reply[1])
-        return ALLOW if allowed else RateDecision(False, math.ceil(wait * 1000) / 1000)
+        if int(reply[0]):
+            return ALLOW
+        limit = "tokens" if reply[2] in (b"t", "t") else "requests"
+        return RateDecision(False, math.ceil(float(reply[1]) * 1000) / 1000, limit)
 
     async def add_tokens(self, key_id: str, tokens: int) -> None:
         script = self._scripts.get("add_tokens")

@@ -73,6 +73,7 @@ def test_two_processes_share_one_rate_limit(replicas: list[CandorProcess]) -> No
     assert statuses == [200, 200, 200]
     assert refused.status_code == 429
     assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert refused.json()["error"]["type"] == "requests"
 
 
 # A re-routing policy that also pre-empts on the shared counts after two samples.

@@ -70,6 +70,8 @@ def test_streamed_usage_is_charged_and_counted(candor: CandorServer) -> None:
         metrics = http.get(f"{candor.url}/metrics").text
     assert second.status_code == 429  # 788 tokens charged against 100 a minute
     assert second.json()["error"]["code"] == "rate_limit_exceeded"
+    assert second.json()["error"]["type"] == "tokens"
+    assert "on tokens per minute" in second.json()["error"]["message"]
     assert 'candor_upstream_tokens_total{kind="completion",model="m"} 777.0' in metrics
 
 
