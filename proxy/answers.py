@@ -26,6 +26,19 @@ def wants_usage(body: Mapping[str, Any]) -> bool:
     return isinstance(options, dict) and options.get("include_usage") is True
 
 
+def with_usage_chunk(body: dict[str, Any]) -> dict[str, Any]:
+    """`body` asking for a stream's usage chunk (as the client's other stream options say)."""
+    if wants_usage(body):
+        return body
+    options = body.get("stream_options")
+    return {**body, "stream_options": {**(options or {}), "include_usage": True}}
+
+
+def is_usage_only(chunk: Mapping[str, Any]) -> bool:
+    """The last chunk of a stream that asked for usage: no choices, only the usage."""
+    return not chunk.get("choices") and isinstance(chunk.get("usage"), dict)
+
+
 def request_exchange(body: Mapping[str, Any]) -> Exchange:
     """The request side of an exchange, before any answer."""
     messages = body.get("messages")

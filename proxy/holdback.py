@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from proxy.answers import answer_usage, chunk_delta
+from proxy.answers import answer_usage, chunk_delta, is_usage_only
 from proxy.detect import Decision, StreamJudge, Verdict
 from proxy.errors import CandorError, UpstreamBadResponse
 from proxy.upstream.base import ChunkStream
@@ -82,8 +82,17 @@ _END = object()
 class JudgedStream:
     """An upstream stream judged as it arrives; see the module docstring."""
 
-    def __init__(self, chunks: ChunkStream, judge: StreamJudge, bounds: HoldBounds | None) -> None:
+    def __init__(
+        self,
+        chunks: ChunkStream,
+        judge: StreamJudge,
+        bounds: HoldBounds | None,
+        *,
+        relay_usage: bool = True,
+    ) -> None:
         self._chunks = chunks
+        # False: the usage chunk was asked for by Candor, not the client; it is read, not sent.
+        self._relay_usage = relay_usage
         self._judge = judge
         self._bounds = bounds  # None: never hold
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
@@ -195,6 +204,8 @@ class JudgedStream:
             return Output(Step.FAILED, error=exc)
         self.first = self.first or data
         self.usage = answer_usage(data) or self.usage
+        if not self._relay_usage and is_usage_only(data):
+            return None
         self.finish_reason = delta.finish_reason or self.finish_reason
         step = None
         if delta.content or delta.reasoning:

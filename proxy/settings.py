@@ -65,6 +65,10 @@ class ModelRoute(BaseModel):
     upstream_model: str | None = None
     policy: str = "default"
     timeouts: Timeouts | None = None
+    # Ask for a stream's usage chunk (`stream_options.include_usage`) whether or not the client
+    # did, so `tokens_per_minute` and the token counts see streams; a client that did not ask
+    # does not get it. Off for an upstream that refuses `stream_options`.
+    stream_usage: bool = True
 
     @model_validator(mode="after")
     def _openai_needs_url(self) -> ModelRoute:

@@ -200,7 +200,7 @@ class StreamedAnswers(Steps):
                 except BaseException:
                     await chunks.aclose()
                     raise
-                stream = JudgedStream(chunks, judge, hold)
+                stream = JudgedStream(chunks, judge, hold, relay_usage=wants_usage(body))
                 try:
                     first = (
                         await _first_output(stream) if hold is not None else Output(Step.RELEASE)

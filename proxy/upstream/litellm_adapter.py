@@ -15,6 +15,7 @@ from typing import Any
 import orjson
 from pydantic import SecretStr
 
+from proxy.answers import with_usage_chunk
 from proxy.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -61,6 +62,7 @@ class LitellmUpstream:
         api_key: SecretStr | None,
         upstream_model: str | None,
         timeouts: Timeouts,
+        stream_usage: bool = True,
     ) -> None:
         self.model = model
         self._litellm = litellm
@@ -70,6 +72,7 @@ class LitellmUpstream:
         # The key, to scrub from what the provider says (litellm quotes its error body).
         self._secret = secret_of(api_key)
         self._timeouts = timeouts
+        self._stream_usage = stream_usage
 
     def __repr__(self) -> str:
         return f"LitellmUpstream(model={self.model!r}, target={self._target!r})"
@@ -93,7 +96,8 @@ class LitellmUpstream:
         deadline = asyncio.get_running_loop().time() + timeouts.total
         try:
             async with asyncio.timeout(min(timeouts.connect + timeouts.first_byte, timeouts.total)):
-                wrapper = await self._call(body, stream=True)
+                asked = with_usage_chunk(body) if self._stream_usage else body
+                wrapper = await self._call(asked, stream=True)
         except TimeoutError as exc:
             raise timed_out(timeouts) from exc
         return _LitellmChunkStream(wrapper, timeouts, deadline, self._secret)

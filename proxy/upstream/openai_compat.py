@@ -10,6 +10,7 @@ import aiohttp
 import orjson
 from pydantic import SecretStr
 
+from proxy.answers import with_usage_chunk
 from proxy.errors import (
     UpstreamBadResponse,
     UpstreamError,
@@ -50,12 +51,14 @@ class OpenAICompatUpstream:
         api_key: SecretStr | None,
         upstream_model: str | None,
         timeouts: Timeouts,
+        stream_usage: bool = True,
     ) -> None:
         self.model = model
         self._session = session
         self._url = f"{base_url}/chat/completions"
         self._upstream_model = upstream_model
         self._timeouts = timeouts
+        self._stream_usage = stream_usage
         self._headers = {"content-type": "application/json", "accept": "application/json"}
         # The key, to scrub from what the upstream says (some echo it in an error).
         self._secret = secret_of(api_key)
@@ -99,6 +102,8 @@ class OpenAICompatUpstream:
         deadline = asyncio.get_running_loop().time() + self._timeouts.total
         try:
             async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
+                if self._stream_usage:
+                    body = with_usage_chunk(body)
                 response = await self._post(body, request_id, self._stream_timeout)
                 if response.status >= 400:
                     async with response:

@@ -53,6 +53,7 @@ class Upstreams:
                     api_key=self._keys[name],
                     upstream_model=route.upstream_model,
                     timeouts=timeouts,
+                    stream_usage=route.stream_usage,
                 )
             else:
                 assert litellm is not None
@@ -64,6 +65,7 @@ class Upstreams:
                     api_key=self._keys[name],
                     upstream_model=route.upstream_model,
                     timeouts=timeouts,
+                    stream_usage=route.stream_usage,
                 )
 
     async def aclose(self) -> None:

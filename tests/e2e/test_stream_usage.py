@@ -96,3 +96,56 @@ def test_a_blocked_stream_still_reports_its_usage(blocking: CandorServer) -> Non
     chunks = [orjson.loads(line) for line in lines[:-1]]
     assert chunks[-1]["candor"]["action"] == "block"
     assert chunks[-2]["choices"] == [] and chunks[-2]["usage"] == USAGE
+
+
+@pytest.fixture(scope="module")
+def unasked() -> Iterator[tuple[CandorServer, RawUpstream]]:
+    """Model `m` asks for the usage chunk by default; `plain` is routed with it off."""
+    raw = RawUpstream({"m": RawReply(answer_frames(TEXT, usage=USAGE))}).start()
+    routes = {
+        "m": ModelRoute(base_url=raw.base_url),
+        "plain": ModelRoute(base_url=raw.base_url, upstream_model="m", stream_usage=False),
+    }
+    auth = AuthSettings(
+        mode="keys",
+        admin_key_hash=hash_key(TEST_ADMIN_KEY, None),
+        keys=[
+            ApiKeyEntry(
+                id=key, hash=hash_key(key, None), rate_limits=RateLimits(tokens_per_minute=100)
+            )
+            for key in (KEY, KEY + "-2")
+        ],
+    )
+    with running_candor(models=routes, auth=auth) as server:
+        yield server, raw
+    raw.stop()
+
+
+def test_a_stream_that_did_not_ask_for_usage_is_charged_all_the_same(
+    unasked: tuple[CandorServer, RawUpstream],
+) -> None:
+    """Streaming without `include_usage` was a way round `tokens_per_minute`: Candor now asks
+    the upstream for the usage chunk itself, charges it, and keeps it from the client."""
+    candor, raw = unasked
+    body = {"model": "m", "messages": ASK, "stream": True, "stream_options": {"x": 1}}
+    headers = {"authorization": f"Bearer {KEY}"}
+    with httpx.Client(timeout=10) as http:
+        first = http.post(f"{candor.base_url}/chat/completions", json=body, headers=headers)
+        second = http.post(f"{candor.base_url}/chat/completions", json=body, headers=headers)
+    asked = raw.requests[0][1]
+    assert asked["stream_options"] == {"x": 1, "include_usage": True}
+    assert first.status_code == 200 and TEXT.split(" ")[0] in first.text
+    assert '"usage":{' not in first.text  # the client did not ask for it
+    assert second.status_code == 429 and second.json()["error"]["type"] == "tokens"
+
+
+def test_a_route_can_leave_the_stream_options_as_the_client_sent_them(
+    unasked: tuple[CandorServer, RawUpstream],
+) -> None:
+    candor, raw = unasked
+    body = {"model": "plain", "messages": ASK, "stream": True}
+    headers = {"authorization": f"Bearer {KEY}-2"}
+    with httpx.Client(timeout=10) as http:
+        answer = http.post(f"{candor.base_url}/chat/completions", json=body, headers=headers)
+    assert answer.status_code == 200
+    assert "stream_options" not in raw.requests[-1][1]
