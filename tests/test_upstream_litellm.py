@@ -6,7 +6,7 @@ import pytest
 from pydantic import BaseModel
 
 from proxy.errors import UpstreamBadResponse
-from proxy.upstream.litellm_adapter import _to_dict
+from proxy.upstream.litellm_adapter import _to_dict, provider_envelope
 
 
 class _Message(BaseModel):
@@ -35,3 +35,31 @@ def test_an_answer_holding_a_lone_surrogate_is_a_bad_upstream_response() -> None
     response = _Response(choices=[_Choice(message=_Message(content="17 \ud800 23"))])
     with pytest.raises(UpstreamBadResponse):
         _to_dict(response)
+
+
+def test_the_providers_error_is_read_out_of_litellms_message() -> None:
+    """litellm words a provider's error as its own; the client gets the provider's, as on the
+    native path: a provider block's code is what the detector and clients look for."""
+    quoted = (
+        'litellm.BadRequestError: OpenAIException - {"error": {"message": "Input data may '
+        'contain inappropriate content.", "type": "data_inspection_failed", "code": '
+        '"data_inspection_failed", "param": null}, "request_id": "r1"} Received Model Group=x'
+    )
+    assert provider_envelope(quoted) == {
+        "error": {
+            "message": "Input data may contain inappropriate content.",
+            "type": "data_inspection_failed",
+            "code": "data_inspection_failed",
+        }
+    }
+    anthropic = (
+        'litellm.AuthenticationError: AnthropicException - {"type":"error","error":'
+        '{"type":"authentication_error","message":"invalid x-api-key"}}'
+    )
+    error = provider_envelope(anthropic)["error"]
+    assert error == {"type": "authentication_error", "message": "invalid x-api-key"}
+    plain = provider_envelope("litellm.APIError: VertexAIException - upstream overloaded")
+    assert plain == {"error": {"message": "VertexAIException - upstream overloaded"}}
+    deep = provider_envelope("litellm.APIError: X - " + '{"a":' * 100_000 + "1" + "}" * 100_000)
+    assert deep["error"]["message"].startswith('X - {"a":{"a":')
+    assert len(deep["error"]["message"]) == 2000

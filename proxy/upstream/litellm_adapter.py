@@ -6,8 +6,11 @@ litellm costs ~5 s and ~165 MB to import, so it is imported only when a model ne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib
+import json
 import os
+import re
 from collections.abc import AsyncIterator
 from types import ModuleType
 from typing import Any
@@ -183,10 +186,35 @@ def _map_error(litellm: ModuleType, exc: Exception, secret: bytes) -> UpstreamEr
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and 400 <= status < 600:
         message = scrub_text(str(getattr(exc, "message", "") or exc), secret)
-        return UpstreamRejected(
-            status, {"error": {"message": message}}, retry_after=_retry_after(exc)
-        )
+        return UpstreamRejected(status, provider_envelope(message), retry_after=_retry_after(exc))
     return UpstreamBadResponse(f"upstream call failed: {type(exc).__name__}")
+
+
+# litellm's message: "litellm.BadRequestError: AnthropicException - {the provider's body}".
+_LITELLM_PREFIX = re.compile(r"^litellm\.\w+:\s*")
+_ERROR_FIELDS = ("message", "type", "code", "param")
+
+
+def provider_envelope(message: str) -> dict[str, Any]:
+    """The provider's own error out of litellm's message, as the native path passes it on:
+    its message, type, code and param when the message quotes its JSON body (a provider
+    block's `data_inspection_failed` is a code), else the message without litellm's prefix."""
+    text = _LITELLM_PREFIX.sub("", message, count=1)
+    start = text.find("{")
+    body: object = None
+    if start >= 0:
+        # raw_decode: litellm may add words after the body. A body nested past Python's
+        # recursion limit is not read.
+        with contextlib.suppress(ValueError, RecursionError):
+            body, _ = json.JSONDecoder().raw_decode(text, start)
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict) or not isinstance(error.get("message"), str):
+        return {"error": {"message": text[:_MAX_MESSAGE]}}
+    kept = {k: error[k] for k in _ERROR_FIELDS if isinstance(error.get(k), str | int)}
+    return {"error": {**kept, "message": str(kept["message"])[:_MAX_MESSAGE]}}
+
+
+_MAX_MESSAGE = 2000
 
 
 def _retry_after(exc: Exception) -> str | None:

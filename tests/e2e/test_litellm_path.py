@@ -180,7 +180,10 @@ def test_a_key_the_provider_echoes_is_scrubbed(
     response = ask(via_litellm, "claude-echo", stream)
     assert raw.requests[-1][0].get("x-api-key") == CANARY  # the key was in use
     assert response.status_code == 401
-    assert "Incorrect API key provided: [redacted]" in response.json()["error"]["message"]
+    error = response.json()["error"]
+    # The provider's own error, not litellm's wording of it.
+    assert error["message"] == "Incorrect API key provided: [redacted]"
+    assert error["type"] == "authentication_error"
     assert CANARY not in response.text
 
 
