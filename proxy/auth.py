@@ -110,12 +110,21 @@ def _bearer(authorization: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+def admin_key_from(environ: Mapping[str, str]) -> str | None:
+    """The admin key in the environment, without the whitespace around it: a key read from a
+    file (`$(cat key)` keeps none, a Secret mounted from `echo key > file` keeps a newline)
+    would otherwise never match, since the key a client presents is stripped."""
+    given = environ.get(ADMIN_KEY_ENV)
+    return None if given is None else given.strip()
+
+
 def _admin_hashes(settings: Settings, environ: Mapping[str, str], pepper: str | None) -> list[str]:
     hashes = []
     if settings.auth.admin_key_hash:
         hashes.append(settings.auth.admin_key_hash)
-    if environ.get(ADMIN_KEY_ENV):
-        hashes.append(hash_key(environ[ADMIN_KEY_ENV], pepper))
+    given = admin_key_from(environ)
+    if given:
+        hashes.append(hash_key(given, pepper))
     if not hashes and settings.demo_mode:
         hashes.append(hash_key(DEMO_ADMIN_KEY, pepper))
     return hashes
@@ -129,7 +138,7 @@ def startup_problems(settings: Settings, environ: Mapping[str, str] | None = Non
     auth = settings.auth
     pepper = _pepper(auth, env)
     problems = []
-    given = env.get(ADMIN_KEY_ENV)
+    given = admin_key_from(env)
     if given is None and auth.admin_key_hash is None:
         problems.append(
             f"no admin key: set {ADMIN_KEY_ENV} or auth.admin_key_hash "

@@ -77,6 +77,19 @@ def test_admin_key_from_environment_or_hash() -> None:
             Authenticator(hashed, environ={}).check_admin(header)
 
 
+@pytest.mark.parametrize("around", ["\n", " ", "\r\n", "\t \n"])
+def test_an_admin_key_read_from_a_file_is_accepted_without_its_newline(around: str) -> None:
+    # A Secret made with `echo key > file` ends in a newline; the key a client sends cannot,
+    # so before, the admin endpoints refused every caller.
+    auth = Authenticator(Settings(), environ={ADMIN_KEY_ENV: STRONG_ADMIN + around})
+    auth.check_admin(f"Bearer {STRONG_ADMIN}")
+    settings = settings_with(("a", new_key()))
+    assert startup_problems(settings, environ={ADMIN_KEY_ENV: STRONG_ADMIN + around}) == []
+    # ... and a default key is still a default key with a newline after it.
+    with pytest.raises(ConfigError, match="refusing to start"):
+        check_startup(settings, environ={ADMIN_KEY_ENV: DEMO_ADMIN_KEY + around})
+
+
 def test_a_client_key_is_not_an_admin_key() -> None:
     key = new_key()
     auth = Authenticator(settings_with(("a", key)), environ={ADMIN_KEY_ENV: STRONG_ADMIN})
