@@ -42,9 +42,16 @@ def register(subparsers: Any) -> None:
 
 
 def _tail(args: argparse.Namespace) -> int:
-    key = os.environ.get(args.admin_key_env)
+    # A key read from a file may end in a newline; one a header cannot carry would be quoted,
+    # key and all, in urllib's error.
+    key = (os.environ.get(args.admin_key_env) or "").strip()
     if not key:
         print(f"candor: set {args.admin_key_env} to the admin key", file=sys.stderr)
+        return 2
+    if not (key.isascii() and key.isprintable()):
+        print(
+            f"candor: {args.admin_key_env} holds characters an admin key has not", file=sys.stderr
+        )
         return 2
     filters = {"model": args.model, "category": args.category, "topic": args.topic}
     seen: OrderedDict[str, None] = OrderedDict()

@@ -112,6 +112,23 @@ async def test_events_tail_prints_json_lines(
     assert TEST_ADMIN_KEY not in out.stdout + out.stderr
 
 
+@pytest.mark.parametrize(("given", "status"), [("\n", 0), ("\x7f\n", 2)])
+async def test_events_tail_never_prints_the_admin_key(
+    candor_on_redis: CandorServer, replica: RedisStore, given: str, status: int
+) -> None:
+    # Before, a key ending in a newline (read from a file) failed in urllib, whose error,
+    # printed on stderr, quoted the header: the admin key with it.
+    await replica.append_event(event(0))
+    env = {**os.environ, "MY_ADMIN": TEST_ADMIN_KEY + given}
+    cmd = [sys.executable, "-m", "proxy.cli", "events", "tail", "--once"]
+    cmd += ["--url", candor_on_redis.url, "--admin-key-env", "MY_ADMIN"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == status, out.stderr
+    assert TEST_ADMIN_KEY not in out.stdout + out.stderr
+    if status == 0:
+        assert orjson.loads(out.stdout.splitlines()[0])["id"] == "evt0"
+
+
 async def test_events_tail_follows_through_an_outage(
     candor_on_redis: CandorServer, replica: RedisStore, redis_server: RedisServer
 ) -> None:
