@@ -167,10 +167,17 @@ class Settings(BaseSettings):
         env_name = self.models[model].api_key_env
         if env_name is None:
             return None
-        value = (os.environ if environ is None else environ).get(env_name)
+        # A key read from a file may end in a newline, which no header can carry (every
+        # request was a 500): whitespace around a key is never part of it.
+        value = ((os.environ if environ is None else environ).get(env_name) or "").strip()
         if not value:
             raise ConfigError(
                 f"models.{model}.api_key_env: environment variable {env_name} is not set"
+            )
+        if not value.isprintable():
+            raise ConfigError(
+                f"models.{model}.api_key_env: environment variable {env_name} holds control "
+                "characters, which an HTTP header cannot carry (its value is not shown)"
             )
         return SecretStr(value)
 

@@ -70,6 +70,18 @@ def test_api_key_comes_from_the_named_variable(tmp_path: Path) -> None:
         settings.api_key_for("q", {})
 
 
+def test_an_api_key_read_from_a_file_loses_its_newline(tmp_path: Path) -> None:
+    # Before, `echo key > file` gave a key ending in a newline: every request to the model
+    # was a 500 with a traceback (aiohttp refuses a header holding one).
+    path = write(tmp_path, "models:\n  q:\n    base_url: http://x\n    api_key_env: Q_KEY\n")
+    settings = load_settings(path)
+    key = settings.api_key_for("q", {"Q_KEY": " sk-secret\r\n"})
+    assert key is not None and key.get_secret_value() == "sk-secret"
+    with pytest.raises(ConfigError, match="Q_KEY holds control characters") as refused:
+        settings.api_key_for("q", {"Q_KEY": "sk-sec\nret"})
+    assert "sk-sec" not in str(refused.value)
+
+
 def test_relative_policies_dir_is_relative_to_the_config(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, "policies_dir: mypolicies\n"))
     assert settings.policies_dir == tmp_path / "mypolicies"
