@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from proxy.detect.engine import CandorDetector
 from proxy.errors import ConfigError
 from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import REPO_POLICIES, Settings, load_settings
-from tests.servers import free_port
+from tests.servers import CandorProcess, free_port
 
 STRONG_ADMIN_KEY = "ck-test-admin-0123456789abcdef"
 ADMIN_KEY_ENV = "CANDOR_ADMIN_KEY"
@@ -232,3 +233,17 @@ def test_serve_blames_a_bad_flag_on_the_flag(
     err = capsys.readouterr().err
     assert "environment variable CANDOR_SERVER__PORT (set by --port): server.port:" in err
     assert "port.yaml:2" not in err
+
+
+def test_every_worker_logs_its_lines_in_candors_format(tmp_path: Path) -> None:
+    # Before, workers spawned by uvicorn never saw `candor serve`'s logging set-up: their
+    # INFO lines were lost and their warnings and tracebacks had no time, level or logger.
+    config = {"server": {"workers": 2}, "models": {"m1": {"base_url": "http://127.0.0.1:9/v1"}}}
+    process = CandorProcess(config, tmp_path).start()
+    try:
+        deadline = time.monotonic() + 30
+        while process.log.count("INFO proxy.app: candor ready") < 2:
+            assert time.monotonic() < deadline, process.log
+            time.sleep(0.1)
+    finally:
+        process.stop()

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -18,6 +20,7 @@ from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings, unknown_variables
 
 log = logging.getLogger(__name__)
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def run(config: Path | None, overrides: Mapping[str, object | None], *, access_log: bool) -> None:
@@ -31,10 +34,7 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     settings = load_settings(config, flags)
-    logging.basicConfig(
-        level=settings.server.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
     unknown = unknown_variables(settings)
     if unknown:
         log.warning("environment variables Candor does not read, ignored: %s", ", ".join(unknown))
@@ -72,9 +72,25 @@ def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
         loop="uvloop",
         http="httptools",
         log_level=settings.server.log_level,
+        log_config=log_config(settings.server.log_level),
         access_log=access_log,
         timeout_graceful_shutdown=10,
     )
+
+
+def log_config(level: str) -> dict[str, Any]:
+    """uvicorn's logging, and Candor's own lines (every logger but uvicorn's) at `level` in
+    LOG_FORMAT. uvicorn applies it in each worker it spawns, where this process's
+    `basicConfig` does not reach: there, lines below WARNING were lost, the rest bare."""
+    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+    config["formatters"]["candor"] = {"format": LOG_FORMAT}
+    config["handlers"]["candor"] = {
+        "class": "logging.StreamHandler",
+        "formatter": "candor",
+        "stream": "ext://sys.stderr",
+    }
+    config["root"] = {"handlers": ["candor"], "level": level.upper()}
+    return config
 
 
 @contextmanager
