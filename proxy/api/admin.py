@@ -15,6 +15,10 @@ from proxy.errors import InvalidRequest
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
 _CURSOR = re.compile(r"^\d{1,20}(-\d{1,20})?$")
+# Redis stream ids are two 64-bit numbers, the first in milliseconds: a time or a cursor past
+# them is an error from Redis, which must not read as Redis being away.
+_MAX_ID = 2**64 - 1
+MAX_SINCE = 1e12  # unix seconds, past the year 33000
 
 
 @router.get("/events")
@@ -23,12 +27,14 @@ async def list_events(
     model: Annotated[str | None, Query(max_length=200)] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     topic: Annotated[str | None, Query(max_length=200)] = None,
-    since: Annotated[float | None, Query(ge=0, description="unix time, seconds")] = None,
+    since: Annotated[
+        float | None, Query(ge=0, le=MAX_SINCE, description="unix time, seconds")
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=41)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
     """Audit events newest first; pass `next_cursor` back as `cursor` for the next page."""
-    if cursor is not None and not _CURSOR.match(cursor):
+    if cursor is not None and not _valid_cursor(cursor):
         raise InvalidRequest("`cursor` is not one this endpoint returned", param="cursor")
     page = await services(request).store.list_events(
         model=model, category=category, topic=topic, since=since, cursor=cursor, limit=limit
@@ -39,3 +45,7 @@ async def list_events(
         "next_cursor": page.next_cursor,
     }
     return Response(wire.dumps(body), media_type="application/json")
+
+
+def _valid_cursor(cursor: str) -> bool:
+    return bool(_CURSOR.fullmatch(cursor)) and all(int(n) <= _MAX_ID for n in cursor.split("-"))

@@ -97,6 +97,21 @@ def test_bad_queries_are_400(candor_on_redis: CandorServer, params: dict[str, ob
     assert error["param"] in params, error  # the parameter is named
 
 
+@pytest.mark.parametrize(
+    "params",
+    [{"since": "inf"}, {"since": 1e20}, {"cursor": "9" * 20}, {"cursor": "1-" + "9" * 20}],
+)
+def test_queries_redis_cannot_read_are_400_and_leave_the_store_up(
+    candor_on_redis: CandorServer, params: dict[str, object]
+) -> None:
+    # Before, `since=inf` was a 500 with a traceback, and a time or cursor past Redis' 64-bit
+    # stream ids a 503 that marked Redis unreachable: rate limits off until the next probe.
+    response = get(candor_on_redis, "/admin/events", **params)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["param"] in params
+    assert candor_on_redis.app.state.services.store.health().reachable
+
+
 async def test_events_tail_prints_json_lines(
     candor_on_redis: CandorServer, replica: RedisStore
 ) -> None:
