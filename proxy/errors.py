@@ -94,6 +94,14 @@ class RequestTimeout(CandorError):
         return {"connection": "close"}
 
 
+class HeadTooLarge(CandorError):
+    """The request line and headers are over the server's bound (431)."""
+
+    status = 431
+    type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+
+
 class UnsupportedMediaType(CandorError):
     """The body is sent in an encoding Candor does not read (415)."""
 

@@ -16,6 +16,7 @@ from fastapi import FastAPI
 
 from proxy.app import CONFIG_ENV, check_settings, create_app
 from proxy.auth import check_startup
+from proxy.commands import head_limit
 from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings, unknown_variables
 
@@ -70,7 +71,7 @@ def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
         port=settings.server.port,
         workers=settings.server.workers,
         loop="uvloop",
-        http="httptools",
+        http=head_limit.PROTOCOL,  # httptools, with a bound on each request's head
         log_level=settings.server.log_level,
         log_config=log_config(settings.server.log_level),
         access_log=access_log,
