@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 
 import pytest
+import uvicorn
+from starlette.responses import PlainTextResponse
 
-from proxy.commands.head_limit import MAX_HEAD_BYTES
-from tests.servers import CandorProcess
+from proxy.commands import head_limit
+from proxy.commands.head_limit import MAX_HEAD_BYTES, BoundedHeadProtocol
+from tests.servers import CandorProcess, free_socket
 
 
 @pytest.fixture(scope="module")
@@ -67,3 +72,44 @@ def test_a_large_body_is_not_part_of_the_head(served: CandorProcess) -> None:
     )
     answer = exchange(served.port, request + body.encode())
     assert answer.startswith(b"HTTP/1.1 404 "), answer[:200]  # read and judged: no such model
+
+
+@pytest.fixture
+def quick_head(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
+    """A bare app served through the protocol with HEAD_TIMEOUT at 0.5 s: its port."""
+    monkeypatch.setattr(head_limit, "HEAD_TIMEOUT", 0.5)
+    sock = free_socket()
+    config = uvicorn.Config(
+        PlainTextResponse("ok"), http=BoundedHeadProtocol, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve(sockets=[sock])))
+    thread.start()
+    while not server.started:
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()
+
+
+@pytest.mark.parametrize("sent", [b"", b"GET / HTTP/1.1\r\nhost: x\r\nx-slow: "])
+def test_a_head_that_does_not_come_in_time_is_408(quick_head: int, sent: bytes) -> None:
+    # Before, a connection that sent nothing or half a head was kept for ever (slowloris).
+    started = time.monotonic()
+    answer = exchange(quick_head, sent)
+    assert 0.4 < time.monotonic() - started < 5
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 Request Timeout")
+    assert json.loads(body)["error"]["code"] == "request_timeout"
+
+
+def test_the_wait_for_a_head_starts_again_on_a_kept_alive_connection(quick_head: int) -> None:
+    with socket.create_connection(("127.0.0.1", quick_head), timeout=10) as sock:
+        for _ in range(3):  # each request well within its own wait, 1 s in all
+            time.sleep(0.3)
+            sock.sendall(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"\r\n\r\nok"):
+                answer += sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 200 OK")
