@@ -1,5 +1,6 @@
 """What every upstream client does to what an upstream says before it reaches the client: the
-configured key scrubbed, a plausible `Retry-After` kept, a timeout worded the same way."""
+configured key scrubbed, a plausible `Retry-After` kept, a timeout worded the same way, and a
+refusal of Candor's own key told apart from a refusal of the client's."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import SecretStr
 
-from proxy.errors import UpstreamTimeout
+from proxy.errors import UpstreamRejected, UpstreamTimeout
 from proxy.settings import Timeouts
 from proxy.wire import SseEvent
 
@@ -46,6 +47,22 @@ def scrubbed_answer(data: dict[str, Any], secret: bytes) -> dict[str, Any]:
         return data
     cleaned: dict[str, Any] = orjson.loads(scrub(raw, secret))
     return cleaned
+
+
+def rejected(status: int, body: dict[str, Any], *, retry_after: str | None) -> UpstreamRejected:
+    """The upstream's own error, as the client gets it. Its 401 refuses the key Candor holds
+    for it, not the client's key for Candor: passed on as a 401 `invalid_api_key`, the SDKs
+    told the client its own key was wrong, and no outage fallback was tried. It is a 502."""
+    if status != 401:
+        return UpstreamRejected(status, body, retry_after=retry_after)
+    error = body.get("error")
+    said = (isinstance(error, dict) and error.get("message")) or "HTTP 401"
+    refused = {
+        "message": f"the upstream refused Candor's own key for this model: {said}",
+        "type": "upstream_error",
+        "code": "upstream_auth_failed",
+    }
+    return UpstreamRejected(502, {"error": refused}, retry_after=None)
 
 
 def retry_after(value: str | None) -> str | None:

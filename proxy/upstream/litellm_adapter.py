@@ -22,13 +22,13 @@ from proxy.answers import with_usage_chunk
 from proxy.errors import (
     UpstreamBadResponse,
     UpstreamError,
-    UpstreamRejected,
     UpstreamTimeout,
     UpstreamUnreachable,
 )
 from proxy.settings import Timeouts
 from proxy.upstream.hygiene import (
     next_chunk,
+    rejected,
     retry_after,
     scrub_text,
     scrubbed,
@@ -186,7 +186,7 @@ def _map_error(litellm: ModuleType, exc: Exception, secret: bytes) -> UpstreamEr
     status = getattr(exc, "status_code", None)
     if isinstance(status, int) and 400 <= status < 600:
         message = scrub_text(str(getattr(exc, "message", "") or exc), secret)
-        return UpstreamRejected(status, provider_envelope(message), retry_after=_retry_after(exc))
+        return rejected(status, provider_envelope(message), retry_after=_retry_after(exc))
     return UpstreamBadResponse(f"upstream call failed: {type(exc).__name__}")
 
 

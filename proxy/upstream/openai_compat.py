@@ -21,6 +21,7 @@ from proxy.errors import (
 from proxy.settings import Timeouts
 from proxy.upstream.hygiene import (
     next_chunk,
+    rejected,
     retry_after,
     scrub,
     scrubbed,
@@ -206,6 +207,4 @@ def _rejected(response: aiohttp.ClientResponse, raw: bytes) -> UpstreamRejected:
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
         text = raw[:300].decode("utf-8", "replace").strip()
         body = {"error": {"message": text or f"upstream returned HTTP {status}"}}
-    return UpstreamRejected(
-        status, body, retry_after=retry_after(response.headers.get("retry-after"))
-    )
+    return rejected(status, body, retry_after=retry_after(response.headers.get("retry-after")))

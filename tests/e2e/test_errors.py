@@ -7,14 +7,17 @@ import logging
 import socket
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import httpx
 import openai
+import orjson
 import pytest
 
 from proxy.demo.upstream import ScriptedUpstream
-from proxy.settings import ModelRoute, Timeouts
+from proxy.settings import REPO_POLICIES, ModelRoute, Timeouts
 from tests.e2e.conftest import routes_for, start_candor
+from tests.raw_upstream import RawReply, RawUpstream
 from tests.servers import CandorServer
 
 pytestmark = pytest.mark.e2e
@@ -243,3 +246,54 @@ def test_an_upstream_429_passes_its_retry_after_on(candor: CandorServer, stream:
     response = post(candor, {"model": "fault-429", "messages": ASK, "stream": stream})
     assert response.status_code == 429
     assert response.headers.get("retry-after") == "1"  # the scripted upstream's own
+
+
+@pytest.fixture
+def key_refused(
+    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream, tmp_path: Path
+) -> Iterator[CandorServer]:
+    """Two models whose upstream refuses Candor's key (as OpenAI words it), one of them under a
+    policy with an outage fallback."""
+    refusal = orjson.dumps(
+        {
+            "error": {
+                "message": "Incorrect API key provided: sk-proj-****abcd.",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            }
+        }
+    )
+    raw = RawUpstream(
+        {"revoked": RawReply([refusal], status=401, headers={"content-type": "application/json"})}
+    ).start()
+    policies = tmp_path / "policies"
+    policies.mkdir()
+    (policies / "detector").symlink_to(REPO_POLICIES / "detector")
+    (policies / "default.yaml").write_text("action: flag\n")
+    (policies / "outage.yaml").write_text("action: flag\noutage_fallbacks: [honest-demo]\n")
+    routes = routes_for(
+        upstream,
+        revoked=ModelRoute(base_url=raw.base_url),
+        rescued=ModelRoute(base_url=raw.base_url, upstream_model="revoked", policy="outage"),
+    )
+    server = start_candor(monkeypatch, upstream, models=routes, policies_dir=policies)
+    yield server
+    server.stop()
+    raw.stop()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_upstream_refusing_candors_key_is_no_401_for_the_client(
+    key_refused: CandorServer, stream: bool
+) -> None:
+    # Before, the upstream's 401 `invalid_api_key` passed through: the SDKs told the client its
+    # own (valid) key was wrong, and the outage fallback was never tried.
+    response = post(key_refused, {"model": "revoked", "messages": ASK, "stream": stream})
+    assert response.status_code == 502
+    error = envelope(response)
+    assert error["code"] == "upstream_auth_failed" and error["type"] == "upstream_error"
+    assert "Incorrect API key provided" in str(error["message"])  # the upstream's words
+    rescued = post(key_refused, {"model": "rescued", "messages": ASK, "stream": stream})
+    assert rescued.status_code == 200
+    assert rescued.headers["x-candor-model"] == "honest-demo"

@@ -179,11 +179,13 @@ def test_a_key_the_provider_echoes_is_scrubbed(
 ) -> None:
     response = ask(via_litellm, "claude-echo", stream)
     assert raw.requests[-1][0].get("x-api-key") == CANARY  # the key was in use
-    assert response.status_code == 401
+    # The provider refused Candor's key, not the client's: a 502, never a 401 for the client.
+    assert response.status_code == 502
     error = response.json()["error"]
-    # The provider's own error, not litellm's wording of it.
-    assert error["message"] == "Incorrect API key provided: [redacted]"
-    assert error["type"] == "authentication_error"
+    assert error["code"] == "upstream_auth_failed"
+    # The provider's own message, not litellm's wording of it.
+    assert error["message"].endswith(": Incorrect API key provided: [redacted]")
+    assert "litellm" not in error["message"]
     assert CANARY not in response.text
 
 
