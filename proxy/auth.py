@@ -54,8 +54,14 @@ def hash_key(key: str, pepper: str | None) -> str:
     return f"sha256:{digest}"
 
 
+def read_pepper(variable: str, environ: Mapping[str, str] | None = None) -> str | None:
+    """The pepper in `variable`, without surrounding whitespace (a Secret read from a file ends
+    in a newline); None when unset or blank. `candor keys` hashes with the same."""
+    return (os.environ if environ is None else environ).get(variable, "").strip() or None
+
+
 def _pepper(auth: AuthSettings, environ: Mapping[str, str]) -> str | None:
-    return environ.get(auth.pepper_env) or None
+    return read_pepper(auth.pepper_env, environ)
 
 
 class Authenticator:

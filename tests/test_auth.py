@@ -147,6 +147,26 @@ def test_keys_new_prints_a_key_and_a_config_entry_that_accepts_it(
     settings = Settings(auth=AuthSettings(keys=[ApiKeyEntry(**entry)]))
     who = Authenticator(settings).principal(f"Bearer {key}")
     assert (who.tenant, who.policy, who.limits.requests_per_minute) == ("acme", "strict", 60)
+    assert "# hashed with the pepper in CANDOR_KEY_PEPPER" in out
+
+
+def test_keys_say_whether_they_hold_a_pepper_and_a_filed_pepper_loses_its_newline(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key made without the server's pepper was refused with no hint; a pepper read from a
+    file (ending in a newline) on one side only made every key differ."""
+    monkeypatch.setenv("CANDOR_KEY_PEPPER", "filed-pepper\n")
+    assert main(["keys", "new"]) == 0
+    out = capsys.readouterr().out
+    key = out.splitlines()[0].removeprefix("key: ")
+    (entry,) = yaml.safe_load(out.split("\n", 2)[2])
+    settings = Settings(auth=AuthSettings(keys=[ApiKeyEntry(**entry)]))
+    Authenticator(settings, environ={"CANDOR_KEY_PEPPER": "filed-pepper"}).principal(
+        f"Bearer {key}"
+    )
+    monkeypatch.delenv("CANDOR_KEY_PEPPER")
+    assert main(["keys", "admin"]) == 0
+    assert "# hashed without a pepper (CANDOR_KEY_PEPPER is not set)" in capsys.readouterr().out
 
 
 def test_keys_admin_prints_a_hash_the_admin_check_accepts(

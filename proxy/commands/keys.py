@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from proxy.auth import ADMIN_KEY_ENV, hash_key, new_key
+from proxy.auth import ADMIN_KEY_ENV, hash_key, new_key, read_pepper
 from proxy.errors import ConfigError
 from proxy.settings import ApiKeyEntry
 
@@ -45,7 +44,7 @@ def _new(args: argparse.Namespace) -> int:
     key = new_key()
     entry: dict[str, Any] = {
         "id": f"key_{secrets.token_hex(4)}" if args.key_id is None else args.key_id,
-        "hash": hash_key(key, os.environ.get(args.pepper_env) or None),
+        "hash": hash_key(key, read_pepper(args.pepper_env)),
         "tenant": args.tenant,
     }
     if args.policy:
@@ -55,6 +54,7 @@ def _new(args: argparse.Namespace) -> int:
         entry["rate_limits"] = {k: v for k, v in limits.items() if v is not None}
     _check(entry)
     print(f"key: {key}")
+    print(_pepper_note(args.pepper_env))
     print("# shown once: give it to the client. Add this under auth.keys in the config:")
     print(yaml.safe_dump([entry], sort_keys=False, default_flow_style=None).rstrip())
     return 0
@@ -74,8 +74,16 @@ def _check(entry: dict[str, Any]) -> None:
 
 def _admin(args: argparse.Namespace) -> int:
     key = new_key()
-    digest = hash_key(key, os.environ.get(args.pepper_env) or None)
+    digest = hash_key(key, read_pepper(args.pepper_env))
     print(f"admin key: {key}")
+    print(_pepper_note(args.pepper_env))
     print(f"# shown once. Either export {ADMIN_KEY_ENV} with it, or put this in the config:")
     print(f"auth:\n  admin_key_hash: {digest}")
     return 0
+
+
+def _pepper_note(variable: str) -> str:
+    """Whether the hash holds a pepper: a server whose pepper differs refuses the key, unsaid."""
+    if read_pepper(variable) is None:
+        return f"# hashed without a pepper ({variable} is not set): the server must have none"
+    return f"# hashed with the pepper in {variable}: the server must have the same one"
