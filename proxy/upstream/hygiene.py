@@ -5,7 +5,7 @@ refusal of Candor's own key told apart from a refusal of the client's."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import Any, TypeVar
 
 import orjson
@@ -63,6 +63,16 @@ def rejected(status: int, body: dict[str, Any], *, retry_after: str | None) -> U
         "code": "upstream_auth_failed",
     }
     return UpstreamRejected(502, {"error": refused}, retry_after=None)
+
+
+def error_fields(error: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields of an OpenAI error (`message`, `type`, `code`, `param`) an upstream's error
+    object holds as text or numbers; nothing else of it passes on."""
+    return {k: error[k] for k in ("message", "type", "code", "param") if _plain(error.get(k))}
+
+
+def _plain(value: object) -> bool:
+    return isinstance(value, str | int) and not isinstance(value, bool)
 
 
 def retry_after(value: str | None) -> str | None:

@@ -27,6 +27,7 @@ from proxy.errors import (
 )
 from proxy.settings import Timeouts
 from proxy.upstream.hygiene import (
+    error_fields,
     next_chunk,
     rejected,
     retry_after,
@@ -192,7 +193,6 @@ def _map_error(litellm: ModuleType, exc: Exception, secret: bytes) -> UpstreamEr
 
 # litellm's message: "litellm.BadRequestError: AnthropicException - {the provider's body}".
 _LITELLM_PREFIX = re.compile(r"^litellm\.\w+:\s*")
-_ERROR_FIELDS = ("message", "type", "code", "param")
 
 
 def provider_envelope(message: str) -> dict[str, Any]:
@@ -210,7 +210,7 @@ def provider_envelope(message: str) -> dict[str, Any]:
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict) or not isinstance(error.get("message"), str):
         return {"error": {"message": text[:_MAX_MESSAGE]}}
-    kept = {k: error[k] for k in _ERROR_FIELDS if isinstance(error.get(k), str | int)}
+    kept = error_fields(error)
     return {"error": {**kept, "message": str(kept["message"])[:_MAX_MESSAGE]}}
 
 

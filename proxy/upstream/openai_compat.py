@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,6 +21,7 @@ from proxy.errors import (
 )
 from proxy.settings import Timeouts
 from proxy.upstream.hygiene import (
+    error_fields,
     next_chunk,
     rejected,
     retry_after,
@@ -36,6 +38,8 @@ from proxy.wire import (
     SseParser,
     json_depth_exceeds,
 )
+
+log = logging.getLogger(__name__)
 
 _READ_SIZE = 64 * 1024
 
@@ -205,6 +209,20 @@ def _rejected(response: aiohttp.ClientResponse, raw: bytes) -> UpstreamRejected:
     except orjson.JSONDecodeError:
         body = None
     if not isinstance(body, dict) or not isinstance(body.get("error"), dict):
-        text = raw[:300].decode("utf-8", "replace").strip()
-        body = {"error": {"message": text or f"upstream returned HTTP {status}"}}
+        body = {"error": _unwrapped_error(status, body, raw)}
     return rejected(status, body, retry_after=retry_after(response.headers.get("retry-after")))
+
+
+def _unwrapped_error(status: int, body: object, raw: bytes) -> dict[str, Any]:
+    """An error body not in OpenAI's envelope. vLLM's puts the fields at the top level, a
+    FastAPI server says `detail`: their words pass on. Anything else (a gateway's HTML page,
+    which can name internal hosts and software) is logged, not passed on."""
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return error_fields(body)
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        return {"message": body["detail"]}
+    text = raw[:300].decode("utf-8", "replace").strip()
+    if text:
+        log.warning("upstream HTTP %d with a body that is not an error in JSON: %r", status, text)
+    logged = " (its body is in Candor's log)" if text else ""
+    return {"message": f"upstream returned HTTP {status}{logged}"}

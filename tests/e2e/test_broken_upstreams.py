@@ -36,6 +36,17 @@ def _with(frames: list[bytes | float], at: int, extra: bytes) -> list[bytes | fl
     return [*frames[:at], extra, *frames[at:]]
 
 
+GATEWAY_PAGE = (
+    b"<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad Gateway"
+    b"</h1></center><hr><center>nginx/1.25.3 (gw-internal-7.corp.example)</center></body></html>"
+)
+VLLM_ERROR = {
+    "object": "error",
+    "message": "This model's maximum context length is 4096 tokens.",
+    "type": "BadRequestError",
+    "param": None,
+    "code": 400,
+}
 REPLIES = {
     "clean": RawReply(answer_frames(CLEAN), whole=whole_answer(CLEAN)),
     "refusal": RawReply(answer_frames(REFUSAL), whole=whole_answer(REFUSAL)),
@@ -56,6 +67,10 @@ REPLIES = {
     # A whole answer past the 16 MiB cap, then silence: read to the end only if Candor buffers
     # without a limit (then it times out instead).
     "huge-body": RawReply([b'{"id":"', *[MIB] * 17, 10.0], headers=JSON),
+    # Errors not in OpenAI's envelope: a gateway's page, vLLM's flat error, a FastAPI detail.
+    "html-502": RawReply([GATEWAY_PAGE], status=502, headers={"content-type": "text/html"}),
+    "vllm-400": RawReply([orjson.dumps(VLLM_ERROR)], status=400, headers=JSON),
+    "detail-404": RawReply([b'{"detail":"Not Found"}'], status=404, headers=JSON),
     "huge-length": RawReply(
         [b'{"id":"', 10.0], headers={**JSON, "content-length": str(64 * 1024 * 1024)}
     ),
@@ -220,3 +235,28 @@ def test_a_broken_fallback_leaves_the_answer_flagged(
         time.sleep(0.05)
     assert raw.streaming == 0, "the fallback's stream was left open"
     assert audit_actions(candor, "rx-refusal") == ["flag"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_error_outside_openais_envelope_passes_its_words_but_not_a_page(
+    candor: CandorServer, stream: bool
+) -> None:
+    """A gateway's HTML page (naming internal hosts and software) went to the client as the
+    error message, and vLLM's flat error passed as raw JSON text in the message."""
+    page = ask(candor, "f-html-502", stream)
+    assert page.status_code == 502
+    assert (
+        page.json()["error"]["message"]
+        == "upstream returned HTTP 502 (its body is in Candor's log)"
+    )
+    assert "nginx" not in page.text and "corp.example" not in page.text
+    vllm = ask(candor, "f-vllm-400", stream)
+    assert vllm.status_code == 400
+    error = vllm.json()["error"]
+    assert (error["message"], error["type"], error["code"]) == (
+        VLLM_ERROR["message"],
+        "BadRequestError",
+        "400",
+    )
+    detail = ask(candor, "f-detail-404", stream)
+    assert (detail.status_code, detail.json()["error"]["message"]) == (404, "Not Found")
