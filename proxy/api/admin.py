@@ -11,6 +11,7 @@ from starlette.responses import Response
 from proxy import wire
 from proxy.api.context import services
 from proxy.auth import require_admin
+from proxy.detect import Category
 from proxy.errors import InvalidRequest
 
 router = APIRouter(prefix="/admin", dependencies=[Depends(require_admin)], tags=["admin"])
@@ -19,6 +20,7 @@ _CURSOR = re.compile(r"^\d{1,20}(-\d{1,20})?$")
 # them is an error from Redis, which must not read as Redis being away.
 _MAX_ID = 2**64 - 1
 MAX_SINCE = 1e12  # unix seconds, past the year 33000
+_CATEGORIES = tuple(c.value for c in Category)
 
 
 @router.get("/events")
@@ -36,7 +38,14 @@ async def list_events(
     """Audit events newest first; pass `next_cursor` back as `cursor` for the next page."""
     if cursor is not None and not _valid_cursor(cursor):
         raise InvalidRequest("`cursor` is not one this endpoint returned", param="cursor")
-    page = await services(request).store.list_events(
+    svc = services(request)
+    # A misspelt filter matched nothing, silently: `candor events tail` then followed forever.
+    if category is not None and category not in _CATEGORIES:
+        raise InvalidRequest(_unknown("category", category, _CATEGORIES), param="category")
+    topics = svc.pipeline.topic_names
+    if topic is not None and topics and topic not in topics:
+        raise InvalidRequest(_unknown("topic", topic, topics), param="topic")
+    page = await svc.store.list_events(
         model=model, category=category, topic=topic, since=since, cursor=cursor, limit=limit
     )
     body = {
@@ -49,3 +58,7 @@ async def list_events(
 
 def _valid_cursor(cursor: str) -> bool:
     return bool(_CURSOR.fullmatch(cursor)) and all(int(n) <= _MAX_ID for n in cursor.split("-"))
+
+
+def _unknown(name: str, value: str, known: tuple[str, ...]) -> str:
+    return f"`{name}` {value!r} is not one Candor records (known: {', '.join(known)})"

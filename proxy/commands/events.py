@@ -91,8 +91,18 @@ def _tail(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except (urllib.error.URLError, OSError, ValueError) as exc:
-        print(f"candor: cannot read {args.url}/admin/events: {exc}", file=sys.stderr)
+        print(f"candor: cannot read {args.url}/admin/events: {_reason(exc)}", file=sys.stderr)
         return 1
+
+
+def _reason(exc: Exception) -> str:
+    """The error, with Candor's own message when it refused the request (a bad filter)."""
+    if isinstance(exc, urllib.error.HTTPError):
+        try:
+            return f"{exc.code} {json.loads(exc.read())['error']['message']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+    return str(exc)
 
 
 def _transient(exc: urllib.error.URLError | OSError) -> bool:

@@ -88,7 +88,17 @@ async def test_events_filtered_and_paginated(
     assert get(candor_on_redis, "/admin/events", topic="taiwan").json()["data"] == []
 
 
-@pytest.mark.parametrize("params", [{"cursor": "drop table"}, {"limit": 0}, {"since": "x"}])
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"cursor": "drop table"},
+        {"limit": 0},
+        {"since": "x"},
+        # Before, a misspelt filter matched nothing and said nothing.
+        {"category": "refsual"},
+        {"topic": "tiananman"},
+    ],
+)
 def test_bad_queries_are_400(candor_on_redis: CandorServer, params: dict[str, object]) -> None:
     response = get(candor_on_redis, "/admin/events", **params)
     assert response.status_code == 400
@@ -142,6 +152,18 @@ async def test_events_tail_never_prints_the_admin_key(
     assert TEST_ADMIN_KEY not in out.stdout + out.stderr
     if status == 0:
         assert orjson.loads(out.stdout.splitlines()[0])["id"] == "evt0"
+
+
+def test_events_tail_ends_on_a_bad_filter(candor_on_redis: CandorServer) -> None:
+    # Before, `--category refsual` was followed forever, printing nothing (README: "a bad
+    # filter ends it").
+    env = {**os.environ, "MY_ADMIN": TEST_ADMIN_KEY}
+    cmd = [sys.executable, "-m", "proxy.cli", "events", "tail", "--category", "refsual"]
+    cmd += ["--url", candor_on_redis.url, "--admin-key-env", "MY_ADMIN", "--interval", "0.1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=30)
+    assert done.returncode == 1
+    assert "`category` 'refsual' is not one Candor records" in done.stderr
+    assert "refusal" in done.stderr  # the known ones are listed
 
 
 async def test_events_tail_follows_through_an_outage(
