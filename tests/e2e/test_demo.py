@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import subprocess
 import sys
 
@@ -38,6 +39,22 @@ def test_demo_tour_flags_and_reroutes_then_exits() -> None:
     # The banner tells the user how to point a client at it.
     assert "openai.OpenAI(base_url='http://127.0.0.1:" in out
     assert "curl -s http://127.0.0.1:" in out
+
+
+def test_each_step_of_the_tour_does_what_its_title_says_at_the_default_pace() -> None:
+    # `make demo` streams at the default ~50 tokens/s. There the streamed Chinese talking
+    # points (158 chunks, about 3.4 s) outlasted the policy's 2.5 s hold: the stream was
+    # released, the user got the censored answer, and the step titled "reroute" said
+    # "action flag".
+    cmd = [sys.executable, "-m", "proxy.cli", "demo", "--script-only", "--port", "0"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    steps = re.split(r"^── \d+\. ", done.stdout, flags=re.M)[1:]
+    assert len(steps) == len(demo_tour.TOUR)
+    for step, turn in zip(steps, demo_tour.TOUR, strict=True):
+        action = turn.title.split(":")[0]
+        if action in ("flag", "reroute"):
+            assert f"action {action}\n" in step, step
 
 
 async def test_the_tour_fails_when_a_step_gets_another_status(
