@@ -19,6 +19,11 @@ from proxy.offline.dataset import DataError, Example, read_examples
 from proxy.offline.evaluate import Outcome, check_floors, run, summarize
 from proxy.offline.loader import PolicyError, default_policies, load_detector, load_parts
 
+NO_LABELS = (
+    'no labelled rows in the given files: a row is labelled by `"censored": true` or `false`'
+    " (or a `label` such as COMPLETE, EVASIVE or DENIAL)"
+)
+
 
 def _exchange_from(raw: str) -> Exchange:
     try:
@@ -142,7 +147,7 @@ def evaluate(args: argparse.Namespace) -> int:
     floors = None if args.floors is None else _read_floors(args.floors)
     examples = read_examples(args.files)
     if not examples:
-        print("no labelled rows in the given files", file=sys.stderr)
+        print(NO_LABELS, file=sys.stderr)
         return 2
     if args.cv_by_model:
         models = {ex.model for ex in examples}
@@ -179,7 +184,7 @@ def train(args: argparse.Namespace) -> int:
 
     examples = read_examples(args.files)
     if not examples:
-        print("no labelled rows in the given files", file=sys.stderr)
+        print(NO_LABELS, file=sys.stderr)
         return 2
     parts = load_parts(args.policies, scorer=Scorer())
     data = [featurize(parts, ex) for ex in examples]
@@ -269,6 +274,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
     p_train = subparsers.add_parser("train", help="fit the scorer and write its weights")
     p_train.add_argument("files", nargs="+", type=pathlib.Path)
-    p_train.add_argument("--out", type=pathlib.Path, help="weights file to write")
+    p_train.add_argument(
+        "--out",
+        type=pathlib.Path,
+        help="weights file to write (default: the policies directory's detector/weights.json)",
+    )
     policies_arg(p_train)
     p_train.set_defaults(func=_guard(train))
