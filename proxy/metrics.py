@@ -50,16 +50,21 @@ OUTCOMES = (
     "client_gone",
 )
 LANGUAGES = ("en", "zh", "ja", "ko", "ru", "fr", "de", "es", "pt", "it", "ar", "vi", "fi", "und")
-# Why a fallback was tried or failed, beside the verdict categories themselves.
+# Why a fallback answered (`reason` of candor_reroutes_total: the verdict's category, or what
+# the pipeline names: `censored` by default, `outage`, a pre-emption) or failed (the error code
+# of candor_fallback_failures_total). A value not listed is counted as `other`.
 REASONS = (
     "censored",
-    "provider_block",
-    "content_filter",
+    "outage",
+    "preempt_topic",
+    "preempt_remembered",
+    "preempt_rate",
     "upstream_error",
-    "timeout",
-    "preemptive",
-    "hedge",
-    "error",
+    "upstream_unreachable",
+    "upstream_timeout",
+    "bad_upstream_response",
+    "rate_limit_exceeded",
+    "data_inspection_failed",
 )
 
 DETECTOR_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)

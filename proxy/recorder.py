@@ -53,13 +53,14 @@ class Recorder:
             m.detector_error()
         route = "chat_stream" if outcome.streamed else "chat"
         m.request(outcome.requested_model, route, outcome.outcome_label, outcome.seconds)
-        for index, attempt in enumerate(outcome.attempts):
+        for attempt in outcome.attempts:
             v = attempt.verdict
             if v.status is not Status.UNKNOWN:
                 m.scanned(
                     attempt.model, v.censored, v.category.value, v.topics, v.language, v.political
                 )
-            if attempt.failure is not None and index > 0:
+            # A fallback is any model but the one asked for: a pre-empted request's first too.
+            if attempt.failure is not None and attempt.model != outcome.requested_model:
                 m.fallback_failure(attempt.model, attempt.failure)
             if attempt.ttft is not None:
                 m.upstream_ttft(attempt.model, attempt.ttft)

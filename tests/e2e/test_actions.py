@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.demo.answers import CANNED_REFUSAL, TIANANMEN
 from proxy.demo.scripts import Answer, Script
@@ -392,3 +393,24 @@ def test_text_parts_that_are_not_strings_are_skipped_and_audited(deploy: Any) ->
             break
         time.sleep(0.01)
     assert [(e.model, e.prompt_excerpt) for e in events] == [("qwen", TIANANMEN_Q)]
+
+
+def test_metrics_say_why_a_fallback_answered_or_failed(deploy: Any) -> None:
+    # Before, the reasons the pipeline gives (preempt_topic, upstream_unreachable...) were not
+    # among the metrics' bounded values: every pre-emption and every fallback that was down or
+    # timed out was counted under `other` on the dashboard's re-route and fallback panels.
+    d = deploy("action: reroute\nfallbacks: [dead, honest]\npreempt: {topics: [falun_gong]}\n")
+    d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    d.sdk.chat.completions.create(model="qwen", messages=ask(FALUN_GONG_Q))
+    body = httpx.get(f"{d.server.url}/metrics", timeout=10).text
+    counted = {
+        (s.name, s.labels.get("reason")): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+        if s.name in ("candor_reroutes_total", "candor_fallback_failures_total") and s.value
+    }
+    assert counted == {
+        ("candor_reroutes_total", "refusal"): 1,
+        ("candor_reroutes_total", "preempt_topic"): 1,
+        ("candor_fallback_failures_total", "upstream_unreachable"): 2,
+    }
