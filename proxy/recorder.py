@@ -80,7 +80,10 @@ class Recorder:
                     completion_tokens if isinstance(completion_tokens, int) else 0,
                 )
         answered = outcome.answered_model
-        if outcome.action is ActionName.REROUTE and answered:
+        # Re-routed, pre-empted, or answered by the outage chain (under any action).
+        if answered and (
+            outcome.action is ActionName.REROUTE or answered != outcome.requested_model
+        ):
             m.reroute(outcome.requested_model, answered, outcome.reason or "censored")
         if outcome.held_seconds:
             m.held_seconds(answered or outcome.requested_model, outcome.held_seconds)

@@ -414,3 +414,21 @@ def test_metrics_say_why_a_fallback_answered_or_failed(deploy: Any) -> None:
         ("candor_reroutes_total", "preempt_topic"): 1,
         ("candor_fallback_failures_total", "upstream_unreachable"): 2,
     }
+
+
+@pytest.mark.parametrize("action", ["flag", "reroute"])
+def test_an_answer_of_the_outage_chain_is_counted_as_a_reroute(deploy: Any, action: str) -> None:
+    # README: candor_reroutes_total counts "questions answered by a fallback". Before, an answer
+    # of the outage chain was counted nowhere (its outcome is `pass`), so the dashboard never
+    # showed that the requested model was down and another answered.
+    d = deploy(f"action: {action}\noutage_fallbacks: [honest]\n")
+    d.sdk.chat.completions.create(model="stalls", messages=ask(CLEAN_Q))
+    body = httpx.get(f"{d.server.url}/metrics", timeout=10).text
+    counted = {
+        tuple(sorted(s.labels.items())): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+        if s.name == "candor_reroutes_total" and s.value
+    }
+    labels = {"from_model": "stalls", "to_model": "honest", "reason": "outage"}
+    assert counted == {tuple(sorted(labels.items())): 1}
