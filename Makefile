@@ -41,7 +41,8 @@ demo: $(STAMP)/python ## run Candor with its built-in demo models (no outside mo
 probe: $(STAMP)/python ## measure a model's censorship: BASE_URL=... MODEL=... [PROBE_ARGS=--api-key-env VAR]
 	candor probe --base-url $(BASE_URL) --model $(MODEL) $(PROBE_ARGS)
 
-serve: install ## run Candor with CONFIG=path/to/candor.yaml
+serve: $(STAMP)/python ## run Candor with CONFIG=path/to/candor.yaml
+	@test -n "$(CONFIG)" || { echo "make serve CONFIG=path/to/candor.yaml"; exit 2; }
 	candor serve --config $(CONFIG)
 
 bench: install ## measure Candor vs a direct call, LiteLLM and a bare pass-through (BENCH_ARGS=--quick)
