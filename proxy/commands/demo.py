@@ -29,8 +29,8 @@ TOKEN_DELAY = 0.02  # ~50 tokens/s, the pace of a real hosted model
 def register(sub: Any) -> None:
     """Add `candor demo` to the CLI's sub-commands."""
     demo = sub.add_parser("demo", help="run Candor in front of built-in demo models")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=PORT, default=8080, help="0 picks a free port")
+    demo.add_argument("--host", default="127.0.0.1", help="bind address (default 127.0.0.1)")
+    demo.add_argument("--port", type=PORT, default=8080, help="default 8080; 0 picks a free port")
     mode = demo.add_mutually_exclusive_group()
     mode.add_argument(
         "--no-script", action="store_true", help="serve at once, without the scripted tour"

@@ -28,9 +28,11 @@ def register(subparsers: Any) -> None:
     tail.add_argument(
         "--admin-key-env", default=ADMIN_KEY_ENV, help="variable holding the admin key"
     )
-    tail.add_argument("--model")
-    tail.add_argument("--category")
-    tail.add_argument("--topic")
+    tail.add_argument("--model", help="only this model's events")
+    tail.add_argument(
+        "--category", help="only this category's (refusal, deflection, propaganda...)"
+    )
+    tail.add_argument("--topic", help="only events on this topic (tiananmen, taiwan...)")
     tail.add_argument(
         "-n", "--last", type=int_in(1, MAX_PAGE), default=10, help="events shown at start"
     )

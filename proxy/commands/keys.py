@@ -27,7 +27,7 @@ def register(subparsers: Any) -> None:
     sub = keys.add_subparsers(metavar="ACTION", required=True)
 
     new = sub.add_parser("new", help="a client key and its auth.keys entry")
-    new.add_argument("--tenant", default="default")
+    new.add_argument("--tenant", default="default", help="tenant name (default: default)")
     new.add_argument("--policy", help="policy name (default: the model's)")
     new.add_argument("--id", dest="key_id", help="key id (default: random)")
     new.add_argument("--rpm", type=int, help="requests per minute")

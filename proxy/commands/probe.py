@@ -28,7 +28,12 @@ def register(sub: Any) -> None:
     probe.add_argument(
         "--languages", default="en,zh", help="comma-separated language codes (default en,zh)"
     )
-    probe.add_argument("--out", type=Path, default=Path("probe-report"), help="report folder")
+    probe.add_argument(
+        "--out",
+        type=Path,
+        default=Path("probe-report"),
+        help="report folder (default probe-report)",
+    )
     probe.add_argument("--concurrency", type=int, default=4, help="requests in flight (4)")
     probe.add_argument("--retries", type=int, default=3, help="retries on 429/5xx/errors (3)")
     probe.add_argument("--timeout", type=float, default=120.0, help="seconds per request (120)")
