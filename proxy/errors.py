@@ -157,10 +157,13 @@ class UpstreamRejected(UpstreamError):
         if error.get("code") is None:
             self.code = None
         self.retry_after = retry_after
+        # The `x-candor-*` headers of the request it ended (set by the pipeline).
+        self.candor_headers: dict[str, str] = {}
 
     def headers(self) -> dict[str, str]:
         # A client told to slow down (429, 503) hears when from the upstream itself.
-        return {"retry-after": self.retry_after} if self.retry_after else {}
+        retry = {"retry-after": self.retry_after} if self.retry_after else {}
+        return {**self.candor_headers, **retry}
 
 
 class ClientGone(CandorError):

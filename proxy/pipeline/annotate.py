@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+from proxy.errors import UpstreamRejected
 from proxy.outcome import Outcome
+
+
+def mark_rejection(outcome: Outcome, exc: BaseException) -> None:
+    """Give a provider's own error, passed on to the client, the `x-candor-*` headers of the
+    request it ended (a provider block flagged as censored says so, as an answer would)."""
+    if isinstance(exc, UpstreamRejected):
+        model = outcome.attempts[-1].model if outcome.attempts else outcome.requested_model
+        headers, _ = annotation(outcome, model)
+        headers.pop("x-request-id")  # the request-id middleware sets it on every response
+        exc.candor_headers = headers
 
 
 def annotation(outcome: Outcome, model: str) -> tuple[dict[str, str], dict[str, Any]]:

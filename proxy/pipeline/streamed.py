@@ -15,7 +15,7 @@ from proxy.detect import UNKNOWN
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
 from proxy.holdback import HoldBounds, JudgedStream, Output, Step
 from proxy.outcome import Attempt, Outcome
-from proxy.pipeline.annotate import annotation
+from proxy.pipeline.annotate import annotation, mark_rejection
 from proxy.pipeline.steps import Steps, answer_template, is_outage
 from proxy.pipeline.types import ChatRequest, StreamReply
 from proxy.policy.actions import Action, ActionName, BlockAction
@@ -67,6 +67,7 @@ class StreamedAnswers(Steps):
             # until its total timeout. A cancellation is the client leaving while it was held.
             await _close_all(opened)
             outcome.failed(exc)
+            mark_rejection(outcome, exc)
             await self._finish(outcome, started)
             raise
         if isinstance(served, _Blocked):  # the replacement stream
@@ -152,16 +153,23 @@ class StreamedAnswers(Steps):
                     set_aside[0].attempt.verdict.category.value if set_aside else "outage"
                 )
             return live
-        return await self._exhausted(set_aside, error, outcome)
+        return await self._exhausted(set_aside, error, outcome, action)
 
     async def _exhausted(
-        self, set_aside: list[_Live], error: CandorError | None, outcome: Outcome
+        self, set_aside: list[_Live], error: CandorError | None, outcome: Outcome, action: Action
     ) -> _Live:
         """No candidate gave a clean answer: the first censored one goes out, flagged."""
         keep = next((live for live in set_aside if live.stream is not None), None)
         await _close_all([live for live in set_aside if live is not keep])
         if keep is None or keep.stream is None:
             rejected = next((live.rejected for live in set_aside if live.rejected), None)
+            if rejected is not None:
+                # The provider's own refusal goes out, acted on as a whole answer's is: flagged
+                # (the fallbacks exhausted) under reroute, else under the policy's action.
+                if action.name is ActionName.REROUTE:
+                    outcome.action, outcome.reason = ActionName.FLAG, "fallbacks_exhausted"
+                else:
+                    outcome.action = action.name
             raise rejected or error or UpstreamError("no model in the chain gave an answer")
         outcome.action, outcome.reason = ActionName.FLAG, "fallbacks_exhausted"
         keep.pending = keep.stream.stop_holding()

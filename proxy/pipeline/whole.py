@@ -13,7 +13,7 @@ from proxy.answers import answer_usage, choice_exchanges, request_exchange
 from proxy.detect import UNKNOWN, Exchange, Verdict
 from proxy.errors import CandorError, UpstreamRejected
 from proxy.outcome import Outcome
-from proxy.pipeline.annotate import annotation
+from proxy.pipeline.annotate import annotation, mark_rejection
 from proxy.pipeline.steps import Steps, answer_template
 from proxy.pipeline.types import ChatRequest, Reply
 from proxy.policy.actions import ActionName
@@ -46,6 +46,7 @@ class WholeAnswers(Steps):
             return Reply(body=wire.dumps({**answer.response, "candor": note}), headers=headers)
         except BaseException as exc:  # a cancellation: the client left (`unless_client_leaves`)
             outcome.failed(exc)
+            mark_rejection(outcome, exc)
             raise
         finally:
             await self._finish(outcome, started)

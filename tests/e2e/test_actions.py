@@ -19,7 +19,7 @@ from proxy.demo.scripts import Answer, Script
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import ModelRoute, Settings, Timeouts
 from tests.schema import validate_chunk, validate_completion
-from tests.servers import CandorServer, pass_through_auth
+from tests.servers import TEST_ADMIN_KEY, CandorServer, pass_through_auth
 
 pytestmark = pytest.mark.e2e
 
@@ -286,11 +286,24 @@ def test_provider_block_takes_the_reroute_path(deploy: Any, stream: bool) -> Non
     assert candor["attempts"][0]["category"] == "provider_block"
 
 
-def test_provider_block_under_flag_passes_the_providers_error(deploy: Any) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+def test_provider_block_under_flag_passes_the_providers_error(deploy: Any, stream: bool) -> None:
     d = deploy("action: flag\n")
     with pytest.raises(openai.BadRequestError) as caught:
-        d.sdk.chat.completions.create(model="qwen", messages=ask(FALUN_GONG_Q))
+        d.sdk.chat.completions.create(model="qwen", messages=ask(FALUN_GONG_Q), stream=stream)
     assert caught.value.code == "data_inspection_failed"
+    # README, flag: "x-candor-verdict: censored ... say why". Before, the provider's error
+    # went out with no x-candor-* header: only the audit log knew it was flagged.
+    headers = caught.value.response.headers
+    assert headers["x-candor-verdict"] == "censored"
+    assert headers["x-candor-action"] == "flag"
+    assert headers["x-candor-category"] == "provider_block"
+    assert headers["x-candor-model"] == "qwen"
+    assert headers["x-request-id"].startswith("req_")
+    # Flagged means audited too: before, a streamed request's block was recorded as a pass.
+    admin = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
+    audit = httpx.get(f"{d.server.url}/admin/events", headers=admin, timeout=10).json()["data"]
+    assert [(e["action"], e["category"]) for e in audit] == [("flag", "provider_block")]
 
 
 def test_preempt_by_topic_never_asks_the_primary(deploy: Any) -> None:
