@@ -208,6 +208,10 @@ def test_scan_rejects_malformed_fields(
     monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"messages": ["hi"], "response": ""})))
     assert args.func(args) == 2
     assert "messages must be a list of objects" in capsys.readouterr().err
+    # Before, a misspelt `response` was judged as an empty answer, and called censored.
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps({"prompt": "hi", "responce": "Hi!"})))
+    assert args.func(args) == 2
+    assert "needs `response`" in capsys.readouterr().err
     for doc in ({"response": 5}, {"prompt": ["hi"], "response": "x"}, {"answer": {"a": 1}}):
         monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(doc)))
         assert args.func(args) == 2

@@ -32,6 +32,9 @@ def _exchange_from(raw: str) -> Exchange:
         doc = None
     if not isinstance(doc, dict):
         return Exchange(answer=raw)
+    if not any(field in doc for field in ("response", "answer", "provider_error", "tool_calls")):
+        # A misspelt field was judged as an empty answer: censored (provider_block).
+        raise DataError('a JSON object needs `response`, the answer to judge ("" for none)')
     # From here on, each of these fields is a string or None.
     for field in ("prompt", "response", "answer", "reasoning", "finish_reason"):
         if doc.get(field) is not None and not isinstance(doc[field], str):
