@@ -63,6 +63,7 @@ REASONS = (
     "upstream_unreachable",
     "upstream_timeout",
     "bad_upstream_response",
+    "upstream_auth_failed",
     "rate_limit_exceeded",
     "data_inspection_failed",
 )
