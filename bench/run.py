@@ -242,7 +242,7 @@ def idle_rss(service: Service) -> dict[str, float]:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="Benchmark Candor against a direct call, LiteLLM")
-    parser.add_argument("--quick", action="store_true", help="short runs (about 2 minutes)")
+    parser.add_argument("--quick", action="store_true", help="short runs (about 3 to 4 minutes here)")
     parser.add_argument("--out", type=Path, default=Path("bench/out"))
     parser.add_argument("--seconds", type=float, default=3.0, help="per wrk run")
     parser.add_argument("--rounds", type=int, default=2, help="interleaved wrk rounds")
