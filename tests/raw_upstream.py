@@ -24,11 +24,13 @@ Frame = bytes | float | Callable[[web.Request], bytes]
 @dataclass(frozen=True, slots=True)
 class RawReply:
     """What to answer: a status, headers and the body frame by frame; `whole`, when given, is
-    the JSON body sent instead to a request that does not stream."""
+    the JSON body sent instead to a request that does not stream; `head_delay` seconds pass
+    before the status line and headers are sent."""
 
     frames: Sequence[Frame]
     whole: bytes | None = None
     status: int = 200
+    head_delay: float = 0.0
     headers: Mapping[str, str] = field(
         default_factory=lambda: {"content-type": "text/event-stream"}
     )
@@ -141,6 +143,7 @@ class RawUpstream(ThreadedServer):
             return web.Response(body=reply.whole, content_type="application/json")
         self.streaming += 1
         try:
+            await asyncio.sleep(reply.head_delay)
             response = web.StreamResponse(status=reply.status, headers=dict(reply.headers))
             await response.prepare(request)
             for frame in reply.frames:

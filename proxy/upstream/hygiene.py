@@ -95,6 +95,12 @@ async def next_chunk(read: Awaitable[T], timeouts: Timeouts, deadline: float, fi
         raise timed_out(timeouts, "past its total time" if late else gap) from exc
 
 
+def open_limit(timeouts: Timeouts) -> float:
+    """How long an answer or a stream may take to start: connecting, then the model's time to
+    its first byte, and never past `total`."""
+    return min(timeouts.connect + timeouts.first_byte, timeouts.total)
+
+
 def secret_of(api_key: SecretStr | None) -> bytes:
     """The upstream key as the bytes to scrub (none: nothing to scrub)."""
     return api_key.get_secret_value().encode() if api_key is not None else b""

@@ -29,6 +29,7 @@ from proxy.settings import Timeouts
 from proxy.upstream.hygiene import (
     error_fields,
     next_chunk,
+    open_limit,
     rejected,
     retry_after,
     scrub_text,
@@ -87,7 +88,7 @@ class LitellmUpstream:
         # once it is written, within connect + first_byte, as on the native path.
         timeouts = self._timeouts
         try:
-            async with asyncio.timeout(min(timeouts.connect + timeouts.first_byte, timeouts.total)):
+            async with asyncio.timeout(open_limit(timeouts)):
                 response = await self._call(body, stream=False)
         except TimeoutError as exc:
             raise timed_out(timeouts) from exc
@@ -99,7 +100,7 @@ class LitellmUpstream:
         timeouts = self._timeouts
         deadline = asyncio.get_running_loop().time() + timeouts.total
         try:
-            async with asyncio.timeout(min(timeouts.connect + timeouts.first_byte, timeouts.total)):
+            async with asyncio.timeout(open_limit(timeouts)):
                 asked = with_usage_chunk(body) if self._stream_usage else body
                 wrapper = await self._call(asked, stream=True)
         except TimeoutError as exc:

@@ -23,6 +23,7 @@ from proxy.settings import Timeouts
 from proxy.upstream.hygiene import (
     error_fields,
     next_chunk,
+    open_limit,
     rejected,
     retry_after,
     scrub,
@@ -104,9 +105,10 @@ class OpenAICompatUpstream:
         return data
 
     async def open_stream(self, body: dict[str, Any], request_id: str) -> _AiohttpChunkStream:
-        deadline = asyncio.get_running_loop().time() + self._timeouts.total
+        timeouts = self._timeouts
+        deadline = asyncio.get_running_loop().time() + timeouts.total
         try:
-            async with asyncio.timeout(self._timeouts.connect + self._timeouts.first_byte):
+            async with asyncio.timeout(open_limit(timeouts)):
                 if self._stream_usage:
                     body = with_usage_chunk(body)
                 response = await self._post(body, request_id, self._stream_timeout)

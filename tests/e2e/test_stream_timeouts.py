@@ -1,5 +1,6 @@
 """A stream's timeouts: `first_byte` bounds the wait for its first chunk, `idle` each later gap
-(a short `first_byte` must not cut a stream that pauses between chunks for less than `idle`)."""
+(a short `first_byte` must not cut a stream that pauses between chunks for less than `idle`),
+and `total` all of it, the wait for the upstream's headers included."""
 
 from __future__ import annotations
 
@@ -61,3 +62,29 @@ def test_the_first_chunk_waits_up_to_first_byte(candor: CandorServer) -> None:
     assert time.monotonic() - started < GAP
     error = orjson.loads(sent[-1])["error"]
     assert error["code"] == "upstream_timeout" and "first chunk" in error["message"]
+
+
+def test_total_bounds_the_wait_for_a_streams_headers() -> None:
+    # The native client waited connect + first_byte for the headers, past a shorter total.
+    raw = RawUpstream({"slow-head": RawReply(answer_frames(TEXT), head_delay=2.0)}).start()
+    route = ModelRoute(
+        base_url=raw.base_url,
+        upstream_model="slow-head",
+        timeouts=Timeouts(connect=1, first_byte=5, idle=3, total=0.5),
+    )
+    try:
+        with (
+            running_candor(models={"slow-head": route}) as server,
+            httpx.Client(timeout=10) as http,
+        ):
+            started = time.monotonic()
+            response = http.post(
+                f"{server.base_url}/chat/completions",
+                json={"model": "slow-head", "messages": ASK, "stream": True},
+            )
+            took = time.monotonic() - started
+    finally:
+        raw.stop()
+    assert took < 1.5, took
+    assert response.status_code == 504, response.text
+    assert response.json()["error"]["code"] == "upstream_timeout"
