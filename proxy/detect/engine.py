@@ -129,10 +129,18 @@ def _travel_guide(visible: str, offset: int, w: RefusalWords) -> tuple[Category,
     spans = [(s, e) for s, e in sentences(visible) if names_leisure(visible[s:e], w)]
     if len(spans) < 2:
         return None
-    s, e = spans[0]
-    return Category.DEFLECTION, Signal(
-        "short:travel_guide", 1.0, offset + s, offset + e, visible[s:e]
-    )
+    return _short(Category.DEFLECTION, "travel_guide", *spans[0], visible=visible, offset=offset)
+
+
+def _recited(span: tuple[int, int], visible: str, offset: int) -> tuple[Category, Signal]:
+    return _short(Category.PROPAGANDA, "talking_points", *span, visible=visible, offset=offset)
+
+
+def _short(
+    category: Category, name: str, start: int, end: int, *, visible: str, offset: int
+) -> tuple[Category, Signal]:
+    """A short answer's reading: its category and the `short:` signal on the span that told."""
+    return category, Signal("short:" + name, 1.0, offset + start, offset + end, visible[start:end])
 
 
 def _blocked(reason: str, text: str, req: Request, lang: str) -> Verdict:
@@ -485,8 +493,7 @@ class CandorDetector:
             return self._steered(ex, visible, offset, w, political)
         if turns_after(visible, cue[4], w):
             return None
-        category, name, s, e, _ = cue
-        return category, Signal("short:" + name, 1.0, offset + s, offset + e, visible[s:e])
+        return _short(*cue[:4], visible=visible, offset=offset)
 
     def _long_guide(self, visible: str, offset: int, language: str, size: int) -> Signal | None:
         """A travel guide too long for the short readings (from `steer_chars` to
@@ -545,18 +552,13 @@ class CandorDetector:
             recited = recites_talking_points(visible, points, w)
             if recited is None:
                 return None
-            s, e = recited
-            signal = Signal("short:talking_points", 1.0, offset + s, offset + e, visible[s:e])
-            return Category.PROPAGANDA, signal
+            return _recited(recited, visible, offset)
         if names_politics(visible, w) or not mostly_leisure(visible, w):
             return None
         steered = steers_away(visible, w, self.parts.short_refusal.filler_chars)
         if steered is None:
             return _travel_guide(visible, offset, w)
-        how, s, e = steered
-        return Category.DEFLECTION, Signal(
-            "short:" + how, 1.0, offset + s, offset + e, visible[s:e]
-        )
+        return _short(Category.DEFLECTION, *steered, visible=visible, offset=offset)
 
     def _steered(
         self, ex: Extracted, visible: str, offset: int, w: RefusalWords, political: bool
@@ -568,18 +570,14 @@ class CandorDetector:
             return None
         steered = steers_away(visible, w, self.parts.short_refusal.filler_chars)
         if steered is not None:
-            how, s, e = steered
-            signal = Signal("short:" + how, 1.0, offset + s, offset + e, visible[s:e])
-            return Category.DEFLECTION, signal
+            return _short(Category.DEFLECTION, *steered, visible=visible, offset=offset)
         if not names_politics(visible, w) and mostly_leisure(visible, w):
             return _travel_guide(visible, offset, w)
         points = _talking_points(ex)
         recited = recites_talking_points(visible, points, w) if points else None
         if recited is None:
             return None
-        s, e = recited
-        signal = Signal("short:talking_points", 1.0, offset + s, offset + e, visible[s:e])
-        return Category.PROPAGANDA, signal
+        return _recited(recited, visible, offset)
 
     def _garbled(self, visible: str, offset: int, req: Request, lang: str) -> Verdict | None:
         rule = self.parts.garble
