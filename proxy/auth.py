@@ -170,6 +170,10 @@ def check_startup(settings: Settings, environ: Mapping[str, str] | None = None) 
     problems = startup_problems(settings, environ)
     if problems:
         raise ConfigError("refusing to start:\n  " + "\n  ".join(problems))
+
+
+def warn_if_open(settings: Settings) -> None:
+    """Say once, as `candor serve` starts, that every caller is served."""
     if settings.auth.mode == "none":
         log.warning("auth.mode is none: every caller is served, without keys or tenants")
 

@@ -247,3 +247,23 @@ def test_every_worker_logs_its_lines_in_candors_format(tmp_path: Path) -> None:
             time.sleep(0.1)
     finally:
         process.stop()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_warns_once_that_auth_is_off(tmp_path: Path, workers: int) -> None:
+    # The warning came from each check of the start-up: twice with one worker, N + 1 times
+    # with N.
+    config = {
+        "server": {"workers": workers},
+        "auth": {"mode": "none"},
+        "models": {"m1": {"base_url": "http://127.0.0.1:9/v1"}},
+    }
+    process = CandorProcess(config, tmp_path).start()
+    try:
+        deadline = time.monotonic() + 30
+        while process.log.count("INFO proxy.app: candor ready") < workers:
+            assert time.monotonic() < deadline, process.log
+            time.sleep(0.1)
+    finally:
+        process.stop()
+    assert process.log.count("auth.mode is none") == 1, process.log

@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from proxy.app import CONFIG_ENV, check_settings, create_app
-from proxy.auth import check_startup
+from proxy.auth import check_startup, warn_if_open
 from proxy.commands import head_limit
 from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings, unknown_variables
@@ -43,9 +43,11 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         # Built here: an error is this process's ConfigError (under uvicorn it would be the
         # factory's traceback), and the detector data is read once.
         check_startup(settings)
+        warn_if_open(settings)
         _serve(create_app(settings), settings, access_log=access_log)
         return
     check_settings(settings)
+    warn_if_open(settings)
     if settings.store.redis_url is None:
         log.warning(
             "server.workers is %d but no Redis is configured (store.redis_url or REDIS_URL): "
