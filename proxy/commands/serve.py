@@ -77,7 +77,7 @@ def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
         log_level=settings.server.log_level,
         log_config=log_config(settings.server.log_level),
         access_log=access_log,
-        timeout_graceful_shutdown=10,
+        timeout_graceful_shutdown=settings.server.shutdown_grace,
     )
 
 
