@@ -13,7 +13,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from proxy import __version__
-from proxy.api import admin, chat, errors, health, metrics, models, ui
+from proxy.api import admin, chat, embeddings, errors, health, metrics, models, ui
 from proxy.api.fast_path import ChatFastPath
 from proxy.api.head import HeadAsGet
 from proxy.api.request_id import RequestIdMiddleware
@@ -152,7 +152,14 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.services = svc
     errors.install(app)
-    for router in (chat.router, models.router, health.router, admin.router, ui.router):
+    for router in (
+        chat.router,
+        embeddings.router,
+        models.router,
+        health.router,
+        admin.router,
+        ui.router,
+    ):
         app.include_router(router)
     if settings.metrics.enabled:
         app.include_router(metrics.router)

@@ -34,7 +34,7 @@ NO_TOPIC = "none"
 # The classic text format every Prometheus reads (all names here are plain ASCII).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
-ROUTES = ("chat", "chat_stream")
+ROUTES = ("chat", "chat_stream", "embeddings")
 OUTCOMES = (
     "pass",
     "flagged",

@@ -3,7 +3,8 @@ upstream has no model for (an event cut short, JSON of the wrong shape, echoed k
 
 Each model name maps to a `RawReply`; a frame is bytes to write, a number of seconds to
 pause, or a function of the request (to echo what Candor sent). It answers Anthropic's
-`/v1/messages` the same way, for the litellm path (`root_url` is that provider's base URL).
+`/v1/messages` the same way, for the litellm path (`root_url` is that provider's base URL), and
+`/v1/embeddings` (a `whole` reply).
 """
 
 from __future__ import annotations
@@ -162,3 +163,4 @@ class RawUpstream(ThreadedServer):
     def routes(self, app: web.Application) -> None:
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/messages", self._chat)
+        app.router.add_post("/v1/embeddings", self._chat)

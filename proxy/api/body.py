@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import orjson
 from starlette.requests import Request
@@ -54,15 +55,8 @@ async def read_body(request: Request, limit: int, timeout: float) -> bytes:
     return bytes(received)
 
 
-def parse_chat_request(
-    raw: bytes,
-    request_id: str,
-    caller: Principal | None = None,
-    *,
-    max_messages: int = MAX_MESSAGES,
-    max_depth: int = MAX_JSON_DEPTH,
-) -> ChatRequest:
-    """Check only what the proxy needs; every other field goes upstream untouched.
+def parse_model_request(raw: bytes, max_depth: int = MAX_JSON_DEPTH) -> tuple[dict[str, Any], str]:
+    """A request body that is a JSON object naming a `model`: the object and the model.
 
     The depth is read first: orjson parses by recursion and crashes on a deep enough body.
     """
@@ -77,6 +71,19 @@ def parse_chat_request(
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidRequest("you must provide a model parameter", param="model")
+    return body, model
+
+
+def parse_chat_request(
+    raw: bytes,
+    request_id: str,
+    caller: Principal | None = None,
+    *,
+    max_messages: int = MAX_MESSAGES,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> ChatRequest:
+    """Check only what the proxy needs; every other field goes upstream untouched."""
+    body, model = parse_model_request(raw, max_depth)
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise InvalidRequest("`messages` must be a non-empty array", param="messages")

@@ -113,3 +113,48 @@ CHAT_RESPONSES: dict[int | str, dict[str, Any]] = {
     504: _error("The upstream did not answer in time."),
     "default": _error("The upstream's own error status and envelope, passed through."),
 }
+
+EMBEDDINGS_REQUEST_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["model", "input"],
+                    "properties": {
+                        "model": {"type": "string", "minLength": 1},
+                        "input": {
+                            "oneOf": [
+                                {"type": "string", "minLength": 1},
+                                {"type": "array", "minItems": 1},
+                            ]
+                        },
+                    },
+                    "additionalProperties": True,
+                },
+                "example": {"model": "text-embedding-v3", "input": "Hi"},
+            }
+        },
+    }
+}
+
+EMBEDDINGS_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **CHAT_RESPONSES,
+    200: {
+        "description": "The upstream's embeddings, as it answered them (not judged).",
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["data"],
+                    "properties": {"data": {"type": "array"}},
+                }
+            }
+        },
+    },
+    400: _error(
+        "Malformed body: not JSON, missing model or input, too deep; or a model served "
+        "through litellm."
+    ),
+}

@@ -28,3 +28,8 @@ class Upstream(Protocol):
     async def open_stream(self, body: dict[str, Any], request_id: str) -> ChunkStream:
         """Send a streamed chat completion; returns once the upstream has accepted it."""
         ...
+
+    async def embed(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """Send an embeddings request and return the decoded response, unjudged (it holds no
+        text); raises `InvalidRequest` where the provider is not asked for embeddings."""
+        ...

@@ -20,6 +20,7 @@ from pydantic import SecretStr
 
 from proxy.answers import with_usage_chunk
 from proxy.errors import (
+    InvalidRequest,
     UpstreamBadResponse,
     UpstreamError,
     UpstreamTimeout,
@@ -106,6 +107,13 @@ class LitellmUpstream:
         except TimeoutError as exc:
             raise timed_out(timeouts) from exc
         return _LitellmChunkStream(wrapper, timeouts, deadline, self._secret)
+
+    async def embed(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        raise InvalidRequest(
+            f"The model `{self.model}` is served through litellm (`{self._target}`): "
+            "Candor passes embeddings only to OpenAI-compatible upstreams.",
+            param="model",
+        )
 
     async def _call(self, body: dict[str, Any], *, stream: bool) -> Any:
         kwargs = {**body, "model": self._target, "stream": stream}

@@ -62,6 +62,7 @@ class OpenAICompatUpstream:
         self.model = model
         self._session = session
         self._url = f"{base_url}/chat/completions"
+        self._embeddings_url = f"{base_url}/embeddings"
         self._upstream_model = upstream_model
         self._timeouts = timeouts
         self._stream_usage = stream_usage
@@ -82,9 +83,16 @@ class OpenAICompatUpstream:
         return f"OpenAICompatUpstream(model={self.model!r}, url={self._url!r})"
 
     async def complete(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        return await self._ask(self._url, body, request_id)
+
+    async def embed(self, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        return await self._ask(self._embeddings_url, body, request_id)
+
+    async def _ask(self, url: str, body: dict[str, Any], request_id: str) -> dict[str, Any]:
+        """POST `body` to `url` and return the JSON object answered."""
         try:
             async with asyncio.timeout(self._timeouts.total):
-                response = await self._post(body, request_id, self._client_timeout)
+                response = await self._post(body, request_id, self._client_timeout, url)
                 async with response:
                     raw = await read_capped(response)
         except TimeoutError as exc:
@@ -122,13 +130,17 @@ class OpenAICompatUpstream:
         return _AiohttpChunkStream(response, self._timeouts, deadline, self._secret)
 
     async def _post(
-        self, body: dict[str, Any], request_id: str, timeout: aiohttp.ClientTimeout
+        self,
+        body: dict[str, Any],
+        request_id: str,
+        timeout: aiohttp.ClientTimeout,
+        url: str | None = None,
     ) -> aiohttp.ClientResponse:
         # A fallback gets the client's body: it must still name this route's model.
         body = {**body, "model": self._upstream_model or self.model}
         headers = {**self._headers, "x-request-id": request_id}
         return await self._session.post(
-            self._url, data=orjson.dumps(body), headers=headers, timeout=timeout
+            url or self._url, data=orjson.dumps(body), headers=headers, timeout=timeout
         )
 
 

@@ -118,6 +118,15 @@ def test_non_streamed_through_litellm(
     assert (answer.model_extra or {})["candor"]["model"] == "claude"
 
 
+def test_embeddings_are_refused_for_a_litellm_model(via_litellm: CandorProcess) -> None:
+    response = httpx.post(
+        f"{via_litellm.base_url}/embeddings", json={"model": "claude", "input": "x"}, timeout=10
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["param"] == "model" and "OpenAI-compatible upstreams" in error["message"]
+
+
 def test_streamed_through_litellm(via_litellm: CandorProcess, upstream: ScriptedUpstream) -> None:
     with openai.OpenAI(base_url=via_litellm.base_url, api_key="k", max_retries=0) as sdk:
         stream = sdk.chat.completions.create(model="claude", messages=ASK, stream=True)

@@ -30,7 +30,7 @@ from tests.servers import CandorServer
 
 pytestmark = pytest.mark.e2e
 
-PUBLIC = ["/v1/chat/completions", "/v1/models", "/healthz", "/readyz"]
+PUBLIC = ["/v1/chat/completions", "/v1/embeddings", "/v1/models", "/healthz", "/readyz"]
 WELL_BEHAVED = ["fixed", "echo", "reasoning-demo", "tools-demo", "honest-demo", "qwen-demo"]
 CHECKS = [
     not_a_server_error,
