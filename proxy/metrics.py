@@ -148,7 +148,8 @@ def _series(registry: CollectorRegistry | None) -> _Series:
         ),
         topic_censored=Counter(
             "candor_topic_answers_censored",
-            "Answers judged censored, once per topic of the request ('none' when it has none).",
+            "Answers judged censored on a political topic (political: true), once per topic of "
+            "the request: non-answers and generic refusals are left out, as from the rate.",
             ["model", "topic"],
             registry=r,
         ),
@@ -323,7 +324,7 @@ class Metrics:
             s.censored.labels(m, lang, self._categories(category), _bool(political)).inc()
         for topic in {self._topics(t) for t in topics} or {NO_TOPIC}:
             s.topic_scanned.labels(m, topic).inc()
-            if censored:
+            if political:
                 s.topic_censored.labels(m, topic).inc()
 
     def reroute(self, from_model: str, to_model: str, reason: str) -> None:

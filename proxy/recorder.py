@@ -34,7 +34,8 @@ class Recorder:
         judged = [a for a in outcome.attempts if a.verdict.status is not Status.UNKNOWN]
         for attempt in judged:
             v = attempt.verdict
-            await self._store.record_verdict(attempt.model, v.topics, v.censored)
+            # The censorship rate (status page, pre-emptive routing) counts political ones.
+            await self._store.record_verdict(attempt.model, v.topics, v.political)
         primary = outcome.primary
         if outcome.action in AUDITED and primary is not None and primary.verdict.censored:
             await self._store.remember_censored(

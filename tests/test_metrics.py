@@ -113,6 +113,34 @@ def test_censorship_rate_per_model_is_censored_over_scanned() -> None:
     assert value(m, censored, model="qwen-demo", topic="tiananmen") == 3
 
 
+def test_the_censorship_rate_counts_only_political_answers() -> None:
+    # A non-answer (reasoning only, garbled) to a political question, and a generic safety
+    # refusal, are censored verdicts with political false: counted by category, out of the rate.
+    m = Metrics.create(MODELS, TOPICS, (*CATEGORIES, "non_answer"), None)
+    m.scanned("qwen-demo", True, "non_answer", ["tiananmen"], "en", False)
+    m.scanned("qwen-demo", True, "refusal", [], "en", False)
+    m.scanned("qwen-demo", True, "refusal", ["tiananmen"], "en", True)
+    censored = "candor_answers_censored_total"
+    assert (
+        value(
+            m, censored, model="qwen-demo", language="en", category="non_answer", political="false"
+        )
+        == 1
+    )
+    assert (
+        value(m, censored, model="qwen-demo", language="en", category="refusal", political="false")
+        == 1
+    )
+    assert (
+        value(m, censored, model="qwen-demo", language="en", category="refusal", political="true")
+        == 1
+    )
+    topic = "candor_topic_answers_censored_total"
+    assert value(m, topic, model="qwen-demo", topic="tiananmen") == 1
+    assert value(m, topic, model="qwen-demo", topic="none") == 0
+    assert value(m, "candor_topic_answers_scanned_total", model="qwen-demo", topic="tiananmen") == 2
+
+
 def test_a_topic_listed_twice_counts_once() -> None:
     m = make()
     m.scanned("qwen-demo", True, "refusal", ["tibet", "tibet"], "en", True)

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from proxy.detect import Category, Status, Verdict
 from proxy.metrics import Metrics
 from proxy.outcome import Attempt, Outcome
 from proxy.policy.actions import ActionName
@@ -46,3 +47,25 @@ async def test_usage_of_any_shape_is_counted_or_skipped(
     assert value(metrics, "candor_upstream_tokens_total", model="qwen", kind="completion") == (
         completion
     )
+
+
+async def test_the_stores_censorship_rate_counts_only_political_answers() -> None:
+    """The status page and pre-emptive routing read the store's rate: a non-answer to a
+    political question is no sign that the model censors the topic."""
+    metrics = Metrics.create(["qwen"], ["tiananmen"], ["none"], None)
+    store = MemoryStore(StoreSettings())
+    recorder = Recorder(metrics, store, StoreSettings())
+    for category in (Category.NON_ANSWER, Category.REFUSAL):
+        verdict = Verdict(Status.CENSORED, 1.0, category, ("tiananmen",), "en")
+        outcome = Outcome(
+            request_id="r",
+            requested_model="qwen",
+            policy="default",
+            streamed=False,
+            messages=[{"role": "user", "content": "What happened in 1989?"}],
+            action=ActionName.FLAG,
+            attempts=[Attempt(model="qwen", verdict=verdict)],
+        )
+        await recorder.observe(outcome)
+    rate = await store.censorship_rate("qwen", "tiananmen")
+    assert (rate.censored, rate.scanned) == (1, 2)

@@ -86,7 +86,8 @@ class Store(Protocol):
         ...
 
     async def record_verdict(self, model: str, topics: Sequence[str], censored: bool) -> None:
-        """Count one judged answer for each topic (and for `ALL_TOPICS`)."""
+        """Count one judged answer for each topic (and for `ALL_TOPICS`); `censored` is whether
+        it counts towards the censorship rate (a political verdict: `Verdict.political`)."""
         ...
 
     async def censorship_rate(self, model: str, topic: str) -> WindowCounts: ...
