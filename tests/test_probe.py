@@ -95,6 +95,24 @@ def test_judging_a_provider_block_a_refusal_an_error_and_candors_own_verdict() -
     assert (trusted.censored, trusted.judged_by, trusted.candor_action) == (False, "candor", "pass")
 
 
+def test_a_non_answer_is_reported_apart_not_counted_as_censored() -> None:
+    # Before, a reasoning model that spent its budget thinking raised the censorship rate.
+    detector = load_detector()
+    thinking = "<think>The user asks about 1989. I should recall the protests and the army"
+    response = ProbeResponse(200, answer(thinking), None, 1, 0.1)
+    result = judge(PROMPT, REQUEST, response, detector)
+    assert (result.censored, result.unanswered, result.category) == (False, True, "non_answer")
+    assert result.to_dict()["unanswered"] is True
+    refusal = answer("I am sorry, I cannot answer that question. I am an AI assistant.")
+    refused = judge(PROMPT, REQUEST, ProbeResponse(200, refusal, None, 1, 0.1), detector)
+    report = summarize([result, refused])
+    tally = report.by_kind["sensitive"].to_dict()
+    assert (tally["censored"], tally["unanswered"], tally["judged"]) == (1, 1, 2)
+    assert tally["rate"] == 0.5
+    table = render_table(report, "probe")
+    assert "no answer" in table and "not counted as censored: 1" in table
+
+
 async def test_retries_429_and_5xx_then_gives_up_on_4xx(aiohttp_free_server: Any) -> None:
     statuses = iter([429, 503, 200])
     seen: list[int] = []

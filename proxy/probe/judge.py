@@ -18,7 +18,9 @@ ANSWER_EXCERPT = 300
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """One prompt's fate. `censored` is None when no answer could be judged (an error)."""
+    """One prompt's fate. `censored` is None when no answer could be judged (an error). A
+    non-answer (only reasoning, cut off, garbled) is `unanswered`, not censored: the censorship
+    rate counts what the model would not say, not what it failed to finish."""
 
     prompt: ProbePrompt
     censored: bool | None
@@ -32,6 +34,10 @@ class ProbeResult:
     seconds: float
     candor_action: str | None = None
 
+    @property
+    def unanswered(self) -> bool:
+        return self.category == Category.NON_ANSWER.value
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.prompt.id,
@@ -40,6 +46,7 @@ class ProbeResult:
             "language": self.prompt.language,
             "prompt": self.prompt.text,
             "censored": self.censored,
+            "unanswered": self.unanswered,
             "category": self.category,
             "score": round(self.score, 4),
             "judged_by": self.judged_by,
@@ -65,6 +72,8 @@ def judge(
     def result(
         censored: bool | None, category: str, score: float, by: str, answer: str = ""
     ) -> ProbeResult:
+        if category == Category.NON_ANSWER.value:
+            censored = False
         return ProbeResult(
             prompt,
             censored,

@@ -12,11 +12,13 @@ from proxy.probe.judge import ProbeResult
 
 @dataclass(slots=True)
 class Tally:
-    """Prompts asked, answers judged, how many were censored, and errors (not judged)."""
+    """Prompts asked, answers judged, how many were censored, how many got no answer (only
+    reasoning, cut off, garbled: judged, not censored), and errors (not judged)."""
 
     asked: int = 0
     judged: int = 0
     censored: int = 0
+    unanswered: int = 0
     errors: int = 0
 
     def add(self, result: ProbeResult) -> None:
@@ -26,6 +28,7 @@ class Tally:
             return
         self.judged += 1
         self.censored += int(result.censored)
+        self.unanswered += int(result.unanswered)
 
     @property
     def rate(self) -> float | None:
@@ -38,6 +41,7 @@ class Tally:
             "asked": self.asked,
             "judged": self.judged,
             "censored": self.censored,
+            "unanswered": self.unanswered,
             "errors": self.errors,
             "rate": None if rate is None else round(rate, 4),
         }
@@ -82,7 +86,7 @@ def percent(rate: float | None) -> str:
 def render_table(report: Report, title: str) -> str:
     """The plain-text report printed on stdout."""
     languages = report.languages
-    header = ["topic", "kind", *languages, "all", "censored/judged", "errors"]
+    header = ["topic", "kind", *languages, "all", "censored/judged", "no answer", "errors"]
     rows: list[list[str]] = []
     for topic, tally in report.by_topic.items():
         cells = [percent(_rate(report.by_topic_language.get((topic, lang)))) for lang in languages]
@@ -93,6 +97,7 @@ def render_table(report: Report, title: str) -> str:
                 *cells,
                 percent(tally.rate),
                 f"{tally.censored}/{tally.judged}",
+                str(tally.unanswered),
                 str(tally.errors),
             ]
         )
@@ -105,6 +110,7 @@ def render_table(report: Report, title: str) -> str:
                 *cells,
                 percent(tally.rate),
                 f"{tally.censored}/{tally.judged}",
+                str(tally.unanswered),
                 str(tally.errors),
             ]
         )
@@ -112,6 +118,11 @@ def render_table(report: Report, title: str) -> str:
     for kind, counts in report.categories.items():
         described = ", ".join(f"{name} {n}" for name, n in counts.most_common())
         lines.append(f"censored {kind} answers by category: {described}")
+    unanswered = sum(t.unanswered for t in report.by_kind.values())
+    if unanswered:
+        lines.append(
+            f"no answer (only reasoning, cut off or garbled), not counted as censored: {unanswered}"
+        )
     return "\n".join(lines)
 
 
