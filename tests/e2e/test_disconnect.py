@@ -16,10 +16,11 @@ import orjson
 import pytest
 from aiohttp import web
 
-from proxy.settings import ModelRoute, Timeouts
+from proxy.app import create_app
+from proxy.settings import ModelRoute, Settings, Timeouts
 from tests.e2e.conftest import start_candor
 from tests.raw_upstream import ThreadedServer
-from tests.servers import CandorServer
+from tests.servers import CandorServer, pass_through_auth
 
 pytestmark = pytest.mark.e2e
 REPO_POLICIES = Path(__file__).resolve().parents[2] / "policies"
@@ -166,3 +167,64 @@ def test_client_leaving_before_its_answer_starts_cancels_the_upstream(
     assert endless.hung_up_at - gone_at < 1.0
     # Recorded as the client leaving (before, a pass; it is no error either).
     assert recorded(candor, route) == {"client_gone": 1.0}
+
+
+async def test_client_leaving_between_the_hold_and_the_body_closes_and_records(
+    endless: EndlessUpstream, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The held stream was released (clean so far), then the client left before the server
+    # started its body (the hold's watch had ended, the response's own had not begun): the
+    # upstream is still closed at once and the request recorded as the client leaving.
+    (tmp_path / "detector").symlink_to(REPO_POLICIES / "detector")
+    (tmp_path / "default.yaml").write_text("action: block\nstream: {hold_chars: 5}\n")
+    route = ModelRoute(base_url=f"http://127.0.0.1:{endless.port}/v1")
+    settings = Settings(
+        models={"endless": route},
+        policies_dir=tmp_path,
+        auth=pass_through_auth(),
+        timeouts=Timeouts(connect=2, first_byte=5, idle=5, total=60),
+    )
+    app = create_app(settings)
+    body = orjson.dumps(
+        {"model": "endless", "messages": [{"role": "user", "content": "go"}], "stream": True}
+    )
+    calls = 0
+
+    async def receive() -> dict[str, Any]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return {"type": "http.request", "body": body, "more_body": False}
+        if calls == 2:  # the hold's watch: the client is still there while it lasts
+            await asyncio.Event().wait()
+        return {"type": "http.disconnect"}  # gone by the time the body would start
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0", "spec_version": "2.3"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/v1/chat/completions",
+        "raw_path": b"/v1/chat/completions",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"content-type", b"application/json"), (b"host", b"candor")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
+    async with app.router.lifespan_context(app):
+        await asyncio.wait_for(app(scope, receive, send), 10)
+        assert await asyncio.to_thread(endless.hung_up.wait, 2), "the upstream was never told"
+        metrics = app.state.services.metrics.render()[0].decode()
+    counted = [
+        line
+        for line in metrics.splitlines()
+        if line.startswith("candor_requests_total{") and 'model="endless"' in line
+    ]
+    assert any('outcome="client_gone"' in line for line in counted), counted
