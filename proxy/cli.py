@@ -36,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port (default from config: 8080)")
     serve.add_argument("--workers", type=int, help="worker processes (default from config: 1)")
     serve.add_argument("--access-log", action="store_true", help="log every request line")
+    serve.add_argument(
+        "--log-format", choices=["text", "json"], help="json: one object per line (default: text)"
+    )
     serve.set_defaults(func=_serve)
 
     from proxy.commands import demo, events, keys, probe
@@ -54,7 +57,12 @@ def _serve(args: argparse.Namespace) -> int:
 
     env_config = os.environ.get("CANDOR_CONFIG")
     config = args.config or (Path(env_config) if env_config else None)
-    overrides = {"host": args.host, "port": args.port, "workers": args.workers}
+    overrides = {
+        "host": args.host,
+        "port": args.port,
+        "workers": args.workers,
+        "log_format": args.log_format,
+    }
     run(config, overrides, access_log=args.access_log)
     return 0
 

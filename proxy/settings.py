@@ -109,6 +109,9 @@ class ServerSettings(BaseModel):
     # orjson cannot serialise past 255 levels; the body goes upstream re-serialised.
     max_json_depth: int = Field(64, ge=4, le=200, description="deepest nesting of a request body")
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        "text", description="json: one object per line, for a log pipeline"
+    )
     shutdown_grace: int = Field(
         30, ge=0, description="seconds requests in flight may take to finish once told to stop"
     )

@@ -10,7 +10,7 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -104,7 +104,13 @@ def free_port() -> int:
 class CandorProcess:
     """`candor serve --config FILE` in a child process: the real CLI, uvloop and workers."""
 
-    def __init__(self, config: dict[str, Any], tmp_path: Path, env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        config: dict[str, Any],
+        tmp_path: Path,
+        env: dict[str, str] | None = None,
+        args: Sequence[str] = (),
+    ):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"
@@ -117,10 +123,12 @@ class CandorProcess:
         self.config_path.write_text(yaml.safe_dump(config))
         self.log_path = tmp_path / "candor.log"
         self._env = {**os.environ, ADMIN_KEY_ENV: TEST_ADMIN_KEY, **(env or {})}
+        self._args = list(args)
         self._proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30.0) -> CandorProcess:
         cmd = [sys.executable, "-m", "proxy.cli", "serve", "--config", str(self.config_path)]
+        cmd += self._args
         with self.log_path.open("wb") as log:
             self._proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=self._env)
         deadline = time.monotonic() + timeout

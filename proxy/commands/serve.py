@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
 
+from proxy import logs
 from proxy.app import CONFIG_ENV, check_settings, create_app
 from proxy.auth import check_startup, warn_if_open
 from proxy.commands import head_limit
@@ -21,7 +20,6 @@ from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings, unknown_variables
 
 log = logging.getLogger(__name__)
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
 def run(config: Path | None, overrides: Mapping[str, object | None], *, access_log: bool) -> None:
@@ -31,11 +29,11 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         if value is not None:
             variable = f"CANDOR_SERVER__{field.upper()}"
             os.environ[variable] = str(value)
-            flags[variable] = f"--{field}"
+            flags[variable] = f"--{field.replace('_', '-')}"
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     settings = load_settings(config, flags)
-    logging.basicConfig(level=settings.server.log_level.upper(), format=LOG_FORMAT)
+    logs.configure(settings.server.log_level, settings.server.log_format)
     unknown = unknown_variables(settings)
     if unknown:
         log.warning("environment variables Candor does not read, ignored: %s", ", ".join(unknown))
@@ -75,25 +73,10 @@ def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
         loop="uvloop",
         http=head_limit.PROTOCOL,  # httptools, with a bound on each request's head
         log_level=settings.server.log_level,
-        log_config=log_config(settings.server.log_level),
+        log_config=logs.uvicorn_config(settings.server.log_level, settings.server.log_format),
         access_log=access_log,
         timeout_graceful_shutdown=settings.server.shutdown_grace,
     )
-
-
-def log_config(level: str) -> dict[str, Any]:
-    """uvicorn's logging, and Candor's own lines (every logger but uvicorn's) at `level` in
-    LOG_FORMAT. uvicorn applies it in each worker it spawns, where this process's
-    `basicConfig` does not reach: there, lines below WARNING were lost, the rest bare."""
-    config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["formatters"]["candor"] = {"format": LOG_FORMAT}
-    config["handlers"]["candor"] = {
-        "class": "logging.StreamHandler",
-        "formatter": "candor",
-        "stream": "ext://sys.stderr",
-    }
-    config["root"] = {"handlers": ["candor"], "level": level.upper()}
-    return config
 
 
 @contextmanager
