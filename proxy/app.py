@@ -17,7 +17,7 @@ from proxy.api import admin, chat, embeddings, errors, health, metrics, models, 
 from proxy.api.fast_path import ChatFastPath
 from proxy.api.head import HeadAsGet
 from proxy.api.request_id import RequestIdMiddleware
-from proxy.auth import Authenticator, check_startup
+from proxy.auth import Authenticator, check_key_models, check_startup
 from proxy.detect import Category
 from proxy.detect.null import NullDetector
 from proxy.errors import ConfigError
@@ -83,6 +83,7 @@ def build_checked(settings: Settings) -> tuple[Upstreams, PolicySet, JudgingDete
     """The parts whose building checks the configuration: API keys resolved, policies checked
     against the models, detector data loaded. Nothing is started and no file is written."""
     upstreams = Upstreams(settings)
+    check_key_models(settings)
     policies = build_policies(settings)
     detector = build_detector(settings)
     if settings.detector != "none":

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from starlette.requests import Request
 
 from proxy.api.context import services
-from proxy.errors import ConfigError, RateLimited, Unauthorized
+from proxy.errors import ConfigError, ModelNotFound, RateLimited, Unauthorized
 from proxy.settings import AuthSettings, RateLimits, Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +43,16 @@ class Principal:
     tenant: str
     policy: str | None
     limits: RateLimits
+    models: frozenset[str] | None = None  # the models it may ask for; None: every routed one
+
+    def check_model(self, model: str) -> None:
+        """Raises `ModelNotFound` (as OpenAI does for a model a key has no access to) unless
+        this caller may ask for `model`."""
+        if self.models is not None and model not in self.models:
+            raise ModelNotFound(
+                f"The model `{model}` does not exist or you do not have access to it.",
+                param="model",
+            )
 
 
 def new_key() -> str:
@@ -95,7 +105,8 @@ class Authenticator:
         if match is None:
             raise Unauthorized("Incorrect API key provided.")
         limits = match.rate_limits or self._auth.default_rate_limits
-        return Principal(match.id, match.tenant, match.policy, limits)
+        models = None if match.models is None else frozenset(match.models)
+        return Principal(match.id, match.tenant, match.policy, limits, models)
 
     def check_admin(self, authorization: str | None) -> None:
         """Raises `Unauthorized` unless the header carries the admin key."""
@@ -163,6 +174,17 @@ def startup_problems(settings: Settings, environ: Mapping[str, str] | None = Non
             "or set auth.mode: none to pass every caller through (see README, Auth)"
         )
     return problems
+
+
+def check_key_models(settings: Settings) -> None:
+    """Refuse (ConfigError) a client key that names a model this proxy does not route."""
+    problems = [
+        f"auth.keys: key {key.id} names model(s) not routed: {', '.join(sorted(unrouted))}"
+        for key in settings.auth.keys
+        if (unrouted := set(key.models or ()) - set(settings.models))
+    ]
+    if problems:
+        raise ConfigError("; ".join(problems))
 
 
 def check_startup(settings: Settings, environ: Mapping[str, str] | None = None) -> None:

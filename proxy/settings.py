@@ -255,6 +255,9 @@ class ApiKeyEntry(BaseModel):
     tenant: str = "default"
     policy: str | None = None
     rate_limits: RateLimits | None = None
+    models: list[str] | None = Field(
+        None, min_length=1, description="the models the key may ask for (default: every one)"
+    )
 
 
 class AuthSettings(BaseModel):

@@ -138,7 +138,8 @@ def test_keys_new_prints_a_key_and_a_config_entry_that_accepts_it(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("CANDOR_KEY_PEPPER", "deployment-pepper")
-    assert main(["keys", "new", "--tenant", "acme", "--policy", "strict", "--rpm", "60"]) == 0
+    args = ["--tenant", "acme", "--policy", "strict", "--rpm", "60", "--models", "qwen, gpt"]
+    assert main(["keys", "new", *args]) == 0
     out = capsys.readouterr().out
     key = out.splitlines()[0].removeprefix("key: ")
     assert key.startswith("ck-") and len(key) > 40
@@ -147,6 +148,7 @@ def test_keys_new_prints_a_key_and_a_config_entry_that_accepts_it(
     settings = Settings(auth=AuthSettings(keys=[ApiKeyEntry(**entry)]))
     who = Authenticator(settings).principal(f"Bearer {key}")
     assert (who.tenant, who.policy, who.limits.requests_per_minute) == ("acme", "strict", 60)
+    assert who.models == {"qwen", "gpt"}
     assert "# hashed with the pepper in CANDOR_KEY_PEPPER" in out
 
 
@@ -187,6 +189,7 @@ def test_keys_admin_prints_a_hash_the_admin_check_accepts(
         (["--tpm", "-5"], "--tpm: Input should be greater than or equal to 1"),
         (["--rpm", "0"], "--rpm: Input should be greater than or equal to 1"),  # was dropped
         (["--id", "bad id!"], "--id: String should match pattern"),
+        (["--models", " , "], "--models: List should have at least 1 item"),
     ],
 )
 def test_keys_new_refuses_what_the_config_would(

@@ -95,6 +95,7 @@ def parse_chat_request(
         raise InvalidRequest("`stream` must be a boolean", param="stream")
     if caller is None:
         return ChatRequest(request_id=request_id, model=model, body=body)
+    caller.check_model(model)
     return ChatRequest(
         request_id=request_id,
         model=model,

@@ -35,6 +35,7 @@ async def embeddings(request: Request) -> Response:
     limits = svc.settings.server
     raw = await read_body(request, limits.max_body_bytes, limits.body_timeout)
     body, model = parse_model_request(raw, limits.max_json_depth)
+    caller.check_model(model)
     if not isinstance(body.get("input"), str | list) or not body["input"]:
         raise InvalidRequest("`input` must be a non-empty string or array", param="input")
     upstream = svc.upstreams.get(model)

@@ -15,19 +15,22 @@ from proxy.services import Services
 router = APIRouter()
 
 
-def _admit(request: Request) -> Services:
-    """A client key (or the admin key) may see the models: like OpenAI's, the list is no public
-    page (its names say what is behind the proxy)."""
+def _visible(request: Request) -> tuple[Services, list[str]]:
+    """The models the caller may see: a client key its own (every routed model unless the key
+    names some), the admin key every one. Like OpenAI's, the list is no public page (its
+    names say what is behind the proxy)."""
     svc = services(request)
     header = request.headers.get("authorization")
     try:
-        svc.auth.principal(header)
+        caller = svc.auth.principal(header)
     except Unauthorized as refused:
         try:
             svc.auth.check_admin(header)
         except Unauthorized:
             raise refused from None
-    return svc
+        return svc, list(svc.upstreams.names)
+    allowed = caller.models
+    return svc, [name for name in svc.upstreams.names if allowed is None or name in allowed]
 
 
 def _model(svc: Services, name: str) -> dict[str, Any]:
@@ -37,17 +40,17 @@ def _model(svc: Services, name: str) -> dict[str, Any]:
 @router.get("/v1/models", tags=["openai"])
 async def list_models(request: Request) -> Response:
     """The models this proxy routes, in OpenAI's list shape."""
-    svc = _admit(request)
-    data = [_model(svc, name) for name in svc.upstreams.names]
+    svc, names = _visible(request)
+    data = [_model(svc, name) for name in names]
     return Response(wire.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
 @router.get("/v1/models/{model}", tags=["openai"])
 async def retrieve_model(model: str, request: Request) -> Response:
     """One routed model (the SDKs' `models.retrieve`), or 404 `model_not_found`."""
-    svc = _admit(request)
-    if model not in svc.upstreams.names:
+    svc, names = _visible(request)
+    if model not in names:
         raise ModelNotFound(
-            f"The model `{model}` does not exist or is not routed by this proxy.", param="model"
+            f"The model `{model}` does not exist or you do not have access to it.", param="model"
         )
     return Response(wire.dumps(_model(svc, model)), media_type="application/json")

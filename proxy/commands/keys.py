@@ -17,6 +17,7 @@ FLAGS = {
     ("id",): "--id",
     ("tenant",): "--tenant",
     ("policy",): "--policy",
+    ("models",): "--models",
     ("rate_limits", "requests_per_minute"): "--rpm",
     ("rate_limits", "tokens_per_minute"): "--tpm",
 }
@@ -30,6 +31,9 @@ def register(subparsers: Any) -> None:
     new.add_argument("--tenant", default="default", help="tenant name (default: default)")
     new.add_argument("--policy", help="policy name (default: the model's)")
     new.add_argument("--id", dest="key_id", help="key id (default: random)")
+    new.add_argument(
+        "--models", help="comma-separated models the key may ask for (default: every one)"
+    )
     new.add_argument("--rpm", type=int, help="requests per minute")
     new.add_argument("--tpm", type=int, help="tokens per minute")
     new.add_argument("--pepper-env", default="CANDOR_KEY_PEPPER", help="as auth.pepper_env")
@@ -49,6 +53,8 @@ def _new(args: argparse.Namespace) -> int:
     }
     if args.policy:
         entry["policy"] = args.policy
+    if args.models is not None:
+        entry["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
     limits = {"requests_per_minute": args.rpm, "tokens_per_minute": args.tpm}
     if any(v is not None for v in limits.values()):
         entry["rate_limits"] = {k: v for k, v in limits.items() if v is not None}

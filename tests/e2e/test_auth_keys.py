@@ -7,15 +7,17 @@ from collections.abc import Iterator
 import openai
 import pytest
 
+from proxy.app import check_settings
 from proxy.auth import hash_key, new_key
 from proxy.demo.upstream import ScriptedUpstream
-from proxy.settings import ApiKeyEntry, AuthSettings, RateLimits
-from tests.e2e.conftest import UPSTREAM_KEY, start_candor
+from proxy.errors import ConfigError
+from proxy.settings import ApiKeyEntry, AuthSettings, RateLimits, Settings
+from tests.e2e.conftest import UPSTREAM_KEY, routes_for, start_candor
 from tests.servers import TEST_ADMIN_KEY, CandorServer
 
 pytestmark = pytest.mark.e2e
 ASK = [{"role": "user", "content": "Hi"}]
-KEY, LIMITED = new_key(), new_key()
+KEY, LIMITED, NARROW = new_key(), new_key(), new_key()
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +30,7 @@ def guarded(scripted: ScriptedUpstream) -> Iterator[CandorServer]:
                 hash=hash_key(LIMITED, None),
                 rate_limits=RateLimits(requests_per_minute=2),
             ),
+            ApiKeyEntry(id="narrow", hash=hash_key(NARROW, None), models=["honest-demo"]),
         ],
         admin_key_hash=hash_key(TEST_ADMIN_KEY, None),
     )
@@ -77,3 +80,34 @@ def test_rate_limit_is_429_with_retry_after(guarded: CandorServer) -> None:
     assert 1 <= int(limited.value.response.headers["retry-after"]) <= 60
     with client(guarded, KEY) as sdk:  # other keys are not affected
         sdk.chat.completions.create(model="honest-demo", messages=ASK)
+
+
+def test_a_key_limited_to_some_models_is_refused_the_others(guarded: CandorServer) -> None:
+    # Before, every key could ask for every routed model.
+    with client(guarded, NARROW) as sdk:
+        assert sdk.chat.completions.create(model="honest-demo", messages=ASK).choices
+        assert {m.id for m in sdk.models.list()} == {"honest-demo"}
+        assert sdk.models.retrieve("honest-demo").id == "honest-demo"
+        refusals = [
+            lambda: sdk.chat.completions.create(model="qwen-demo", messages=ASK),
+            lambda: sdk.chat.completions.create(model="qwen-demo", messages=ASK, stream=True),
+            lambda: sdk.embeddings.create(model="qwen-demo", input="hi"),
+            lambda: sdk.models.retrieve("qwen-demo"),
+        ]
+        for refused_call in refusals:
+            with pytest.raises(openai.NotFoundError) as refused:
+                refused_call()
+            assert refused.value.code == "model_not_found"
+            assert "do not have access" in refused.value.message
+    with client(guarded, KEY) as sdk:  # a key that names no models may ask for every one
+        assert "qwen-demo" in {m.id for m in sdk.models.list()}
+    with client(guarded, TEST_ADMIN_KEY) as sdk:
+        assert "qwen-demo" in {m.id for m in sdk.models.list()}
+
+
+def test_a_key_naming_a_model_not_routed_stops_the_start(scripted: ScriptedUpstream) -> None:
+    entry = ApiKeyEntry(id="typo", hash=hash_key(KEY, None), models=["honest-dmeo"])
+    auth = AuthSettings(keys=[entry], admin_key_hash=hash_key(TEST_ADMIN_KEY, None))
+    settings = Settings(models=routes_for(scripted), auth=auth)
+    with pytest.raises(ConfigError, match=r"key typo names model\(s\) not routed: honest-dmeo"):
+        check_settings(settings)
