@@ -45,7 +45,8 @@ class Recorder:
             spent = sum(_total_tokens(a.usage) for a in outcome.attempts)
             if spent:
                 await self._store.add_tokens(outcome.key_id, spent)
-        if outcome.action in AUDITED or outcome.would is not None:
+        # A bypassed answer (the detector failed on it) went out unjudged: audited as well.
+        if outcome.action in AUDITED or outcome.would is not None or outcome.detector_failed:
             await self._store.append_event(self._event(outcome))
 
     def _count(self, outcome: Outcome) -> None:

@@ -14,7 +14,7 @@ import proxy.app
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.detect import Exchange, StreamJudge, StreamStep, Verdict
 from tests.e2e.conftest import start_candor
-from tests.servers import CandorServer
+from tests.servers import TEST_ADMIN_KEY, CandorServer
 
 pytestmark = pytest.mark.e2e
 ASK = [{"role": "user", "content": "What happened at Tiananmen Square in 1989?"}]
@@ -73,3 +73,7 @@ def test_a_detector_that_fails_lets_the_answer_pass(broken: CandorServer, stream
     route = "chat_stream" if stream else "chat"
     bypassed = f'candor_requests_total{{model="honest-demo",outcome="bypassed",route="{route}"}}'
     assert metric(broken, bypassed) == 1
+    # Audited too: an operator sees which answers went out unjudged (before, none was).
+    admin = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
+    (event,) = httpx.get(f"{broken.url}/admin/events", headers=admin).json()["data"]
+    assert (event["action"], event["signals"]) == ("pass", ["detector_error"])
