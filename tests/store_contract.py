@@ -40,6 +40,24 @@ class StoreContract:
         events = await all_events(store)
         assert [e.id for e in events] == [f"evt{n}" for n in reversed(range(8))]
 
+    async def test_after_lists_what_was_written_since_whatever_its_time(
+        self, store: Store, other: Store
+    ) -> None:
+        # A follower asked for events newer than the last time it had seen: one written later
+        # with an earlier time (a longer request, another worker's) was skipped.
+        now = time.time()
+        await store.append_event(event(1, at=now))
+        head = (await store.list_events(limit=1)).head_cursor
+        assert head is not None
+        await other.append_event(event(2, at=now - 30))
+        await store.append_event(event(3, at=now))
+        await other.append_event(event(4, at=now - 0.0004))
+        page = await other.list_events(after=head, limit=500)
+        assert [e.id for e in page.events] == ["evt4", "evt3", "evt2"]
+        assert page.next_cursor is None
+        assert [e.id for e in await all_events(store, after=head)] == ["evt4", "evt3", "evt2"]
+        assert (await store.list_events(after=page.head_cursor)).events == []
+
     async def test_the_same_event_is_kept_once(self, store: Store, other: Store) -> None:
         await store.append_event(event(1))
         await other.append_event(event(1))

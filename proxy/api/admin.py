@@ -33,11 +33,14 @@ async def list_events(
         float | None, Query(ge=0, le=MAX_SINCE, description="unix time, seconds")
     ] = None,
     cursor: Annotated[str | None, Query(max_length=41)] = None,
+    after: Annotated[str | None, Query(max_length=41)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
-    """Audit events newest first; pass `next_cursor` back as `cursor` for the next page."""
-    if cursor is not None and not _valid_cursor(cursor):
-        raise InvalidRequest("`cursor` is not one this endpoint returned", param="cursor")
+    """Audit events newest first; pass `next_cursor` back as `cursor` for the next page, and
+    `head_cursor` as `after` for only the events written since (what a follower asks)."""
+    for name, value in (("cursor", cursor), ("after", after)):
+        if value is not None and not _valid_cursor(value):
+            raise InvalidRequest(f"`{name}` is not one this endpoint returned", param=name)
     svc = services(request)
     # A misspelt filter matched nothing, silently: `candor events tail` then followed forever.
     if category is not None and category not in _CATEGORIES:
@@ -46,12 +49,19 @@ async def list_events(
     if topic is not None and topics and topic not in topics:
         raise InvalidRequest(_unknown("topic", topic, topics), param="topic")
     page = await svc.store.list_events(
-        model=model, category=category, topic=topic, since=since, cursor=cursor, limit=limit
+        model=model,
+        category=category,
+        topic=topic,
+        since=since,
+        cursor=cursor,
+        after=after,
+        limit=limit,
     )
     body = {
         "object": "list",
         "data": [event.to_dict() for event in page.events],
         "next_cursor": page.next_cursor,
+        "head_cursor": page.head_cursor,
     }
     return Response(wire.dumps(body), media_type="application/json")
 

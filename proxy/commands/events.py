@@ -10,13 +10,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import OrderedDict
 from typing import Any
 
 from proxy.auth import ADMIN_KEY_ENV
 from proxy.commands.argtypes import int_in, seconds
 
-SEEN_IDS = 10_000
 MAX_PAGE = 500  # GET /admin/events' largest `limit`
 
 
@@ -56,14 +54,16 @@ def _tail(args: argparse.Namespace) -> int:
         )
         return 2
     filters = {"model": args.model, "category": args.category, "topic": args.topic}
-    seen: OrderedDict[str, None] = OrderedDict()
-    since: float | None = None
+    # Where the follower is in the log: a place in write order, not an event time (an event is
+    # written after others with later times when its request ran longer, or another worker's).
+    after: str | None = None
+    started = False
     away = False  # Candor (or its Redis) is away: a follower waits for it to come back
     try:
         while True:
-            query = {**filters, "since": since, "limit": args.last if since is None else MAX_PAGE}
+            query = {**filters, "after": after, "limit": MAX_PAGE if started else args.last}
             try:
-                page = _fetch(args.url, key, query, follow=since is not None)
+                page, head = _fetch(args.url, key, query, follow=started)
             except (urllib.error.URLError, OSError) as exc:
                 if args.once or not _transient(exc):
                     raise
@@ -81,12 +81,9 @@ def _tail(args: argparse.Namespace) -> int:
                 print("candor: reading events again", file=sys.stderr, flush=True)
                 away = False
             for event in reversed(page):
-                if event["id"] not in seen:
-                    seen[event["id"]] = None
-                    print(json.dumps(event, ensure_ascii=False), flush=True)
-                since = max(since or 0.0, event["time"])
-            while len(seen) > SEEN_IDS:
-                seen.popitem(last=False)
+                print(json.dumps(event, ensure_ascii=False), flush=True)
+            after = head or after
+            started = True
             if args.once:
                 return 0
             time.sleep(args.interval)
@@ -115,9 +112,13 @@ def _transient(exc: urllib.error.URLError | OSError) -> bool:
     return True
 
 
-def _fetch(base: str, key: str, query: dict[str, Any], *, follow: bool) -> list[dict[str, Any]]:
-    """Events newest first; with `follow`, every page down to `since`."""
+def _fetch(
+    base: str, key: str, query: dict[str, Any], *, follow: bool
+) -> tuple[list[dict[str, Any]], str | None]:
+    """Events newest first, and the place of the newest one read; with `follow`, every page
+    down to `after`."""
     events: list[dict[str, Any]] = []
+    head: str | None = None
     cursor: str | None = None
     while True:
         params = {k: v for k, v in {**query, "cursor": cursor}.items() if v is not None}
@@ -128,6 +129,7 @@ def _fetch(base: str, key: str, query: dict[str, Any], *, follow: bool) -> list[
         with urllib.request.urlopen(request, timeout=10) as response:
             page = json.loads(response.read())
         events.extend(page["data"])
+        head = head or page.get("head_cursor")
         cursor = page.get("next_cursor")
         if not follow or not cursor:
-            return events
+            return events, head

@@ -80,9 +80,12 @@ class Store(Protocol):
         topic: str | None = None,
         since: float | None = None,
         cursor: str | None = None,
+        after: str | None = None,
         limit: int = 50,
     ) -> EventPage:
-        """Events newest first, filtered; `next_cursor` is None on the last page."""
+        """Events newest first, filtered; `next_cursor` is None on the last page. `cursor` and
+        `after` are places in the log (write order, not event times): events written before
+        `cursor` and after `after`."""
         ...
 
     async def record_verdict(self, model: str, topics: Sequence[str], censored: bool) -> None:

@@ -49,10 +49,16 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class EventPage:
-    """One page of events, newest first; pass `next_cursor` back for the next page."""
+    """One page of events, newest first; pass `next_cursor` back for the next page.
+
+    `head_cursor` is the place in the log of the newest event the page read (matching the
+    filters or not), None when it read none: pass it as `after` to list only the events written
+    since, in write order, whatever their times.
+    """
 
     events: list[AuditEvent]
     next_cursor: str | None
+    head_cursor: str | None = None
 
 
 def redact(text: str | None, redaction: Redaction, excerpt_chars: int) -> str | None:

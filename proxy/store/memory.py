@@ -52,7 +52,9 @@ class MemoryStore:
         self._event_ids[event.id] = None
         while len(self._event_ids) > self._settings.event_retention_count:
             self._event_ids.popitem(last=False)
-        self._seq += 1
+        # Microseconds of the clock, kept increasing: a follower's cursor from before a
+        # restart still comes before what this process writes.
+        self._seq = max(self._seq + 1, int(self._clock() * 1_000_000))
         self._events.append((self._seq, event))
 
     async def list_events(
@@ -63,15 +65,21 @@ class MemoryStore:
         topic: str | None = None,
         since: float | None = None,
         cursor: str | None = None,
+        after: str | None = None,
         limit: int = 50,
     ) -> EventPage:
-        before = int(cursor) if cursor and cursor.isdigit() else None
+        before = _seq(cursor)
+        newer_than = _seq(after) or 0
         oldest = self._oldest_kept()
         found: list[AuditEvent] = []
+        head: int | None = None
         last_seq: int | None = None
         for seq, event in reversed(self._events):
             if before is not None and seq >= before:
                 continue
+            if seq <= newer_than:
+                break
+            head = seq if head is None else head
             if oldest is not None and event.time < oldest:
                 break
             if matches(event, model=model, category=category, topic=topic, since=since):
@@ -80,7 +88,9 @@ class MemoryStore:
                 if len(found) == limit:
                     break
         more = len(found) == limit and last_seq is not None and last_seq > self._first_seq()
-        return EventPage(found, str(last_seq) if more else None)
+        return EventPage(
+            found, str(last_seq) if more else None, None if head is None else str(head)
+        )
 
     def _first_seq(self) -> int:
         return self._events[0][0] if self._events else 0
@@ -128,3 +138,7 @@ class MemoryStore:
         state = self._buckets.get(key_id)
         if state is not None:
             budget.charge(state, tokens, self._clock())
+
+
+def _seq(cursor: str | None) -> int | None:
+    return int(cursor) if cursor and cursor.isdigit() else None

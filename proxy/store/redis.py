@@ -207,6 +207,7 @@ class RedisStore:
         topic: str | None = None,
         since: float | None = None,
         cursor: str | None = None,
+        after: str | None = None,
         limit: int = 50,
     ) -> EventPage:
         if not self._reachable and not await self.ping():
@@ -214,8 +215,12 @@ class RedisStore:
         client = self._require()
         newest = "+" if cursor is None else f"({cursor}"
         oldest = "-" if since is None else str(max(0, int((since - CLOCK_SKEW) * 1000)))
+        if after is not None:
+            # Stream ids are in write order (Redis keeps them increasing); event times are not.
+            oldest = f"({after}"
         found: list[AuditEvent] = []
         scanned = 0
+        head: str | None = None
         last: str | None = None
         while len(found) < limit and scanned < SCAN_LIMIT:
             bound = newest if last is None else f"({last}"
@@ -229,16 +234,17 @@ class RedisStore:
                 self._mark(False, exc)
                 raise StoreUnavailable("the shared store (Redis) does not answer") from None
             if not batch:
-                return EventPage(found, None)
+                return EventPage(found, None, head)
             for entry_id, fields in batch:
                 scanned += 1
                 last = entry_id.decode()
+                head = head or last
                 event = AuditEvent.from_dict(orjson.loads(fields[b"e"]))
                 if matches(event, model=model, category=category, topic=topic, since=since):
                     found.append(event)
                     if len(found) == limit:
                         break
-        return EventPage(found, last)
+        return EventPage(found, last, head)
 
     async def record_verdict(self, model: str, topics: Sequence[str], censored: bool) -> None:
         bucket = self._window.bucket(self._clock())

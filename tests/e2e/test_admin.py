@@ -166,30 +166,61 @@ def test_events_tail_ends_on_a_bad_filter(candor_on_redis: CandorServer) -> None
     assert "refusal" in done.stderr  # the known ones are listed
 
 
+def follow(server: CandorServer) -> tuple[subprocess.Popen[str], queue.Queue[str]]:
+    """`candor events tail` following `server`, and the lines it prints as they come."""
+    env = {**os.environ, "MY_ADMIN": TEST_ADMIN_KEY}
+    cmd = [sys.executable, "-m", "proxy.cli", "events", "tail", "--interval", "0.1"]
+    cmd += ["--url", server.url, "--admin-key-env", "MY_ADMIN"]
+    tail = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(x) for x in tail.stdout or ()], daemon=True).start()
+    return tail, lines
+
+
+async def next_id(lines: queue.Queue[str], timeout: float = 15) -> str:
+    # Read off the loop: a replica's store flushes what it buffered on it.
+    line = await asyncio.to_thread(lines.get, timeout=timeout)
+    return str(orjson.loads(line)["id"])
+
+
 async def test_events_tail_follows_through_an_outage(
     candor_on_redis: CandorServer, replica: RedisStore, redis_server: RedisServer
 ) -> None:
     # Before, a follower exited (status 1) on the first 503 of a short Redis outage.
-    env = {**os.environ, "MY_ADMIN": TEST_ADMIN_KEY}
-    cmd = [sys.executable, "-m", "proxy.cli", "events", "tail", "--interval", "0.1"]
-    cmd += ["--url", candor_on_redis.url, "--admin-key-env", "MY_ADMIN"]
-    tail = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    lines: queue.Queue[str] = queue.Queue()
-    threading.Thread(target=lambda: [lines.put(x) for x in tail.stdout or ()], daemon=True).start()
+    tail, lines = follow(candor_on_redis)
     try:
         await replica.append_event(event(0))
-        assert orjson.loads(lines.get(timeout=15))["id"] == "evt0"
+        assert await next_id(lines) == "evt0"
         redis_server.kill()
         await asyncio.sleep(1.0)  # the follower meets 503s meanwhile
         assert tail.poll() is None, tail.stderr.read() if tail.stderr else ""
         redis_server.start()
         await replica.append_event(event(1))
-        # Read off the loop: the replica's store flushes what it buffered meanwhile on it.
-        assert orjson.loads(await asyncio.to_thread(lines.get, timeout=20))["id"] == "evt1"
+        assert await next_id(lines, timeout=20) == "evt1"
     finally:
         tail.terminate()
         _, err = tail.communicate(timeout=10)
     assert "unavailable" in err and "reading events again" in err
+
+
+async def test_events_tail_follows_in_write_order_whatever_the_times(
+    candor_on_redis: CandorServer, replica: RedisStore
+) -> None:
+    # Before, the follower asked for events from the latest time it had printed: one written
+    # after it with an earlier time (a longer request, another replica's clock) never showed.
+    tail, lines = follow(candor_on_redis)
+    now = time.time()
+    try:
+        await replica.append_event(event(0, at=now))
+        assert await next_id(lines) == "evt0"
+        for n, at in enumerate((now - 30, now, now - 0.0004, now - 90), start=1):
+            await replica.append_event(event(n, at=at))
+        assert [await next_id(lines) for _ in range(4)] == ["evt1", "evt2", "evt3", "evt4"]
+        await asyncio.sleep(0.5)  # a few more polls: nothing is printed twice
+        assert lines.empty()
+    finally:
+        tail.terminate()
+        tail.communicate(timeout=10)
 
 
 def test_readiness_degrades_and_requests_flow_without_redis(
