@@ -21,6 +21,16 @@ def event(n: int, **fields: object) -> AuditEvent:
     return make_event(**base)  # type: ignore[arg-type]
 
 
+class Clock:
+    """A store's clock, moved by the test."""
+
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
 async def all_events(store: Store, **filters: object) -> list[AuditEvent]:
     found: list[AuditEvent] = []
     cursor: str | None = None
@@ -57,6 +67,17 @@ class StoreContract:
         assert page.next_cursor is None
         assert [e.id for e in await all_events(store, after=head)] == ["evt4", "evt3", "evt2"]
         assert (await store.list_events(after=page.head_cursor)).events == []
+
+    async def test_events_past_retention_are_not_listed(self, store: Store, other: Store) -> None:
+        # Before, Redis listed them until a write trimmed the stream (and trims only roughly);
+        # the memory store stopped at the first one, hiding older-written events still kept.
+        now = time.time()
+        await store.append_event(event(1, at=now - 10))
+        head = (await store.list_events(limit=1)).head_cursor
+        await other.append_event(event(2, at=now - 31 * 86400))  # the default keeps 30 days
+        await store.append_event(event(3, at=now))
+        assert [e.id for e in await all_events(other)] == ["evt3", "evt1"]
+        assert [e.id for e in await all_events(store, after=head)] == ["evt3"]
 
     async def test_the_same_event_is_kept_once(self, store: Store, other: Store) -> None:
         await store.append_event(event(1))

@@ -10,15 +10,7 @@ from proxy.settings import RateLimits, Settings, StoreSettings
 from proxy.store import build_store, conversation_fingerprint
 from proxy.store.events import make_event
 from proxy.store.memory import MemoryStore
-from tests.store_contract import StoreContract, all_events, event
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_800_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.store_contract import Clock, StoreContract, all_events, event
 
 
 @pytest.fixture

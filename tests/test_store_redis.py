@@ -17,7 +17,7 @@ from proxy.settings import RateLimits, StoreSettings, StoreTimeouts
 from proxy.store.redis import RedisStore, redacted
 from tests.redis_fixtures import RedisCluster, RedisServer, redis_cluster, redis_server
 from tests.servers import free_port
-from tests.store_contract import StoreContract, all_events, event
+from tests.store_contract import Clock, StoreContract, all_events, event
 
 __all__ = ["redis_cluster", "redis_server"]
 pytestmark = pytest.mark.redis
@@ -256,6 +256,21 @@ async def test_event_retention_is_bounded(redis_server: RedisServer) -> None:
             await store.append_event(event(n))
         length = int(redis_server.cli("xlen", f"{store._keys.events}"))
         assert 10 <= length < 300
+    finally:
+        await store.aclose()
+
+
+async def test_events_expire_when_read_before_any_trim(redis_server: RedisServer) -> None:
+    # Before, expired events were listed until the next write trimmed the stream.
+    clock = Clock(time.time())
+    store = RedisStore(settings_for(redis_server.url, event_retention_seconds=60), clock=clock)
+    await store.start()
+    try:
+        await store.append_event(event(1, at=clock.now))
+        assert [e.id for e in await all_events(store)] == ["evt1"]
+        clock.now += 61
+        assert await all_events(store) == []
+        assert int(redis_server.cli("xlen", store._keys.events)) == 1  # no trim ran
     finally:
         await store.aclose()
 

@@ -127,3 +127,12 @@ def matches(
         and (topic is None or topic in event.topics)
         and (since is None or event.time >= since)
     )
+
+
+def kept_since(since: float | None, retention_seconds: int | None, now: float) -> float | None:
+    """The `since` a read applies: the caller's, or the retention's edge when later, so an
+    expired event is not listed whether or not a trim has removed it yet."""
+    if retention_seconds is None:
+        return since
+    edge = now - retention_seconds
+    return edge if since is None else max(since, edge)

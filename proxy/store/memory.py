@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from proxy.settings import RateLimits, StoreSettings
 from proxy.store import limits as budget
 from proxy.store.base import ALL_TOPICS, RateDecision, StoreHealth, WindowCounts
-from proxy.store.events import AuditEvent, EventPage, matches
+from proxy.store.events import AuditEvent, EventPage, kept_since, matches
 from proxy.store.window import Window
 
 Clock = Callable[[], float]
@@ -70,7 +70,7 @@ class MemoryStore:
     ) -> EventPage:
         before = _seq(cursor)
         newer_than = _seq(after) or 0
-        oldest = self._oldest_kept()
+        since = kept_since(since, self._settings.event_retention_seconds, self._clock())
         found: list[AuditEvent] = []
         head: int | None = None
         last_seq: int | None = None
@@ -80,8 +80,6 @@ class MemoryStore:
             if seq <= newer_than:
                 break
             head = seq if head is None else head
-            if oldest is not None and event.time < oldest:
-                break
             if matches(event, model=model, category=category, topic=topic, since=since):
                 found.append(event)
                 last_seq = seq
@@ -94,10 +92,6 @@ class MemoryStore:
 
     def _first_seq(self) -> int:
         return self._events[0][0] if self._events else 0
-
-    def _oldest_kept(self) -> float | None:
-        seconds = self._settings.event_retention_seconds
-        return None if seconds is None else self._clock() - seconds
 
     async def record_verdict(self, model: str, topics: Sequence[str], censored: bool) -> None:
         now = self._clock()

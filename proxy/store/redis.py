@@ -29,7 +29,7 @@ from proxy.settings import RateLimits, StoreSettings
 from proxy.store import lua
 from proxy.store.base import ALL_TOPICS, ALLOW, RateDecision, StoreHealth, WindowCounts
 from proxy.store.buffer import EventBuffer
-from proxy.store.events import AuditEvent, EventPage, matches
+from proxy.store.events import AuditEvent, EventPage, kept_since, matches
 from proxy.store.keys import Keys, count_fields
 from proxy.store.window import Window
 
@@ -213,6 +213,7 @@ class RedisStore:
         if not self._reachable and not await self.ping():
             raise StoreUnavailable("the shared store (Redis) does not answer")
         client = self._require()
+        since = kept_since(since, self._settings.event_retention_seconds, self._clock())
         newest = "+" if cursor is None else f"({cursor}"
         oldest = "-" if since is None else str(max(0, int((since - CLOCK_SKEW) * 1000)))
         if after is not None:
