@@ -107,6 +107,7 @@ class _Series:
     held_seconds: Histogram
     tokens: Counter
     store_reachable: Gauge
+    store_writable: Gauge
     store_buffered: Gauge
     store_dropped: Counter
     build_info: Gauge
@@ -209,6 +210,12 @@ def _series(registry: CollectorRegistry | None) -> _Series:
             registry=r,
             multiprocess_mode="mostrecent",
         ),
+        store_writable=Gauge(
+            "candor_store_writable",
+            "0 while the shared store answers but refuses writes (Redis at maxmemory), else 1.",
+            registry=r,
+            multiprocess_mode="livemin",
+        ),
         store_buffered=Gauge(
             "candor_store_buffered_events",
             "Events held in memory while the shared store is unreachable.",
@@ -297,6 +304,7 @@ class Metrics:
             for kind in ("prompt", "completion"):
                 s.tokens.labels(model, kind)
         s.store_reachable.set(1)
+        s.store_writable.set(1)
         s.store_buffered.set(0)
 
     def request(self, model: str, route: str, outcome: str, seconds: float) -> None:
@@ -357,10 +365,13 @@ class Metrics:
         if completion > 0:
             self._series.tokens.labels(m, "completion").inc(completion)
 
-    def store_state(self, reachable: bool, buffered: int = 0, dropped: int = 0) -> None:
+    def store_state(
+        self, reachable: bool, buffered: int = 0, dropped: int = 0, *, writable: bool = True
+    ) -> None:
         """The store's health as last seen; `dropped` is the store's running total."""
         s = self._series
         s.store_reachable.set(1 if reachable else 0)
+        s.store_writable.set(1 if writable else 0)
         s.store_buffered.set(max(buffered, 0))
         if dropped > self._dropped_seen:
             s.store_dropped.inc(dropped - self._dropped_seen)

@@ -90,7 +90,7 @@ class Recorder:
         if outcome.held_seconds:
             m.held_seconds(answered or outcome.requested_model, outcome.held_seconds)
         health = self._store.health()
-        m.store_state(health.reachable, health.buffered, health.dropped)
+        m.store_state(health.reachable, health.buffered, health.dropped, writable=health.writable)
 
     def _event(self, outcome: Outcome) -> AuditEvent:
         primary = outcome.primary

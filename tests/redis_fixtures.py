@@ -145,6 +145,18 @@ def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
     server.stop()
 
 
+@pytest.fixture
+def full_redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A redis-server out of memory from the start: a tiny `maxmemory` under `noeviction`
+    refuses every write (OOM) and answers reads. `config set maxmemory 0` frees it."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server not installed")
+    options = ("--maxmemory", "1", "--maxmemory-policy", "noeviction")
+    server = RedisServer(tmp_path / "full-redis", None, *options).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="module")
 def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
     """A three-node Redis Cluster shared by one test module."""

@@ -15,11 +15,17 @@ import pytest
 
 from proxy.settings import RateLimits, StoreSettings, StoreTimeouts
 from proxy.store.redis import RedisStore, redacted
-from tests.redis_fixtures import RedisCluster, RedisServer, redis_cluster, redis_server
+from tests.redis_fixtures import (
+    RedisCluster,
+    RedisServer,
+    full_redis_server,
+    redis_cluster,
+    redis_server,
+)
 from tests.servers import free_port
 from tests.store_contract import Clock, StoreContract, all_events, event
 
-__all__ = ["redis_cluster", "redis_server"]
+__all__ = ["full_redis_server", "redis_cluster", "redis_server"]
 pytestmark = pytest.mark.redis
 
 Pair = tuple[RedisStore, RedisStore]
@@ -271,6 +277,37 @@ async def test_events_expire_when_read_before_any_trim(redis_server: RedisServer
         clock.now += 61
         assert await all_events(store) == []
         assert int(redis_server.cli("xlen", store._keys.events)) == 1  # no trim ran
+    finally:
+        await store.aclose()
+
+
+async def test_a_redis_refusing_writes_is_logged_once_and_events_wait(
+    full_redis_server: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Before, each refused write logged a traceback (several per request) and health() said
+    # all was well; the buffer was flushed into the refusals every retry_interval.
+    (store,) = await started(settings_for(full_redis_server.url), count=1)
+    limits = RateLimits(requests_per_minute=1)
+    try:
+        with caplog.at_level(logging.INFO, logger="proxy.store.redis"):
+            for n in range(20):
+                await store.append_event(event(n))
+                assert (await store.take("k", limits=limits)).allowed  # fails open
+                await store.record_verdict("qwen", ["tibet"], censored=True)
+                await store.remember_censored("qwen", "f" * 64)
+            await asyncio.sleep(0.5)  # a few supervisor rounds
+            health = store.health()
+            assert (health.reachable, health.writable, health.buffered) == (True, False, 20)
+            refused = [r for r in caplog.records if r.levelno >= logging.WARNING]
+            assert len(refused) == 1, [r.getMessage() for r in refused]
+            assert "refuses writes" in refused[0].getMessage()
+            assert await store.ping()  # reads still work
+            full_redis_server.cli("config", "set", "maxmemory", "0")
+            await eventually(lambda: store.health().writable and store.health().buffered == 0)
+        again = [r.getMessage() for r in caplog.records if "accepts writes again" in r.getMessage()]
+        assert len(again) == 1
+        assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 1
+        assert [e.id for e in await all_events(store)] == [f"evt{n}" for n in reversed(range(20))]
     finally:
         await store.aclose()
 

@@ -17,19 +17,22 @@ async def healthz() -> JSONResponse:
 
 @router.get("/readyz", tags=["ops"])
 async def readyz(request: Request) -> JSONResponse:
-    """Ready when upstreams are configured and started; a store that does not answer only
-    degrades readiness (Candor keeps serving, fail-open), it does not fail it."""
+    """Ready when upstreams are configured and started; a store that does not answer, or
+    refuses writes, only degrades readiness (Candor keeps serving, fail-open), it does not
+    fail it."""
     svc = services(request)
     upstreams_ok = svc.upstreams.started and bool(svc.upstreams.names)
-    store_ok = await svc.store.ping()
+    reachable = await svc.store.ping()
     store = svc.store.health()
+    store_ok = reachable and store.writable
     status = "ready" if upstreams_ok and store_ok else "degraded" if upstreams_ok else "not_ready"
     body = {
         "status": status,
         "models": len(svc.upstreams.names),
         "store": {
             "kind": svc.store.kind,
-            "reachable": store_ok,
+            "reachable": reachable,
+            "writable": store.writable,
             "buffered_events": store.buffered,
             "dropped_events": store.dropped,
         },

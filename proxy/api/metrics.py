@@ -15,6 +15,8 @@ async def metrics(request: Request) -> Response:
     """Refresh the store gauges from the store's cached health (no I/O), then render."""
     svc = services(request)
     health = svc.store.health()
-    svc.metrics.store_state(health.reachable, health.buffered, health.dropped)
+    svc.metrics.store_state(
+        health.reachable, health.buffered, health.dropped, writable=health.writable
+    )
     body, content_type = svc.metrics.render()
     return Response(body, media_type=content_type)

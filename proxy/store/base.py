@@ -37,11 +37,13 @@ ALLOW = RateDecision(True, 0.0)
 
 @dataclass(frozen=True, slots=True)
 class StoreHealth:
-    """Cached state for /readyz and metrics: no I/O to read it."""
+    """Cached state for /readyz and metrics: no I/O to read it. `writable` is False while the
+    store answers but refuses writes (Redis at `maxmemory` with `noeviction`)."""
 
     reachable: bool
     buffered: int
     dropped: int
+    writable: bool = True
 
 
 ALL_TOPICS = "*"

@@ -20,6 +20,10 @@ class Keys:
     def events(self) -> str:
         return f"{self.prefix}:{{events}}:stream"
 
+    @property
+    def write_probe(self) -> str:
+        return f"{self.prefix}:write-probe"
+
     def event_seen(self, event_id: str) -> str:
         return f"{self.prefix}:{{events}}:seen:{_safe(event_id)}"
 

@@ -21,7 +21,13 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
-from redis.exceptions import ClusterError, ReadOnlyError, RedisError, ResponseError
+from redis.exceptions import (
+    ClusterError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from proxy.errors import StoreUnavailable
@@ -62,6 +68,7 @@ class RedisStore:
         self._client: Client | None = None
         self._scripts: dict[str, Any] = {}
         self._reachable = False
+        self._writable = True  # False while Redis refuses writes for want of memory
         self._probed = False  # until the first call, Redis is neither up nor known to be down
         self._task: asyncio.Task[None] | None = None
         self._flushing = asyncio.Lock()
@@ -107,7 +114,7 @@ class RedisStore:
             self._client = None
 
     def health(self) -> StoreHealth:
-        return StoreHealth(self._reachable, len(self._buffer), self._buffer.dropped)
+        return StoreHealth(self._reachable, len(self._buffer), self._buffer.dropped, self._writable)
 
     async def ping(self) -> bool:
         if self._client is None:
@@ -133,6 +140,10 @@ class RedisStore:
             if _being_cancelled():
                 # redis-py can report a cancelled read as a connection error: keep the cancel.
                 raise asyncio.CancelledError from exc
+            if isinstance(exc, OutOfMemoryError):
+                self._mark(True)  # it answered: reads still work
+                self._mark_writable(False, exc)
+                return fallback
             if isinstance(exc, ResponseError) and not isinstance(exc, ClusterError | ReadOnlyError):
                 log.exception("Redis refused a store command")
                 return fallback
@@ -158,6 +169,24 @@ class RedisStore:
         self._probed = True
         self._reachable = reachable
 
+    def _mark_writable(self, writable: bool, exc: BaseException | None = None) -> None:
+        """Log a change only: a full Redis refuses every request's writes."""
+        if writable and not self._writable:
+            log.info("Redis store accepts writes again")
+        elif not writable and self._writable:
+            log.warning(
+                "Redis store refuses writes (%s), failing open: audit events are buffered, "
+                "rate limits allow, counts stop until it has memory again",
+                exc,
+            )
+        self._writable = writable
+
+    async def _probe_write(self) -> None:
+        """While Redis refuses writes, one small write says when it takes them again."""
+        key = self._keys.write_probe
+        if await self._bounded(lambda: self._require().set(key, b"1", ex=60), None):
+            self._mark_writable(True)
+
     async def _supervise(self) -> None:
         """Probe Redis and flush the buffer whenever it answers."""
         while not self._closing.is_set():
@@ -167,7 +196,9 @@ class RedisStore:
             try:
                 # Probing while reachable too keeps health() true for idle replicas.
                 await self.ping()
-                if self._reachable and len(self._buffer):
+                if self._reachable and not self._writable:
+                    await self._probe_write()
+                if self._reachable and self._writable and len(self._buffer):
                     await self._flush()
             except Exception:
                 log.exception("store supervisor iteration failed")

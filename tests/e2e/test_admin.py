@@ -20,11 +20,11 @@ from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import StoreSettings, StoreTimeouts
 from proxy.store.redis import RedisStore
 from tests.e2e.conftest import start_candor
-from tests.redis_fixtures import RedisServer, redis_server
+from tests.redis_fixtures import RedisServer, full_redis_server, redis_server
 from tests.servers import TEST_ADMIN_KEY, CandorServer
 from tests.store_contract import event
 
-__all__ = ["redis_server"]
+__all__ = ["full_redis_server", "redis_server"]
 pytestmark = [pytest.mark.e2e, pytest.mark.redis]
 ADMIN = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
 
@@ -238,3 +238,34 @@ def test_readiness_degrades_and_requests_flow_without_redis(
     assert answer.status_code == 200
     events = get(candor_on_redis, "/admin/events")
     assert events.status_code == 503 and events.json()["error"]["code"] == "store_unavailable"
+
+
+def ready_when(server: CandorServer, status: str) -> dict[str, object]:
+    """/readyz's body once its status is `status` (the store's state is learnt as it works)."""
+    deadline = time.monotonic() + 15
+    while (ready := get(server, "/readyz")).json()["status"] != status:
+        assert time.monotonic() < deadline, ready.text
+        time.sleep(0.1)
+    assert ready.status_code == 200
+    return ready.json()["store"]  # type: ignore[no-any-return]
+
+
+def test_a_redis_refusing_writes_degrades_readiness_and_says_so(
+    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream, full_redis_server: RedisServer
+) -> None:
+    # Before, /readyz said ready and no series showed it while Redis refused every write
+    # (out of memory): audit events piled up in the buffer and rate limits were off, unseen.
+    server = start_candor(monkeypatch, upstream, store=store_settings(full_redis_server))
+    try:
+        body = {"model": "honest-demo", "messages": [{"role": "user", "content": "Hi"}]}
+        with httpx.Client(timeout=15) as http:
+            answer = http.post(f"{server.base_url}/chat/completions", json=body)
+        assert answer.status_code == 200  # served all the same
+        store = ready_when(server, "degraded")
+        assert (store["reachable"], store["writable"]) == (True, False)
+        assert "candor_store_writable 0.0" in get(server, "/metrics").text.splitlines()
+        full_redis_server.cli("config", "set", "maxmemory", "0")
+        assert ready_when(server, "ready")["writable"] is True
+        assert "candor_store_writable 1.0" in get(server, "/metrics").text.splitlines()
+    finally:
+        server.stop()

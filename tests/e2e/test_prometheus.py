@@ -350,6 +350,7 @@ def test_alert_rules_load_into_prometheus(observed: Observed) -> None:
         "CandorFallbackFailing",
         "CandorDetectorErrors",
         "CandorStoreDown",
+        "CandorStoreRefusingWrites",
     } <= alerts
     assert all(rule["health"] == "ok" for g in groups for rule in g["rules"]), groups
 
