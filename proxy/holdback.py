@@ -219,11 +219,12 @@ class JudgedStream:
                 if self._bounds is not None:
                     self._window.push(event.raw, self._length, now)
                     return Output(Step.CENSORED, verdict=step.verdict)
+        # Told to the judge at the end, held or not: a tool-call answer is no empty answer.
+        if delta.has_tool_calls:
+            self.saw_tool_calls = True
         if self._bounds is None:
             self._released_any = True
             return Output(Step.RELEASE, [event.raw])
-        if delta.has_tool_calls:
-            self.saw_tool_calls = True
         # A tool call is not judged, but it keeps its place: released ahead of text still held
         # it would reorder the answer. One that comes before any text goes out at once (a
         # tool-call answer is not held for its whole length, which the judge has no use for);

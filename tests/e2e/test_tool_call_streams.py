@@ -1,5 +1,5 @@
-"""Tool-call streams under the holding actions: the call reaches the client at once and the
-answer is clean, whatever finish reason the server ends it with."""
+"""Tool-call streams under every action, held or not: the call reaches the client at once and
+the answer is clean, whatever finish reason the server ends it with."""
 
 from __future__ import annotations
 
@@ -44,8 +44,8 @@ def call_frames(finish: str) -> list[Frame]:
 FINISHES = ("tool_calls", "function_call", "stop")  # "stop": what some servers send after calls
 
 
-@pytest.fixture(scope="module", params=["block", "reroute"])
-def holding(
+@pytest.fixture(scope="module", params=["block", "reroute", "flag", "annotate", "shadow"])
+def candor_acting(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[CandorServer]:
     raw = RawUpstream({f: RawReply(call_frames(f)) for f in FINISHES}).start()
@@ -61,14 +61,17 @@ def holding(
 
 
 @pytest.mark.parametrize("finish", FINISHES)
-def test_a_tool_call_goes_out_at_once_and_is_clean(holding: CandorServer, finish: str) -> None:
+def test_a_tool_call_goes_out_at_once_and_is_clean(
+    candor_acting: CandorServer, finish: str
+) -> None:
     # Before, a call ending "stop" or "function_call" was judged an empty answer (blocked or
-    # re-routed), and a call was held until the end of the answer.
+    # re-routed, and flagged by the actions that do not hold), and a call was held until the
+    # end of the answer.
     body = {"model": finish, "messages": ASK, "stream": True}
     started = time.monotonic()
     with (
         httpx.Client(timeout=20) as http,
-        http.stream("POST", f"{holding.base_url}/chat/completions", json=body) as response,
+        http.stream("POST", f"{candor_acting.base_url}/chat/completions", json=body) as response,
     ):
         lines = response.iter_lines()
         first = next(line for line in lines if line.startswith("data: "))
