@@ -70,31 +70,44 @@ def choice_exchanges(request: Exchange, response: Mapping[str, Any]) -> list[Exc
     return exchanges
 
 
+def choice_count(body: Mapping[str, Any]) -> int:
+    """How many choices a request asks for: its `n`, 1 when absent or not a positive integer."""
+    n = body.get("n")
+    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+
+
 @dataclass(slots=True)
 class Delta:
-    """The judged parts of one stream chunk for the first choice."""
+    """The judged parts of one stream chunk for one choice (its `index`)."""
 
+    index: int = 0
     content: str = ""
     reasoning: str = ""
     finish_reason: str | None = None
     has_tool_calls: bool = False
 
 
-def chunk_delta(chunk: Mapping[str, Any]) -> Delta:
-    """What the first choice of a stream chunk adds. Other choices pass unjudged.
+def chunk_deltas(chunk: Mapping[str, Any], choices: int = 1) -> list[Delta]:
+    """What each of the first `choices` choices (by `index`) of a stream chunk adds. Other
+    choices pass unjudged.
 
     Raises `UpstreamBadResponse` on a chunk that is JSON but not of the OpenAI shape.
     """
+    deltas = []
     for choice in _choices(chunk):
-        if choice.get("index", 0) == 0:
+        index = choice.get("index", 0)
+        if isinstance(index, int) and 0 <= index < choices:
             delta = _part(choice, "delta")
-            return Delta(
-                content=_text(delta.get("content")),
-                reasoning=_text(_reasoning(delta)),
-                finish_reason=_finish_reason(choice),
-                has_tool_calls=bool(delta.get("tool_calls") or delta.get("function_call")),
+            deltas.append(
+                Delta(
+                    index=index,
+                    content=_text(delta.get("content")),
+                    reasoning=_text(_reasoning(delta)),
+                    finish_reason=_finish_reason(choice),
+                    has_tool_calls=bool(delta.get("tool_calls") or delta.get("function_call")),
+                )
             )
-    return Delta()
+    return deltas
 
 
 def answer_usage(answer: Mapping[str, Any]) -> Mapping[str, Any] | None:

@@ -1,8 +1,9 @@
 """Holding a stream back while the detector decides, bounded in characters and time.
 
 `JudgedStream` reads an upstream's SSE events (through a pump task, so the time bound can fire
-between events), feeds the answer's text to an incremental judge, and hands out what may be
-sent to the client: frames released, a censored verdict, the end of the answer, or a failure.
+between events), feeds each choice's text to an incremental judge of its own, and hands out what
+may be sent to the client: frames released, a censored verdict, the end of the answer, or a
+failure. With several choices (`n` > 1) frames are released once every choice is.
 """
 
 from __future__ import annotations
@@ -12,13 +13,13 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from proxy.answers import answer_usage, chunk_delta, is_usage_only
-from proxy.detect import Decision, StreamJudge, Verdict
+from proxy.answers import answer_usage, chunk_deltas, is_usage_only
+from proxy.detect import Decision, StreamJudge, StreamStep, Verdict, answer_verdict
 from proxy.errors import CandorError, UpstreamBadResponse
 from proxy.upstream.base import ChunkStream
 from proxy.wire import SseEvent
@@ -77,23 +78,44 @@ class HoldBackWindow:
 
 
 _END = object()
+_RELEASE = Decision.RELEASE
+_CENSORED = Decision.CENSORED
+
+
+@dataclass(slots=True)
+class _Choice:
+    """One choice of the answer: its judge and what it has read of the choice."""
+
+    judge: StreamJudge
+    length: int = 0
+    released: int = -1  # characters its judge released; -1: undecided
+    taken: int = 0  # its length when frames were last released up to the end
+    finish_reason: str | None = None
+    saw_tool_calls: bool = False  # whatever its finish reason says
+
+    def finish(self) -> Verdict:
+        return self.judge.finish(self.finish_reason, has_tool_calls=self.saw_tool_calls)
 
 
 class JudgedStream:
-    """An upstream stream judged as it arrives; see the module docstring."""
+    """An upstream stream judged as it arrives; see the module docstring. `open_judge` opens
+    a judge for each of the `choices` the request asks for (`n`), as the choice first comes."""
 
     def __init__(
         self,
         chunks: ChunkStream,
-        judge: StreamJudge,
+        open_judge: Callable[[], StreamJudge],
         bounds: HoldBounds | None,
         *,
+        choices: int = 1,
         relay_usage: bool = True,
     ) -> None:
         self._chunks = chunks
         # False: the usage chunk was asked for by Candor, not the client; it is read, not sent.
         self._relay_usage = relay_usage
-        self._judge = judge
+        self._open_judge = open_judge
+        self._expected = choices
+        self._choices = {0: _Choice(open_judge())}
         self._bounds = bounds  # None: never hold
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
         self._pump: asyncio.Task[None] | None = None
@@ -103,13 +125,11 @@ class JudgedStream:
         self._released_upto = 0
         self._released_any = False
         self.first: dict[str, Any] | None = None
-        self.finish_reason: str | None = None
         self.verdict: Verdict | None = None
         self.held_seconds = 0.0
         self.judge_seconds = 0.0
-        self.text_parts: list[str] = []
+        self.text_parts: list[str] = []  # the first choice's
         self.usage: Mapping[str, Any] | None = None  # the upstream's usage chunk, when it sends one
-        self.saw_tool_calls = False  # the answer holds tool calls (whatever its finish reason)
 
     @property
     def released_any(self) -> bool:
@@ -180,12 +200,8 @@ class JudgedStream:
                 return
             assert isinstance(item, SseEvent)
             if item.done:
-                tick = time.perf_counter()
-                self.verdict = self._judge.finish(
-                    self.finish_reason, has_tool_calls=self.saw_tool_calls
-                )
-                self.judge_seconds += time.perf_counter() - tick
-                withhold = self.verdict.censored and self.holding
+                self.verdict = None
+                withhold = self.judge_so_far().censored and self.holding
                 yield Output(Step.END, [] if withhold else self._take(None), self.verdict)
                 return
             output = self._absorb(item, loop.time())
@@ -199,29 +215,62 @@ class JudgedStream:
         if "error" in data:
             return Output(Step.FAILED, error=_upstream_error(data))
         try:
-            delta = chunk_delta(data)
+            deltas = chunk_deltas(data, self._expected)
         except UpstreamBadResponse as exc:
             return Output(Step.FAILED, error=exc)
         self.first = self.first or data
         self.usage = answer_usage(data) or self.usage
         if not self._relay_usage and is_usage_only(data):
             return None
-        self.finish_reason = delta.finish_reason or self.finish_reason
-        step = None
-        if delta.content or delta.reasoning:
-            self._length += len(delta.content)
-            self.text_parts.append(delta.content)
-            tick = time.perf_counter()
-            step = self._judge.feed(delta.content, delta.reasoning)
-            self.judge_seconds += time.perf_counter() - tick
-            if step.decision is Decision.CENSORED and self.verdict is None:
-                self.verdict = step.verdict
-                if self._bounds is not None:
-                    self._window.push(event.raw, self._length, now)
-                    return Output(Step.CENSORED, verdict=step.verdict)
-        # Told to the judge at the end, held or not: a tool-call answer is no empty answer.
-        if delta.has_tool_calls:
-            self.saw_tool_calls = True
+        step: StreamStep | None = None
+        censored: Verdict | None = None
+        calls = reasoning = False
+        for delta in deltas:
+            choice = self._choices.get(delta.index) or self._open(delta.index)
+            choice.finish_reason = delta.finish_reason or choice.finish_reason
+            # Told to the judge at the end, held or not: a tool-call answer is no empty answer.
+            if delta.has_tool_calls:
+                choice.saw_tool_calls = calls = True
+            if delta.content or delta.reasoning:
+                reasoning = reasoning or bool(delta.reasoning)
+                choice.length += len(delta.content)
+                self._length += len(delta.content)
+                if not delta.index:
+                    self.text_parts.append(delta.content)
+                tick = time.perf_counter()
+                step = choice.judge.feed(delta.content, delta.reasoning)
+                self.judge_seconds += time.perf_counter() - tick
+                if step.decision is _CENSORED:
+                    censored = censored or step.verdict
+                elif step.decision is _RELEASE:
+                    choice.released = step.released
+        if censored is not None and self.verdict is None:
+            self.verdict = censored
+            if self._bounds is not None:
+                self._window.push(event.raw, self._length, now)
+                return Output(Step.CENSORED, verdict=censored)
+        if self._expected > 1 and (step is not None or calls):
+            step = self._agreed()
+        return self._hold(event, step, calls and not self._length and not reasoning, now)
+
+    def _open(self, index: int) -> _Choice:
+        choice = self._choices[index] = _Choice(self._open_judge())
+        return choice
+
+    def _agreed(self) -> StreamStep:
+        """Several choices: released up to the end once every choice asked for is (its judge
+        released all of it, or it is tool calls and no text), else held."""
+        choices = self._choices.values()
+        if len(choices) == self._expected and all(
+            c.released >= c.length or (c.saw_tool_calls and not c.length) for c in choices
+        ):
+            return StreamStep(_RELEASE, self._length)
+        return StreamStep(Decision.HOLD, self._released_upto)
+
+    def _hold(
+        self, event: SseEvent, step: StreamStep | None, first_call: bool, now: float
+    ) -> Output | None:
+        """Release or hold a frame the judges read (`step`: None when it held no text)."""
         if self._bounds is None:
             self._released_any = True
             return Output(Step.RELEASE, [event.raw])
@@ -230,31 +279,38 @@ class JudgedStream:
         # tool-call answer is not held for its whole length, which the judge has no use for);
         # it commits the stream to this model, so text after it is flagged, not re-routed.
         caught_up = self._released_any and self._released_upto >= self._length
-        first_call = delta.has_tool_calls and not self._length and not delta.reasoning
         if step is None and not self._window and (caught_up or first_call):
             self._released_any = True
             return Output(Step.RELEASE, [event.raw])  # nothing held: no reason to wait
         self._window.push(event.raw, self._length, now)
         if step is None:
             return None
-        if step.decision is Decision.RELEASE:
+        if step.decision is _RELEASE:
             return Output(Step.RELEASE, self._take(step.released))
-        if self._length - self._released_upto > self._bounds.chars:
+        if self._longest_held() > self._bounds.chars:
             return Output(Step.RELEASE, self._take(None))
         return None
 
+    def _longest_held(self) -> int:
+        """Characters held of the choice with the most held (the hold bound is per choice)."""
+        if self._expected == 1:
+            return self._length - self._released_upto
+        return max(c.length - c.taken for c in self._choices.values())
+
     def judge_so_far(self) -> Verdict:
-        """The verdict on what arrived of an answer that broke off (its end never came)."""
+        """The verdict on the answer: the worst of its choices' (on what arrived of them, when
+        its end never came). Choices asked for that never came are not judged."""
         if self.verdict is None:
             tick = time.perf_counter()
-            self.verdict = self._judge.finish(
-                self.finish_reason, has_tool_calls=self.saw_tool_calls
-            )
+            self.verdict = answer_verdict(c.finish() for c in self._choices.values())
             self.judge_seconds += time.perf_counter() - tick
         return self.verdict
 
     def _take(self, upto: int | None) -> list[bytes]:
         self._released_upto = self._length if upto is None else max(self._released_upto, upto)
+        if self._expected > 1 and self._released_upto >= self._length:
+            for choice in self._choices.values():
+                choice.taken = choice.length
         since = self._window.since
         frames = self._window.release(upto)
         if frames:

@@ -64,6 +64,26 @@ def answer_frames(text: str, *, usage: Mapping[str, int] | None = None) -> list[
     return frames
 
 
+def choices_frames(*texts: str) -> list[Frame]:
+    """A streamed answer of one choice per text (`n` of them), word by word, the choices'
+    chunks taking turns as vLLM sends them; each choice ends `stop`, then `[DONE]`."""
+    pieces = [[w + " " for w in text.split(" ")] for text in texts]
+    for words in pieces:
+        words[-1] = words[-1][:-1]
+    frames: list[Frame] = []
+    for turn in range(max(len(words) for words in pieces)):
+        for index, words in enumerate(pieces):
+            if turn < len(words):
+                delta = {"content": words[turn]}
+                frames.append(
+                    chunk(choices=[{"index": index, "delta": delta, "finish_reason": None}])
+                )
+    for index in range(len(texts)):
+        frames.append(chunk(choices=[{"index": index, "delta": {}, "finish_reason": "stop"}]))
+    frames.append(b"data: [DONE]\n\n")
+    return frames
+
+
 def whole_answer(text: str, **top: Any) -> bytes:
     """A non-streamed `chat.completion` body."""
     data = {

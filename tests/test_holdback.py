@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from functools import partial
 
 import orjson
 
@@ -15,8 +16,9 @@ CENSORED = Verdict(Status.CENSORED, 0.99, Category.REFUSAL)
 CLEAN = Verdict(Status.CLEAN, 0.01)
 
 
-def text_event(text: str) -> SseEvent:
-    data = {"id": "c", "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+def text_event(text: str, index: int = 0) -> SseEvent:
+    choice = {"index": index, "delta": {"content": text}, "finish_reason": None}
+    data = {"id": "c", "choices": [choice]}
     return SseEvent(raw=sse_event(data), data=data)
 
 
@@ -60,6 +62,11 @@ class Judge:
         return self.final
 
 
+def judges(*made: Judge) -> Callable[[], Judge]:
+    """Opens the given judges in turn: one for each choice, in the order the choices come."""
+    return iter(made).__next__
+
+
 async def drain(stream: JudgedStream) -> list[tuple[Step, list[str]]]:
     steps = []
     while (output := await stream.next_output()) is not None:
@@ -71,7 +78,7 @@ async def drain(stream: JudgedStream) -> list[tuple[Step, list[str]]]:
 
 async def test_holds_until_the_judge_releases() -> None:
     chunks = Chunks([text_event("ab"), text_event("cd"), text_event("ef"), DONE])
-    stream = JudgedStream(chunks, Judge(release_at=4), HoldBounds(chars=100, ms=10_000))
+    stream = JudgedStream(chunks, partial(Judge, release_at=4), HoldBounds(chars=100, ms=10_000))
     steps = await drain(stream)
     assert steps == [(Step.RELEASE, ["ab", "cd"]), (Step.RELEASE, ["ef"]), (Step.END, [])]
     await stream.aclose()
@@ -80,7 +87,7 @@ async def test_holds_until_the_judge_releases() -> None:
 
 async def test_censored_keeps_everything_held() -> None:
     chunks = Chunks([text_event("I am sorry"), text_event(", no."), DONE])
-    stream = JudgedStream(chunks, Judge(censor_at=5), HoldBounds(chars=100, ms=10_000))
+    stream = JudgedStream(chunks, partial(Judge, censor_at=5), HoldBounds(chars=100, ms=10_000))
     first = await stream.next_output()
     assert first is not None and first.step is Step.CENSORED and first.frames == []
     assert first.verdict == CENSORED
@@ -91,7 +98,7 @@ async def test_censored_keeps_everything_held() -> None:
 
 async def test_the_character_bound_releases() -> None:
     chunks = Chunks([text_event("x" * 30), text_event("y" * 30), DONE])
-    stream = JudgedStream(chunks, Judge(), HoldBounds(chars=40, ms=10_000))
+    stream = JudgedStream(chunks, Judge, HoldBounds(chars=40, ms=10_000))
     steps = await drain(stream)
     assert steps[0] == (Step.RELEASE, ["x" * 30, "y" * 30])
     await stream.aclose()
@@ -99,7 +106,7 @@ async def test_the_character_bound_releases() -> None:
 
 async def test_the_time_bound_releases_between_chunks() -> None:
     chunks = Chunks([text_event("slow"), text_event("er"), DONE], delay=0.15)
-    stream = JudgedStream(chunks, Judge(), HoldBounds(chars=1000, ms=50))
+    stream = JudgedStream(chunks, Judge, HoldBounds(chars=1000, ms=50))
     first = await stream.next_output()
     assert first is not None and first.step is Step.RELEASE
     assert len(first.frames) == 1  # released by time, before the second chunk arrived
@@ -109,11 +116,11 @@ async def test_the_time_bound_releases_between_chunks() -> None:
 
 async def test_answer_ending_inside_the_window_gets_the_whole_verdict() -> None:
     chunks = Chunks([text_event("No."), DONE])
-    stream = JudgedStream(chunks, Judge(final=CENSORED), HoldBounds(chars=100, ms=10_000))
+    stream = JudgedStream(chunks, partial(Judge, final=CENSORED), HoldBounds(chars=100, ms=10_000))
     steps = await drain(stream)
     assert steps == [(Step.END, [])]  # withheld: the caller may re-route
     assert stream.verdict == CENSORED
-    clean = JudgedStream(Chunks([text_event("Yes."), DONE]), Judge(), HoldBounds(100, 10_000))
+    clean = JudgedStream(Chunks([text_event("Yes."), DONE]), Judge, HoldBounds(100, 10_000))
     assert await drain(clean) == [(Step.END, ["Yes."])]
     await stream.aclose()
     await clean.aclose()
@@ -121,7 +128,7 @@ async def test_answer_ending_inside_the_window_gets_the_whole_verdict() -> None:
 
 async def test_tool_calls_pass_at_once_when_nothing_is_held() -> None:
     chunks = Chunks([text_event("ab"), tool_event(), DONE])
-    stream = JudgedStream(chunks, Judge(release_at=2), HoldBounds(chars=100, ms=10_000))
+    stream = JudgedStream(chunks, partial(Judge, release_at=2), HoldBounds(chars=100, ms=10_000))
     first = await stream.next_output()
     assert first is not None and first.step is Step.RELEASE and len(first.frames) == 1
     second = await stream.next_output()
@@ -132,7 +139,7 @@ async def test_tool_calls_pass_at_once_when_nothing_is_held() -> None:
 
 async def test_tool_calls_keep_their_place_behind_held_text() -> None:
     chunks = Chunks([text_event("ab"), tool_event(), text_event("cd"), DONE])
-    stream = JudgedStream(chunks, Judge(release_at=4), HoldBounds(chars=100, ms=10_000))
+    stream = JudgedStream(chunks, partial(Judge, release_at=4), HoldBounds(chars=100, ms=10_000))
     first = await stream.next_output()
     assert first is not None and first.step is Step.RELEASE
     assert [b"tool_calls" in frame for frame in first.frames] == [False, True, False]
@@ -142,7 +149,7 @@ async def test_tool_calls_keep_their_place_behind_held_text() -> None:
 async def test_a_tool_call_before_any_text_goes_out_at_once() -> None:
     # A tool-call answer is not held for its whole length; the stream is then this model's.
     chunks = Chunks([tool_event(), text_event("I am sorry"), DONE])
-    stream = JudgedStream(chunks, Judge(censor_at=5), HoldBounds(chars=100, ms=10_000))
+    stream = JudgedStream(chunks, partial(Judge, censor_at=5), HoldBounds(chars=100, ms=10_000))
     first = await stream.next_output()
     assert first is not None and first.step is Step.RELEASE and b"tool_calls" in first.frames[0]
     assert stream.released_any
@@ -151,7 +158,7 @@ async def test_a_tool_call_before_any_text_goes_out_at_once() -> None:
 
 async def test_without_bounds_nothing_is_held() -> None:
     chunks = Chunks([text_event("a"), text_event("b"), DONE])
-    stream = JudgedStream(chunks, Judge(censor_at=1, final=CENSORED), None)
+    stream = JudgedStream(chunks, partial(Judge, censor_at=1, final=CENSORED), None)
     steps = await drain(stream)
     assert steps == [(Step.RELEASE, ["a"]), (Step.RELEASE, ["b"]), (Step.END, [])]
     assert stream.verdict == CENSORED
@@ -159,7 +166,7 @@ async def test_without_bounds_nothing_is_held() -> None:
 
 
 async def test_a_stream_cut_short_fails() -> None:
-    stream = JudgedStream(Chunks([text_event("a")]), Judge(), None)
+    stream = JudgedStream(Chunks([text_event("a")]), Judge, None)
     steps = [s for s, _ in await drain(stream)]
     assert steps == [Step.RELEASE, Step.FAILED]
     await stream.aclose()
@@ -176,7 +183,7 @@ class Breaking(Chunks):
 
 async def test_a_reader_that_raises_fails_the_stream_and_still_closes() -> None:
     chunks = Breaking([text_event("a")])
-    stream = JudgedStream(chunks, Judge(), None)
+    stream = JudgedStream(chunks, Judge, None)
     outputs = []
     while (output := await stream.next_output()) is not None:
         outputs.append(output)
@@ -185,3 +192,69 @@ async def test_a_reader_that_raises_fails_the_stream_and_still_closes() -> None:
     assert error is not None and error.code == "bad_upstream_response"
     await stream.aclose()  # does not re-raise the reader's exception
     assert chunks.closed
+
+
+async def test_several_choices_are_held_until_every_choice_is_released() -> None:
+    # n = 2: the first choice is released at once, but the second is not decided yet.
+    events = [text_event("ab"), text_event("cd", 1), text_event("ef", 1), DONE]
+    open_judge = judges(Judge(release_at=2), Judge(release_at=4))
+    stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000), choices=2)
+    assert await drain(stream) == [(Step.RELEASE, ["ab", "cd", "ef"]), (Step.END, [])]
+    assert stream.verdict == CLEAN and "".join(stream.text_parts) == "ab"
+    await stream.aclose()
+
+
+async def test_a_censored_choice_stops_the_stream_before_any_byte() -> None:
+    events = [text_event("Paris."), text_event("I am sorry", 1), text_event(" no.", 1), DONE]
+    open_judge = judges(Judge(release_at=2), Judge(censor_at=5))
+    stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000), choices=2)
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.CENSORED and first.frames == []
+    assert first.verdict == CENSORED and not stream.released_any
+    assert len(stream.stop_holding()) == 2  # a flag-only policy lets both choices through
+    await stream.aclose()
+
+
+async def test_the_answer_has_the_verdict_of_its_worst_choice() -> None:
+    events = [text_event("Yes.", 1), text_event("No."), DONE]
+    open_judge = judges(Judge(), Judge(final=CENSORED))  # choice 1 comes first
+    stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000), choices=2)
+    assert await drain(stream) == [(Step.END, [])]  # withheld: the caller may re-route
+    assert stream.verdict == CENSORED
+    unheld = JudgedStream(Chunks(events), judges(Judge(), Judge(final=CENSORED)), None, choices=2)
+    assert [step for step, _ in await drain(unheld)] == [Step.RELEASE, Step.RELEASE, Step.END]
+    assert unheld.verdict == CENSORED
+    await stream.aclose()
+    await unheld.aclose()
+
+
+async def test_a_choice_that_never_comes_holds_to_the_end_and_is_not_judged() -> None:
+    # An upstream that ignores `n`: the choice asked for and missing is no empty answer.
+    events = [text_event("ab"), text_event("cd"), DONE]
+    stream = JudgedStream(Chunks(events), judges(Judge(release_at=2)), HoldBounds(100, 10_000))
+    assert [step for step, _ in await drain(stream)] == [Step.RELEASE, Step.RELEASE, Step.END]
+    missing = JudgedStream(
+        Chunks(events), judges(Judge(release_at=2)), HoldBounds(100, 10_000), choices=2
+    )
+    assert await drain(missing) == [(Step.END, ["ab", "cd"])]
+    assert missing.verdict == CLEAN
+    await stream.aclose()
+    await missing.aclose()
+
+
+async def test_the_character_bound_is_per_choice() -> None:
+    events = [text_event("x" * 30), text_event("y" * 30, 1), text_event("x" * 15), DONE]
+    stream = JudgedStream(Chunks(events), Judge, HoldBounds(chars=40, ms=10_000), choices=2)
+    first = await stream.next_output()  # 60 characters held, but 30 and 45 of each choice
+    assert first is not None and first.step is Step.RELEASE and len(first.frames) == 3
+    await stream.aclose()
+
+
+async def test_choices_of_tool_calls_go_out_once_every_choice_is_released() -> None:
+    call = tool_event().data or {}
+    second = {**call, "choices": [{**call["choices"][0], "index": 1}]}
+    events = [tool_event(), SseEvent(raw=sse_event(second), data=second), DONE]
+    stream = JudgedStream(Chunks(events), Judge, HoldBounds(100, 10_000), choices=2)
+    first = await stream.next_output()  # not before the second choice came
+    assert first is not None and first.step is Step.RELEASE and len(first.frames) == 2
+    await stream.aclose()

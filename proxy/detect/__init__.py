@@ -12,6 +12,7 @@ from proxy.detect.verdict import (
     StreamJudge,
     StreamStep,
     Verdict,
+    answer_verdict,
 )
 
 __all__ = [
@@ -26,4 +27,5 @@ __all__ = [
     "StreamJudge",
     "StreamStep",
     "Verdict",
+    "answer_verdict",
 ]

@@ -7,7 +7,7 @@ the pipeline builds an `Exchange`, a `Detector` turns it into a `Verdict`; for s
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
@@ -121,6 +121,12 @@ class Verdict:
 
 
 UNKNOWN = Verdict(status=Status.UNKNOWN)
+
+
+def answer_verdict(choices: Iterable[Verdict]) -> Verdict:
+    """The verdict of an answer from those of its choices (`n` > 1), whole or streamed: the
+    worst, a censored one before any other, then the highest score; `UNKNOWN` for none."""
+    return max(choices, key=lambda v: (v.censored, v.score), default=UNKNOWN)
 
 
 class StreamStep(NamedTuple):

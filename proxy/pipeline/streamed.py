@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy import wire
-from proxy.answers import request_exchange, wants_usage
+from proxy.answers import choice_count, request_exchange, wants_usage
 from proxy.detect import UNKNOWN
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
 from proxy.holdback import HoldBounds, JudgedStream, Output, Step
@@ -203,12 +204,19 @@ class StreamedAnswers(Steps):
                     first = Output(Step.END, verdict=attempt.verdict)
                     return _Live(reached.name, None, first, attempt, rejected=reached.rejected)
                 attempt.ttft = attempt.seconds
+                # A judge for each choice the request asks for (`n`), opened as it comes.
+                open_judge = functools.partial(self._detector.open_stream, request_exchange(body))
                 try:
-                    judge = self._detector.open_stream(request_exchange(body))
+                    stream = JudgedStream(
+                        chunks,
+                        open_judge,
+                        hold,
+                        choices=choice_count(body),
+                        relay_usage=wants_usage(body),
+                    )
                 except BaseException:
                     await chunks.aclose()
                     raise
-                stream = JudgedStream(chunks, judge, hold, relay_usage=wants_usage(body))
                 try:
                     first = (
                         await _first_output(stream) if hold is not None else Output(Step.RELEASE)

@@ -10,7 +10,7 @@ from typing import Any
 
 from proxy import wire
 from proxy.answers import answer_usage, choice_exchanges, request_exchange
-from proxy.detect import UNKNOWN, Exchange, Verdict
+from proxy.detect import Exchange, Verdict, answer_verdict
 from proxy.errors import CandorError, UpstreamRejected
 from proxy.outcome import Outcome
 from proxy.pipeline.annotate import annotation, mark_rejection
@@ -130,7 +130,7 @@ class WholeAnswers(Steps):
                 tick = time.perf_counter()
                 judged = [self._detector.judge(ex) for ex in exchanges]
                 attempt.detector_seconds = time.perf_counter() - tick
-                attempt.verdict = max(judged, key=lambda v: (v.censored, v.score), default=UNKNOWN)
+                attempt.verdict = answer_verdict(judged)
                 attempt.answer = exchanges[0].answer if exchanges else ""
                 return _Answer(reached.name, response, attempt.verdict)
         raise errors[-1]
