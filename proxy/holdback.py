@@ -139,6 +139,11 @@ class JudgedStream:
     def holding(self) -> bool:
         return self._bounds is not None
 
+    @property
+    def text_choices(self) -> list[int]:
+        """The indexes of the choices that came without tool calls (the first one at least)."""
+        return [i for i, c in sorted(self._choices.items()) if not c.saw_tool_calls] or [0]
+
     def stop_holding(self) -> list[bytes]:
         """From now on nothing is held; returns what was held."""
         self._bounds = None

@@ -258,3 +258,14 @@ async def test_choices_of_tool_calls_go_out_once_every_choice_is_released() -> N
     first = await stream.next_output()  # not before the second choice came
     assert first is not None and first.step is Step.RELEASE and len(first.frames) == 2
     await stream.aclose()
+
+
+async def test_the_choices_with_text_are_named_for_a_note() -> None:
+    call = tool_event().data or {}
+    data = {**call, "choices": [{**call["choices"][0], "index": 1}]}
+    calls = SseEvent(raw=sse_event(data), data=data)
+    events = [text_event("a"), calls, text_event("b", 2), DONE]
+    stream = JudgedStream(Chunks(events), Judge, None, choices=3)
+    await drain(stream)
+    assert stream.text_choices == [0, 2]
+    await stream.aclose()

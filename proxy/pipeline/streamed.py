@@ -276,7 +276,8 @@ class StreamedAnswers(Steps):
             if outcome.action is ActionName.PASS and acts:
                 outcome.action = ActionName.FLAG if action.holds_stream else action.name
                 outcome.would = getattr(action, "would", None)
-                for frame in action.stream_tail(stream.first, policy.wording):
+                tail = action.stream_tail(stream.first, policy.wording, stream.text_choices)
+                for frame in tail:
                     yield frame
             _, note = annotation(outcome, live.model)
             yield wire.annotation_chunk(stream.first, live.model, note)

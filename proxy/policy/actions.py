@@ -8,7 +8,7 @@ altered one, or a request to re-route, which the pipeline carries out with the f
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol
@@ -58,8 +58,11 @@ class Action(Protocol):
         """A whole censored answer -> what to send (or a re-route)."""
         ...
 
-    def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
-        """Frames to add at the end of a censored stream that was not held (e.g. a note)."""
+    def stream_tail(
+        self, template: dict[str, Any] | None, wording: Wording, choices: Sequence[int] = (0,)
+    ) -> list[bytes]:
+        """Frames to add at the end of a censored stream that was not held (e.g. a note);
+        `choices`: the indexes of its text choices (not tool calls)."""
         ...
 
 
@@ -72,7 +75,9 @@ class PassAction:
     def on_whole(self, response: dict[str, Any], wording: Wording) -> Move:
         return Move(self.name, response)
 
-    def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
+    def stream_tail(
+        self, template: dict[str, Any] | None, wording: Wording, choices: Sequence[int] = (0,)
+    ) -> list[bytes]:
         return []
 
 
@@ -107,8 +112,12 @@ class AnnotateAction(PassAction):
                 message["content"] = (message.get("content") or "") + wording.annotate_note
         return Move(self.name, noted)
 
-    def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
-        return [wire.sse_event(content_chunk(template, wording.annotate_note, None))]
+    def stream_tail(
+        self, template: dict[str, Any] | None, wording: Wording, choices: Sequence[int] = (0,)
+    ) -> list[bytes]:
+        # Every text choice gets the note, as every message of a whole answer does.
+        note = wording.annotate_note
+        return [wire.sse_event(content_chunk(template, note, None, index=i)) for i in choices]
 
 
 class BlockAction:
@@ -129,7 +138,9 @@ class BlockAction:
         ]
         return Move(self.name, blocked)
 
-    def stream_tail(self, template: dict[str, Any] | None, wording: Wording) -> list[bytes]:
+    def stream_tail(
+        self, template: dict[str, Any] | None, wording: Wording, choices: Sequence[int] = (0,)
+    ) -> list[bytes]:
         return []
 
     def stream_frames(
@@ -161,7 +172,11 @@ class RerouteAction(PassAction):
 
 
 def content_chunk(
-    template: dict[str, Any] | None, content: str | None, finish: str | None, role: bool = False
+    template: dict[str, Any] | None,
+    content: str | None,
+    finish: str | None,
+    role: bool = False,
+    index: int = 0,
 ) -> dict[str, Any]:
     """A chunk shaped like the upstream's (same id, model, created), carrying our text."""
     base = template or {}
@@ -175,7 +190,7 @@ def content_chunk(
         "object": "chat.completion.chunk",
         "created": base.get("created", 0),
         "model": base.get("model", ""),
-        "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
+        "choices": [{"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}],
     }
     if base.get("system_fingerprint") is not None:  # a string, or absent: never null
         chunk["system_fingerprint"] = base["system_fingerprint"]

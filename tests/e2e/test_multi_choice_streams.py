@@ -86,8 +86,9 @@ def test_a_refusing_second_choice_is_acted_on(candor_acting: CandorServer, model
     elif action == "block":
         assert texts == [BLOCKED, ""] and finishes[0] == "content_filter"
     else:
+        noted = NOTE if action == "annotate" else ""
         assert action in ("flag", "annotate") and candor["verdict"] == "censored"
-        assert texts[0].startswith(honest) and texts[1].startswith(refusal)
+        assert texts == [honest + noted, refusal + noted]  # every text choice is noted
     assert candor["category"] != "none"
 
 
