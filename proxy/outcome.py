@@ -28,6 +28,17 @@ class Attempt:
     detector_seconds: float | None = None
     usage: Mapping[str, Any] | None = None
 
+    def summary(self) -> dict[str, Any]:
+        """What the `candor` object's `attempts` and an audit event's `models_asked` say of it:
+        no text of the answer."""
+        return {
+            "model": self.model,
+            "verdict": self.verdict.status.value,
+            "category": self.verdict.category.value,
+            "score": round(self.verdict.score, 4),
+            "failure": self.failure,
+        }
+
 
 @dataclass(slots=True)
 class Outcome:

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import uvicorn
 import yaml
 
@@ -28,6 +29,19 @@ TEST_ADMIN_KEY = "ck-test-admin-0123456789abcdef"
 
 def pass_through_auth() -> AuthSettings:
     return AuthSettings(mode="none", admin_key_hash=hash_key(TEST_ADMIN_KEY, None))
+
+
+def audit_events(url: str, expect: int = 1, **params: Any) -> list[dict[str, Any]]:
+    """The newest audit events of the Candor at `url`, once `expect` of them are there (an
+    event is written after its answer went out) or after 5 s."""
+    headers = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
+    deadline = time.monotonic() + 5
+    while True:
+        response = httpx.get(f"{url}/admin/events", params=params, headers=headers, timeout=10)
+        found: list[dict[str, Any]] = response.json()["data"]
+        if len(found) >= expect or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
 
 
 def free_socket() -> socket.socket:

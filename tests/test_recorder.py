@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -12,6 +13,7 @@ from proxy.outcome import Attempt, Outcome
 from proxy.policy.actions import ActionName
 from proxy.recorder import Recorder
 from proxy.settings import StoreSettings
+from proxy.store.events import AuditEvent
 from proxy.store.memory import MemoryStore
 from tests.test_metrics import value
 
@@ -69,3 +71,14 @@ async def test_the_stores_censorship_rate_counts_only_political_answers() -> Non
         await recorder.observe(outcome)
     rate = await store.censorship_rate("qwen", "tiananmen")
     assert (rate.censored, rate.scanned) == (1, 2)
+
+
+def test_the_readme_documents_every_event_field() -> None:
+    table = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    documented = {
+        name.strip("`")
+        for line in table.splitlines()
+        if line.startswith("| `")
+        for name in line.split(" | ")[0].lstrip("| ").split(", ")
+    }
+    assert set(AuditEvent.__dataclass_fields__) <= documented

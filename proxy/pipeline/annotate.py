@@ -44,14 +44,5 @@ def annotation(outcome: Outcome, model: str) -> tuple[dict[str, str], dict[str, 
     if outcome.reason is not None:
         body["reason"] = outcome.reason
     if len(outcome.attempts) > 1 or outcome.reason:
-        body["attempts"] = [
-            {
-                "model": a.model,
-                "verdict": a.verdict.status.value,
-                "category": a.verdict.category.value,
-                "score": round(a.verdict.score, 4),
-                "failure": a.failure,
-            }
-            for a in outcome.attempts
-        ]
+        body["attempts"] = [a.summary() for a in outcome.attempts]
     return headers, body

@@ -24,6 +24,12 @@ class AuditEvent:
     request_id: str
     model: str
     action: str
+    policy: str | None = None
+    outcome: str | None = None
+    error: str | None = None
+    streamed: bool = False
+    duration_seconds: float = 0.0
+    reason: str | None = None
     tenant: str = "default"
     key_id: str | None = None
     fallback_model: str | None = None
@@ -35,6 +41,7 @@ class AuditEvent:
     prompt_excerpt: str | None = None
     answer_excerpt: str | None = None
     fallback_answer_excerpt: str | None = None
+    models_asked: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -44,6 +51,7 @@ class AuditEvent:
         known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
         known["topics"] = list(known.get("topics") or [])
         known["signals"] = list(known.get("signals") or [])
+        known["models_asked"] = [dict(m) for m in known.get("models_asked") or []]
         return cls(**known)
 
 
@@ -75,6 +83,13 @@ def make_event(
     request_id: str,
     model: str,
     action: str,
+    policy: str | None = None,
+    outcome: str | None = None,
+    error: str | None = None,
+    streamed: bool = False,
+    duration_seconds: float = 0.0,
+    reason: str | None = None,
+    models_asked: Sequence[Mapping[str, Any]] = (),
     redaction: Redaction = "excerpt",
     excerpt_chars: int = 500,
     prompt: str | None = None,
@@ -101,6 +116,12 @@ def make_event(
         model=model,
         fallback_model=fallback_model,
         action=action,
+        policy=policy,
+        outcome=outcome,
+        error=error,
+        streamed=streamed,
+        duration_seconds=round(float(duration_seconds), 3),
+        reason=reason,
         category=category,
         topics=list(topics),
         language=language,
@@ -109,6 +130,7 @@ def make_event(
         prompt_excerpt=redact(prompt, redaction, excerpt_chars),
         answer_excerpt=redact(answer, redaction, excerpt_chars),
         fallback_answer_excerpt=redact(fallback_answer, redaction, excerpt_chars),
+        models_asked=[dict(m) for m in models_asked],
     )
 
 
