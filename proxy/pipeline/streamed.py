@@ -41,8 +41,10 @@ class _Live:
     async def close(self) -> None:
         if self.stream is not None:
             await self.stream.aclose()
-            # What the upstream reported it spent is charged, whether served or set aside.
+            # What the upstream reported it spent is charged, whether served or set aside; what
+            # arrived of an answer set aside (held, never sent) is audited as a whole one is.
             self.attempt.usage = self.stream.usage or self.attempt.usage
+            self.attempt.answer = self.attempt.answer or "".join(self.stream.text_parts)
 
 
 @dataclass(frozen=True, slots=True)

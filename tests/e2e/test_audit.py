@@ -62,3 +62,17 @@ def test_an_event_says_the_fallbacks_were_exhausted(deploy: Any) -> None:
     (event,) = audit_events(d.server.url)
     assert (event["action"], event["reason"]) == ("flag", "fallbacks_exhausted")
     assert event["outcome"] == "flagged" and event["answer_excerpt"] == CANNED_REFUSAL
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_rerouted_answer_is_kept_though_the_client_never_saw_it(
+    deploy: Any, stream: bool
+) -> None:
+    # Before, a re-routed stream's event had no excerpt of the censored answer set aside (held,
+    # never sent): only a whole answer's was kept.
+    d = deploy("action: reroute\nfallbacks: [honest]\n")
+    content, _ = answer_and_note(d.sdk, "qwen", TIANANMEN_Q, stream)
+    assert content == TIANANMEN.fact_en
+    (event,) = audit_events(d.server.url)
+    assert event["answer_excerpt"] and CANNED_REFUSAL.startswith(event["answer_excerpt"])
+    assert event["fallback_answer_excerpt"] == TIANANMEN.fact_en[:500] + "…"
