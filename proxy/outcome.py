@@ -13,6 +13,9 @@ from proxy.policy.actions import ActionName
 
 # The signal of a verdict that stands for a detector failure: the answer passed unjudged.
 DETECTOR_ERROR = "detector_error"
+# The failure of a model asked for a request that ended first (the client left, a hedge that
+# was not needed): the request's end, not the model's fault.
+CANCELLED = "cancelled"
 
 
 @dataclass(slots=True)

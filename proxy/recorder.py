@@ -8,7 +8,7 @@ from typing import Any
 from proxy.answers import message_text
 from proxy.detect import Status
 from proxy.metrics import Metrics
-from proxy.outcome import Outcome
+from proxy.outcome import CANCELLED, Outcome
 from proxy.policy.actions import ActionName
 from proxy.settings import StoreSettings
 from proxy.store.base import Store
@@ -61,12 +61,15 @@ class Recorder:
                 m.scanned(
                     attempt.model, v.censored, v.category.value, v.topics, v.language, v.political
                 )
+            # A model asked for a request that ended first neither failed nor answered.
+            cancelled = attempt.failure == CANCELLED
             # A fallback is any model but the one asked for: a pre-empted request's first too.
-            if attempt.failure is not None and attempt.model != outcome.requested_model:
-                m.fallback_failure(attempt.model, attempt.failure)
+            failed = attempt.failure is not None and not cancelled
+            if failed and attempt.model != outcome.requested_model:
+                m.fallback_failure(attempt.model, str(attempt.failure))
             if attempt.ttft is not None:
                 m.upstream_ttft(attempt.model, attempt.ttft)
-            if attempt.seconds:
+            if attempt.seconds and not cancelled:
                 m.upstream_total(attempt.model, attempt.seconds)
             if attempt.detector_seconds is not None:
                 m.detector_seconds(attempt.detector_seconds)

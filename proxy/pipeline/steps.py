@@ -13,10 +13,10 @@ from typing import Any, Generic, TypeVar
 from proxy.answers import is_provider_block
 from proxy.detect import UNKNOWN, Exchange, ProviderError, Verdict
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
-from proxy.outcome import Attempt, NullObserver, Observer, Outcome
+from proxy.outcome import CANCELLED, Attempt, NullObserver, Observer, Outcome
 from proxy.pipeline.fail_open import FailOpenDetector
 from proxy.pipeline.types import ChatRequest, JudgingDetector
-from proxy.policy.actions import Action, build_action
+from proxy.policy.actions import Action, ActionName, build_action
 from proxy.policy.model import Policy, PolicySet
 from proxy.policy.routing import RoutingState, scrub_history
 from proxy.upstream.base import Upstream
@@ -129,6 +129,11 @@ class Steps:
             started = loop.time()
             try:
                 result = await call(self._upstreams.get(name))
+            except asyncio.CancelledError:
+                # The request ended while this model was asked: it is noted, not left out.
+                attempt.seconds, attempt.failure = loop.time() - started, CANCELLED
+                outcome.attempts.append(attempt)
+                raise
             except UpstreamRejected as exc:
                 attempt.seconds = loop.time() - started
                 attempt.failure, attempt.verdict = (
@@ -152,6 +157,15 @@ class Steps:
             if index > 0:
                 outcome.reason = "outage"
             yield Reached(name, attempt, index, result=result)
+
+
+def flag_if_left(outcome: Outcome, policy: Policy) -> None:
+    """A client that left while its censored answer was being re-routed: nobody got the
+    answer, but it is flagged (and audited) as one that could not be re-routed."""
+    verdict = outcome.judged
+    acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
+    if outcome.client_gone and outcome.action is ActionName.PASS and acts:
+        outcome.action = ActionName.FLAG
 
 
 def answer_template(model: str, obj: str = "chat.completion") -> dict[str, Any]:

@@ -15,9 +15,9 @@ from proxy.answers import choice_count, request_exchange, wants_usage
 from proxy.detect import UNKNOWN
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
 from proxy.holdback import HoldBounds, JudgedStream, Output, Step
-from proxy.outcome import Attempt, Outcome
+from proxy.outcome import CANCELLED, Attempt, Outcome
 from proxy.pipeline.annotate import annotation, mark_rejection
-from proxy.pipeline.steps import Steps, answer_template, is_outage
+from proxy.pipeline.steps import Steps, answer_template, flag_if_left, is_outage
 from proxy.pipeline.types import ChatRequest, StreamReply
 from proxy.policy.actions import Action, ActionName, BlockAction
 from proxy.policy.model import Policy
@@ -40,11 +40,14 @@ class _Live:
 
     async def close(self) -> None:
         if self.stream is not None:
-            await self.stream.aclose()
-            # What the upstream reported it spent is charged, whether served or set aside; what
-            # arrived of an answer set aside (held, never sent) is audited as a whole one is.
-            self.attempt.usage = self.stream.usage or self.attempt.usage
-            self.attempt.answer = self.attempt.answer or "".join(self.stream.text_parts)
+            try:
+                await self.stream.aclose()
+            finally:
+                # What the upstream reported it spent is charged, whether served or set aside;
+                # what arrived of an answer set aside (held, never sent) is audited as a whole
+                # one is.
+                self.attempt.usage = self.stream.usage or self.attempt.usage
+                self.attempt.answer = self.attempt.answer or "".join(self.stream.text_parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +73,7 @@ class StreamedAnswers(Steps):
             # until its total timeout. A cancellation is the client leaving while it was held.
             await _close_all(opened)
             outcome.failed(exc)
+            flag_if_left(outcome, policy)
             mark_rejection(outcome, exc)
             await self._finish(outcome, started)
             raise
@@ -223,7 +227,9 @@ class StreamedAnswers(Steps):
                     first = (
                         await _first_output(stream) if hold is not None else Output(Step.RELEASE)
                     )
-                except BaseException:
+                except BaseException as exc:
+                    if isinstance(exc, asyncio.CancelledError):
+                        attempt.failure = CANCELLED
                     await stream.aclose()
                     raise
                 broke = first.error if first.step is Step.FAILED else None
@@ -289,6 +295,9 @@ class StreamedAnswers(Steps):
             outcome.error = exc.code or exc.type
             _note_broken(live, stream, policy, action, outcome)
             yield wire.sse_error(exc.message, exc.type, exc.code, exc.param)
+        except (asyncio.CancelledError, GeneratorExit):
+            _note_broken(live, stream, policy, action, outcome)  # the client left mid-stream
+            raise
         except Exception:
             outcome.error = "internal_error"
             log.exception("stream %s failed", outcome.request_id)
@@ -324,8 +333,8 @@ async def _first_output(stream: JudgedStream) -> Output:
 def _note_broken(
     live: _Live, stream: JudgedStream, policy: Policy, action: Action, outcome: Outcome
 ) -> None:
-    """A stream that broke is judged on what arrived of it: a censored part the client
-    already has is flagged (and audited) like a whole censored answer."""
+    """A stream that broke, or that its client left, is judged on what arrived of it: a
+    censored part the client already has is flagged (and audited) like a whole censored answer."""
     verdict = stream.judge_so_far()
     live.attempt.verdict, live.attempt.answer = verdict, "".join(stream.text_parts)
     live.attempt.detector_seconds = stream.judge_seconds

@@ -14,7 +14,7 @@ from proxy.detect import Exchange, Verdict, answer_verdict
 from proxy.errors import CandorError, UpstreamRejected
 from proxy.outcome import Outcome
 from proxy.pipeline.annotate import annotation, mark_rejection
-from proxy.pipeline.steps import Steps, answer_template
+from proxy.pipeline.steps import Steps, answer_template, flag_if_left
 from proxy.pipeline.types import ChatRequest, Reply
 from proxy.policy.actions import ActionName
 from proxy.policy.model import Policy
@@ -46,6 +46,7 @@ class WholeAnswers(Steps):
             return Reply(body=wire.dumps({**answer.response, "candor": note}), headers=headers)
         except BaseException as exc:  # a cancellation: the client left (`unless_client_leaves`)
             outcome.failed(exc)
+            flag_if_left(outcome, policy)
             mark_rejection(outcome, exc)
             raise
         finally:

@@ -3,14 +3,29 @@ answer (GET /admin/events, Candor and the scripted upstream on loopback)."""
 
 from __future__ import annotations
 
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
 
 from proxy.demo.answers import CANNED_REFUSAL, TIANANMEN
-from tests.e2e.test_actions import FALUN_GONG_Q, TIANANMEN_Q, answer_and_note, deploy
-from tests.servers import audit_events
+from proxy.demo.upstream import ScriptedUpstream
+from proxy.settings import ModelRoute, Timeouts
+from tests.e2e.conftest import start_candor
+from tests.e2e.test_actions import (
+    FALUN_GONG_Q,
+    REPO_POLICIES,
+    TIANANMEN_Q,
+    answer_and_note,
+    deploy,
+)
+from tests.e2e.test_disconnect import chat_request
+from tests.raw_upstream import RawReply, RawUpstream, answer_frames, whole_answer
+from tests.servers import CandorServer, audit_events
 
 pytestmark = pytest.mark.e2e
 
@@ -76,3 +91,74 @@ def test_a_rerouted_answer_is_kept_though_the_client_never_saw_it(
     (event,) = audit_events(d.server.url)
     assert event["answer_excerpt"] and CANNED_REFUSAL.startswith(event["answer_excerpt"])
     assert event["fallback_answer_excerpt"] == TIANANMEN.fact_en[:500] + "…"
+
+
+@pytest.fixture
+def raw_candor(
+    monkeypatch: pytest.MonkeyPatch, upstream: ScriptedUpstream, tmp_path: Path
+) -> Iterator[Callable[..., tuple[RawUpstream, CandorServer]]]:
+    """`start(policy, replies)`: Candor under `policy` (the default one) in front of a raw
+    upstream answering `replies`, with time enough for a test's client to leave."""
+    started: list[tuple[RawUpstream, CandorServer]] = []
+
+    def start(policy: str, replies: dict[str, RawReply]) -> tuple[RawUpstream, CandorServer]:
+        folder = tmp_path / f"policies{len(started)}"
+        folder.mkdir()
+        (folder / "detector").symlink_to(REPO_POLICIES / "detector")
+        (folder / "default.yaml").write_text(policy)
+        raw = RawUpstream(replies).start()
+        models = {name: ModelRoute(base_url=raw.base_url) for name in replies}
+        timeouts = Timeouts(connect=2, first_byte=30, idle=30, total=60)
+        candor = start_candor(
+            monkeypatch, upstream, models=models, policies_dir=folder, timeouts=timeouts
+        )
+        started.append((raw, candor))
+        return raw, candor
+
+    yield start
+    for raw, candor in started:
+        candor.stop()
+        raw.stop()
+
+
+def test_a_client_leaving_a_censored_stream_midway_is_audited(
+    raw_candor: Callable[..., tuple[RawUpstream, CandorServer]],
+) -> None:
+    # Before, the request was recorded as a pass and audited nowhere: the stream was judged
+    # only once it ended, and the client leaving ended it first.
+    cut = RawReply([*answer_frames(CANNED_REFUSAL)[:-2], 30.0])  # no end for a minute
+    _, candor = raw_candor("action: flag\n", {"refuses": cut})
+    with socket.create_connection(("127.0.0.1", candor.port), timeout=5) as client:
+        client.sendall(chat_request(stream=True, model="refuses", text=TIANANMEN_Q))
+        received = b""
+        while b"responses" not in received:
+            received += client.recv(4096)
+    (event,) = audit_events(candor.url)
+    assert (event["action"], event["category"]) == ("flag", "refusal")
+    assert event["answer_excerpt"] == CANNED_REFUSAL
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_leaving_while_a_fallback_is_asked_is_audited(
+    raw_candor: Callable[..., tuple[RawUpstream, CandorServer]], stream: bool
+) -> None:
+    # Before, the censored answer set aside was audited nowhere (the request counted only as
+    # client_gone) and the fallback asked was missing from its attempts.
+    raw, candor = raw_candor(
+        "action: reroute\nfallbacks: [slow]\n",
+        {
+            "refuses": RawReply(answer_frames(CANNED_REFUSAL), whole_answer(CANNED_REFUSAL)),
+            "slow": RawReply(answer_frames("In June 1989..."), head_delay=30),
+        },
+    )
+    with socket.create_connection(("127.0.0.1", candor.port), timeout=5) as client:
+        client.sendall(chat_request(stream=stream, model="refuses", text=TIANANMEN_Q))
+        deadline = time.monotonic() + 5
+        while len(raw.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert [body["model"] for _, body in raw.requests] == ["refuses", "slow"]
+    (event,) = audit_events(candor.url)
+    assert (event["action"], event["category"]) == ("flag", "refusal")
+    assert event["outcome"] == "client_gone"
+    assert asked(event) == [("refuses", "censored", None), ("slow", "unknown", "cancelled")]
+    assert event["answer_excerpt"] == CANNED_REFUSAL

@@ -73,10 +73,10 @@ class EndlessUpstream(ThreadedServer):
         return web.json_response({"error": {"message": "the test should have ended by now"}})
 
 
-def chat_request(*, stream: bool) -> bytes:
-    """The raw HTTP request for model `endless`, to send on a socket the test then closes."""
+def chat_request(*, stream: bool, model: str = "endless", text: str = "go") -> bytes:
+    """The raw HTTP request for `model`, to send on a socket the test then closes."""
     body = orjson.dumps(
-        {"model": "endless", "messages": [{"role": "user", "content": "go"}], "stream": stream}
+        {"model": model, "messages": [{"role": "user", "content": text}], "stream": stream}
     )
     return (
         b"POST /v1/chat/completions HTTP/1.1\r\nhost: candor\r\ncontent-type: application/json\r\n"
