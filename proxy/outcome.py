@@ -57,6 +57,7 @@ class Outcome:
     would: ActionName | None = None  # what a shadow policy would have done
     reason: str | None = None  # why the answered model is not the requested one
     answered_model: str | None = None
+    stand_in: str | None = None  # the outage fallback that answered for the requested model
     attempts: list[Attempt] = field(default_factory=list)
     error: str | None = None
     seconds: float = 0.0
@@ -85,12 +86,14 @@ class Outcome:
 
     @property
     def primary(self) -> Attempt | None:
-        """The requested model's attempt (None when pre-empted: it was never asked)."""
-        return next((a for a in self.attempts if a.model == self.requested_model), None)
+        """The attempt that answered for the requested model: its own, or when it was down,
+        the outage fallback's that stood in for it (None when pre-empted: never asked)."""
+        model = self.stand_in or self.requested_model
+        return next((a for a in self.attempts if a.model == model), None)
 
     @property
     def judged(self) -> Verdict:
-        """The verdict that decided the action: the requested model's answer."""
+        """The verdict that decided the action: on the primary's answer."""
         primary = self.primary
         return primary.verdict if primary is not None else UNKNOWN
 

@@ -124,7 +124,8 @@ class Recorder:
             excerpt_chars=self._settings.excerpt_chars,
             prompt=prompt,
             answer=primary.answer if primary is not None else None,
-            fallback_answer=fallback.answer if fallback else None,
+            # An outage fallback's answer is the judged one: kept once.
+            fallback_answer=fallback.answer if fallback and fallback is not primary else None,
             tenant=outcome.tenant or "default",
             key_id=outcome.key_id,
             fallback_model=fallback.model if fallback else None,

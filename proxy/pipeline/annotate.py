@@ -36,7 +36,8 @@ def annotation(outcome: Outcome, model: str) -> tuple[dict[str, str], dict[str, 
         "policy": outcome.policy,
         **verdict.to_dict(),
     }
-    if outcome.attempts and outcome.attempts[0].model != model:
+    primary = outcome.primary
+    if primary is not None and primary.model != model:
         # The client gets no byte of an answer it was spared, quoted evidence included.
         body["signals"] = [{**s, "text": ""} for s in body["signals"]]
     if outcome.would is not None:

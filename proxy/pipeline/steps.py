@@ -142,6 +142,8 @@ class Steps:
                 )
                 outcome.attempts.append(attempt)
                 if attempt.verdict.censored or not is_outage(exc):
+                    if index > 0:
+                        outcome.stand_in = name
                     yield Reached(name, attempt, index, rejected=exc)
                     return
                 errors.append(exc)
@@ -155,7 +157,7 @@ class Steps:
             attempt.seconds = loop.time() - started
             outcome.attempts.append(attempt)
             if index > 0:
-                outcome.reason = "outage"
+                outcome.reason, outcome.stand_in = "outage", name
             yield Reached(name, attempt, index, result=result)
 
 

@@ -162,3 +162,22 @@ def test_a_client_leaving_while_a_fallback_is_asked_is_audited(
     assert event["outcome"] == "client_gone"
     assert asked(event) == [("refuses", "censored", None), ("slow", "unknown", "cancelled")]
     assert event["answer_excerpt"] == CANNED_REFUSAL
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_of_the_outage_chain_is_audited_with_its_verdict(
+    deploy: Any, stream: bool
+) -> None:
+    # Before, the event (and the x-candor-verdict header) carried the verdict of the model that
+    # was down, which gave none: category none, no excerpt of the answer that was flagged.
+    d = deploy("action: flag\noutage_fallbacks: [qwen-too]\n")
+    content, candor = answer_and_note(d.sdk, "stalls", TIANANMEN_Q, stream)
+    assert content == CANNED_REFUSAL
+    assert (candor["verdict"], candor["category"]) == ("censored", "refusal")
+    (event,) = audit_events(d.server.url)
+    assert (event["action"], event["category"], event["reason"]) == ("flag", "refusal", "outage")
+    assert event["answer_excerpt"] == CANNED_REFUSAL and "tiananmen" in event["topics"]
+    assert asked(event) == [
+        ("stalls", "unknown", "upstream_timeout"),
+        ("qwen-too", "censored", None),
+    ]
