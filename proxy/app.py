@@ -137,6 +137,8 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            # Requests cut at shutdown record as they end: the store must outlast them.
+            await pipeline.drain()
             await upstreams.aclose()
             await svc.store.aclose()
             svc.metrics.close()

@@ -43,9 +43,9 @@ class Attempt:
         }
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False, weakref_slot=True)
 class Outcome:
-    """The whole story of one chat request."""
+    """The whole story of one chat request (one object per request: compared by identity)."""
 
     request_id: str
     requested_model: str

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 import uuid
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
@@ -15,14 +14,13 @@ from proxy.detect import UNKNOWN, Exchange, ProviderError, Verdict
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
 from proxy.outcome import CANCELLED, Attempt, NullObserver, Observer, Outcome
 from proxy.pipeline.fail_open import FailOpenDetector
+from proxy.pipeline.recording import Recordings
 from proxy.pipeline.types import ChatRequest, JudgingDetector
 from proxy.policy.actions import Action, ActionName, build_action
 from proxy.policy.model import Policy, PolicySet
 from proxy.policy.routing import RoutingState, scrub_history
 from proxy.upstream.base import Upstream
 from proxy.upstream.registry import Upstreams
-
-log = logging.getLogger(__name__)
 
 
 def is_outage(exc: CandorError) -> bool:
@@ -65,7 +63,7 @@ class Steps:
         self._policies = policies
         self._model_policies = dict(model_policies)
         self._state = state
-        self._observer = observer or NullObserver()
+        self._recordings = Recordings(observer or NullObserver())
         self._actions: dict[str, Action] = {
             p.name: build_action(p.action, p.shadow_of) for p in policies.values()
         }
@@ -98,6 +96,7 @@ class Steps:
             tenant=request.tenant,
             key_id=request.key_id,
         )
+        self._recordings.begin(outcome)
         return policy, body, outcome
 
     def _provider_block(self, exc: UpstreamRejected, body: dict[str, Any]) -> Verdict:
@@ -108,10 +107,11 @@ class Steps:
 
     async def _finish(self, outcome: Outcome, started: float) -> None:
         outcome.seconds = asyncio.get_running_loop().time() - started
-        try:
-            await self._observer.observe(outcome)
-        except Exception:  # an observer must never fail a request
-            log.exception("observer failed for %s", outcome.request_id)
+        await self._recordings.record(outcome)
+
+    async def drain(self) -> None:
+        """Wait for the recordings of requests in flight (at shutdown, before the store goes)."""
+        await self._recordings.drain()
 
     async def _outage_chain(
         self,

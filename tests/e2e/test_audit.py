@@ -3,9 +3,11 @@ answer (GET /admin/events, Candor and the scripted upstream on loopback)."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,8 @@ import pytest
 from proxy.demo.answers import CANNED_REFUSAL, TIANANMEN
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import ModelRoute, Timeouts
+from proxy.store.events import AuditEvent
+from proxy.store.redis import RedisStore
 from tests.e2e.conftest import start_candor
 from tests.e2e.test_actions import (
     FALUN_GONG_Q,
@@ -23,13 +27,15 @@ from tests.e2e.test_actions import (
     answer_and_note,
     deploy,
 )
+from tests.e2e.test_admin import store_settings
 from tests.e2e.test_disconnect import chat_request
 from tests.raw_upstream import RawReply, RawUpstream, answer_frames, whole_answer
-from tests.servers import CandorServer, audit_events
+from tests.redis_fixtures import RedisServer, redis_server
+from tests.servers import CandorProcess, CandorServer, audit_events
 
 pytestmark = pytest.mark.e2e
 
-__all__ = ["deploy"]  # the fixture, shared with test_actions
+__all__ = ["deploy", "redis_server"]  # fixtures, shared with test_actions and test_admin
 
 
 def asked(event: dict[str, Any]) -> list[tuple[str, str, str | None]]:
@@ -101,7 +107,9 @@ def raw_candor(
     upstream answering `replies`, with time enough for a test's client to leave."""
     started: list[tuple[RawUpstream, CandorServer]] = []
 
-    def start(policy: str, replies: dict[str, RawReply]) -> tuple[RawUpstream, CandorServer]:
+    def start(
+        policy: str, replies: dict[str, RawReply], **settings: Any
+    ) -> tuple[RawUpstream, CandorServer]:
         folder = tmp_path / f"policies{len(started)}"
         folder.mkdir()
         (folder / "detector").symlink_to(REPO_POLICIES / "detector")
@@ -110,7 +118,7 @@ def raw_candor(
         models = {name: ModelRoute(base_url=raw.base_url) for name in replies}
         timeouts = Timeouts(connect=2, first_byte=30, idle=30, total=60)
         candor = start_candor(
-            monkeypatch, upstream, models=models, policies_dir=folder, timeouts=timeouts
+            monkeypatch, upstream, models=models, policies_dir=folder, timeouts=timeouts, **settings
         )
         started.append((raw, candor))
         return raw, candor
@@ -121,18 +129,38 @@ def raw_candor(
         raw.stop()
 
 
+# A censored answer that does not end for a minute.
+UNENDING_REFUSAL = RawReply([*answer_frames(CANNED_REFUSAL)[:-2], 60.0])
+
+
+@contextmanager
+def midway(port: int) -> Iterator[None]:
+    """Within: `refuses`' stream asked for on a socket, and its words come; after: hung up."""
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(chat_request(stream=True, model="refuses", text=TIANANMEN_Q))
+        received = b""
+        while b"responses" not in received:
+            received += client.recv(4096)
+        yield
+
+
+async def stored_events(redis: RedisServer) -> list[AuditEvent]:
+    store = RedisStore(store_settings(redis))
+    await store.start()
+    try:
+        return (await store.list_events()).events
+    finally:
+        await store.aclose()
+
+
 def test_a_client_leaving_a_censored_stream_midway_is_audited(
     raw_candor: Callable[..., tuple[RawUpstream, CandorServer]],
 ) -> None:
     # Before, the request was recorded as a pass and audited nowhere: the stream was judged
     # only once it ended, and the client leaving ended it first.
-    cut = RawReply([*answer_frames(CANNED_REFUSAL)[:-2], 30.0])  # no end for a minute
-    _, candor = raw_candor("action: flag\n", {"refuses": cut})
-    with socket.create_connection(("127.0.0.1", candor.port), timeout=5) as client:
-        client.sendall(chat_request(stream=True, model="refuses", text=TIANANMEN_Q))
-        received = b""
-        while b"responses" not in received:
-            received += client.recv(4096)
+    _, candor = raw_candor("action: flag\n", {"refuses": UNENDING_REFUSAL})
+    with midway(candor.port):
+        pass
     (event,) = audit_events(candor.url)
     assert (event["action"], event["category"]) == ("flag", "refusal")
     assert event["answer_excerpt"] == CANNED_REFUSAL
@@ -181,3 +209,44 @@ def test_an_answer_of_the_outage_chain_is_audited_with_its_verdict(
         ("stalls", "unknown", "upstream_timeout"),
         ("qwen-too", "censored", None),
     ]
+
+
+@pytest.mark.redis
+def test_a_recording_outlives_the_cancelled_request(
+    raw_candor: Callable[..., tuple[RawUpstream, CandorServer]], redis_server: RedisServer
+) -> None:
+    # The client leaving cancels the request's task, again at each of its waits: before, the
+    # recording's first call to Redis was cancelled with it, and the event was lost.
+    _, candor = raw_candor(
+        "action: flag\n", {"refuses": UNENDING_REFUSAL}, store=store_settings(redis_server)
+    )
+    with midway(candor.port):
+        pass
+    (event,) = audit_events(candor.url)
+    assert (event["action"], event["category"]) == ("flag", "refusal")
+
+
+@pytest.mark.redis
+def test_shutdown_waits_for_the_recordings_in_flight(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # Before, a stream cut at shutdown was recorded (if at all) while the store closed under it.
+    raw = RawUpstream({"refuses": UNENDING_REFUSAL}).start()
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "detector").symlink_to(REPO_POLICIES / "detector")
+    (tmp_path / "policies" / "default.yaml").write_text("action: flag\n")
+    config = {
+        "policies_dir": str(tmp_path / "policies"),
+        "server": {"shutdown_grace": 0},
+        "models": {"refuses": {"base_url": raw.base_url}},
+        "store": {"redis_url": redis_server.url},
+    }
+    process = CandorProcess(config, tmp_path).start()
+    try:
+        with midway(process.port):
+            process.stop()  # SIGTERM: past the grace (none here), the stream is cut
+    finally:
+        process.stop()
+        raw.stop()
+    events = asyncio.run(stored_events(redis_server))
+    assert [(e.action, e.category) for e in events] == [("flag", "refusal")]
