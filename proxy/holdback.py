@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from proxy.answers import answer_usage, chunk_deltas, is_usage_only
-from proxy.detect import Decision, StreamJudge, StreamStep, Verdict, answer_verdict
+from proxy.detect import Decision, StreamJudge, StreamStep, Verdict, answer_choice
 from proxy.errors import CandorError, UpstreamBadResponse
 from proxy.upstream.base import ChunkStream
 from proxy.wire import SseEvent
@@ -92,6 +92,7 @@ class _Choice:
     taken: int = 0  # its length when frames were last released up to the end
     finish_reason: str | None = None
     saw_tool_calls: bool = False  # whatever its finish reason says
+    parts: list[str] = field(default_factory=list)  # its text as it came
 
     def finish(self) -> Verdict:
         return self.judge.finish(self.finish_reason, has_tool_calls=self.saw_tool_calls)
@@ -128,7 +129,7 @@ class JudgedStream:
         self.verdict: Verdict | None = None
         self.held_seconds = 0.0
         self.judge_seconds = 0.0
-        self.text_parts: list[str] = []  # the first choice's
+        self._deciding = 0  # the choice whose verdict is the answer's (see `answer`)
         self.usage: Mapping[str, Any] | None = None  # the upstream's usage chunk, when it sends one
 
     @property
@@ -138,6 +139,12 @@ class JudgedStream:
     @property
     def holding(self) -> bool:
         return self._bounds is not None
+
+    @property
+    def answer(self) -> str:
+        """What arrived of the choice whose verdict is the answer's (the first choice until one
+        is judged): the answer audited."""
+        return "".join(self._choices[self._deciding].parts)
 
     @property
     def text_choices(self) -> list[int]:
@@ -228,7 +235,7 @@ class JudgedStream:
         if not self._relay_usage and is_usage_only(data):
             return None
         step: StreamStep | None = None
-        censored: Verdict | None = None
+        censored: tuple[int, Verdict] | None = None
         calls = reasoning = False
         for delta in deltas:
             choice = self._choices.get(delta.index) or self._open(delta.index)
@@ -240,20 +247,19 @@ class JudgedStream:
                 reasoning = reasoning or bool(delta.reasoning)
                 choice.length += len(delta.content)
                 self._length += len(delta.content)
-                if not delta.index:
-                    self.text_parts.append(delta.content)
+                choice.parts.append(delta.content)
                 tick = time.perf_counter()
                 step = choice.judge.feed(delta.content, delta.reasoning)
                 self.judge_seconds += time.perf_counter() - tick
-                if step.decision is _CENSORED:
-                    censored = censored or step.verdict
+                if step.decision is _CENSORED and step.verdict is not None:
+                    censored = censored or (delta.index, step.verdict)
                 elif step.decision is _RELEASE:
                     choice.released = step.released
         if censored is not None and self.verdict is None:
-            self.verdict = censored
+            self._deciding, self.verdict = censored
             if self._bounds is not None:
                 self._window.push(event.raw, self._length, now)
-                return Output(Step.CENSORED, verdict=censored)
+                return Output(Step.CENSORED, verdict=self.verdict)
         if self._expected > 1 and (step is not None or calls):
             step = self._agreed()
         return self._hold(event, step, calls and not self._length and not reasoning, now)
@@ -307,7 +313,9 @@ class JudgedStream:
         its end never came). Choices asked for that never came are not judged."""
         if self.verdict is None:
             tick = time.perf_counter()
-            self.verdict = answer_verdict(c.finish() for c in self._choices.values())
+            indexes = sorted(self._choices)
+            index, self.verdict = answer_choice([self._choices[i].finish() for i in indexes])
+            self._deciding = indexes[index]
             self.judge_seconds += time.perf_counter() - tick
         return self.verdict
 

@@ -99,6 +99,17 @@ def whole_answer(text: str, **top: Any) -> bytes:
     return orjson.dumps(data)
 
 
+def whole_choices(*texts: str) -> bytes:
+    """A non-streamed `chat.completion` body of one choice per text (`n` of them)."""
+    return whole_answer(
+        texts[0],
+        choices=[
+            {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
+            for i, t in enumerate(texts)
+        ],
+    )
+
+
 class ThreadedServer:
     """An aiohttp app on a loopback port, served from its own thread and event loop: a test's
     upstream. Subclasses add their handlers in `routes`."""

@@ -200,7 +200,7 @@ async def test_several_choices_are_held_until_every_choice_is_released() -> None
     open_judge = judges(Judge(release_at=2), Judge(release_at=4))
     stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000), choices=2)
     assert await drain(stream) == [(Step.RELEASE, ["ab", "cd", "ef"]), (Step.END, [])]
-    assert stream.verdict == CLEAN and "".join(stream.text_parts) == "ab"
+    assert stream.verdict == CLEAN and stream.answer == "ab"
     await stream.aclose()
 
 

@@ -12,7 +12,7 @@ from proxy.detect.verdict import (
     StreamJudge,
     StreamStep,
     Verdict,
-    answer_verdict,
+    answer_choice,
 )
 
 __all__ = [
@@ -27,5 +27,5 @@ __all__ = [
     "StreamJudge",
     "StreamStep",
     "Verdict",
-    "answer_verdict",
+    "answer_choice",
 ]

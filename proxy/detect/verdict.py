@@ -7,7 +7,7 @@ the pipeline builds an `Exchange`, a `Detector` turns it into a `Verdict`; for s
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple, Protocol
@@ -123,10 +123,14 @@ class Verdict:
 UNKNOWN = Verdict(status=Status.UNKNOWN)
 
 
-def answer_verdict(choices: Iterable[Verdict]) -> Verdict:
-    """The verdict of an answer from those of its choices (`n` > 1), whole or streamed: the
-    worst, a censored one before any other, then the highest score; `UNKNOWN` for none."""
-    return max(choices, key=lambda v: (v.censored, v.score), default=UNKNOWN)
+def answer_choice(choices: Sequence[Verdict]) -> tuple[int, Verdict]:
+    """The choice whose verdict is the answer's (`n` > 1), whole or streamed: its index among
+    `choices` and its verdict. The worst: a censored one before any other, then the highest
+    score, the first of equals; (0, `UNKNOWN`) for none. Its text is the answer audited."""
+    index = max(
+        range(len(choices)), key=lambda i: (choices[i].censored, choices[i].score), default=None
+    )
+    return (0, UNKNOWN) if index is None else (index, choices[index])
 
 
 class StreamStep(NamedTuple):

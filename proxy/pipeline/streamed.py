@@ -47,7 +47,7 @@ class _Live:
                 # what arrived of an answer set aside (held, never sent) is audited as a whole
                 # one is.
                 self.attempt.usage = self.stream.usage or self.attempt.usage
-                self.attempt.answer = self.attempt.answer or "".join(self.stream.text_parts)
+                self.attempt.answer = self.attempt.answer or self.stream.answer
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,7 +278,7 @@ class StreamedAnswers(Steps):
                 for frame in output.frames or (stream.stop_holding() if late else []):
                     yield frame
             verdict = stream.verdict or live.first.verdict or UNKNOWN
-            live.attempt.verdict, live.attempt.answer = verdict, "".join(stream.text_parts)
+            live.attempt.verdict, live.attempt.answer = verdict, stream.answer
             live.attempt.detector_seconds = stream.judge_seconds
             acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
             if outcome.action is ActionName.PASS and acts:
@@ -336,7 +336,7 @@ def _note_broken(
     """A stream that broke, or that its client left, is judged on what arrived of it: a
     censored part the client already has is flagged (and audited) like a whole censored answer."""
     verdict = stream.judge_so_far()
-    live.attempt.verdict, live.attempt.answer = verdict, "".join(stream.text_parts)
+    live.attempt.verdict, live.attempt.answer = verdict, stream.answer
     live.attempt.detector_seconds = stream.judge_seconds
     acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
     if outcome.action is ActionName.PASS and acts:

@@ -10,7 +10,7 @@ from typing import Any
 
 from proxy import wire
 from proxy.answers import answer_usage, choice_exchanges, request_exchange
-from proxy.detect import Exchange, Verdict, answer_verdict
+from proxy.detect import Exchange, Verdict, answer_choice
 from proxy.errors import CandorError, UpstreamRejected
 from proxy.outcome import Outcome
 from proxy.pipeline.annotate import annotation, mark_rejection
@@ -131,8 +131,9 @@ class WholeAnswers(Steps):
                 tick = time.perf_counter()
                 judged = [self._detector.judge(ex) for ex in exchanges]
                 attempt.detector_seconds = time.perf_counter() - tick
-                attempt.verdict = answer_verdict(judged)
-                attempt.answer = exchanges[0].answer if exchanges else ""
+                # The answer audited is the choice's whose verdict is the answer's.
+                index, attempt.verdict = answer_choice(judged)
+                attempt.answer = exchanges[index].answer if exchanges else ""
                 return _Answer(reached.name, response, attempt.verdict)
         raise errors[-1]
 

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openai
 import pytest
 
@@ -29,7 +30,14 @@ from tests.e2e.test_actions import (
 )
 from tests.e2e.test_admin import store_settings
 from tests.e2e.test_disconnect import chat_request
-from tests.raw_upstream import RawReply, RawUpstream, answer_frames, whole_answer
+from tests.raw_upstream import (
+    RawReply,
+    RawUpstream,
+    answer_frames,
+    choices_frames,
+    whole_answer,
+    whole_choices,
+)
 from tests.redis_fixtures import RedisServer, redis_server
 from tests.servers import CandorProcess, CandorServer, audit_events
 
@@ -189,6 +197,26 @@ def test_a_client_leaving_while_a_fallback_is_asked_is_audited(
     assert (event["action"], event["category"]) == ("flag", "refusal")
     assert event["outcome"] == "client_gone"
     assert asked(event) == [("refuses", "censored", None), ("slow", "unknown", "cancelled")]
+    assert event["answer_excerpt"] == CANNED_REFUSAL
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_the_excerpt_of_several_choices_is_the_one_that_decided(
+    raw_candor: Callable[..., tuple[RawUpstream, CandorServer]], stream: bool
+) -> None:
+    # Before, the excerpt held the first choice's text (clean here) though the verdict was the
+    # refusing second choice's.
+    texts = (TIANANMEN.fact_en, CANNED_REFUSAL)
+    _, candor = raw_candor(
+        "action: flag\n", {"refuses": RawReply(choices_frames(*texts), whole_choices(*texts))}
+    )
+    body = {"model": "refuses", "messages": [{"role": "user", "content": TIANANMEN_Q}]}
+    response = httpx.post(
+        f"{candor.base_url}/chat/completions", json={**body, "n": 2, "stream": stream}, timeout=20
+    )
+    assert response.status_code == 200
+    (event,) = audit_events(candor.url)
+    assert (event["action"], event["category"]) == ("flag", "refusal")
     assert event["answer_excerpt"] == CANNED_REFUSAL
 
 
