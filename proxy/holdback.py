@@ -19,7 +19,7 @@ from enum import StrEnum
 from typing import Any
 
 from proxy.answers import answer_usage, chunk_deltas, is_usage_only
-from proxy.detect import Decision, StreamJudge, StreamStep, Verdict, answer_choice
+from proxy.detect import UNKNOWN, Decision, StreamJudge, StreamStep, Verdict, answer_choice
 from proxy.errors import CandorError, UpstreamBadResponse
 from proxy.upstream.base import ChunkStream
 from proxy.wire import SseEvent
@@ -125,6 +125,7 @@ class JudgedStream:
         self._length = 0
         self._released_upto = 0
         self._released_any = False
+        self._arrived = False  # any text, reasoning or tool call of the answer
         self.first: dict[str, Any] | None = None
         self.verdict: Verdict | None = None
         self.held_seconds = 0.0
@@ -243,6 +244,7 @@ class JudgedStream:
             # Told to the judge at the end, held or not: a tool-call answer is no empty answer.
             if delta.has_tool_calls:
                 choice.saw_tool_calls = calls = True
+            self._arrived = self._arrived or calls or bool(delta.content or delta.reasoning)
             if delta.content or delta.reasoning:
                 reasoning = reasoning or bool(delta.reasoning)
                 choice.length += len(delta.content)
@@ -318,6 +320,11 @@ class JudgedStream:
             self._deciding = indexes[index]
             self.judge_seconds += time.perf_counter() - tick
         return self.verdict
+
+    def judge_arrived(self) -> Verdict:
+        """The verdict on what arrived of an answer cut short (see `judge_so_far`), `UNKNOWN`
+        when none of it came: an answer that never came is no empty answer."""
+        return self.judge_so_far() if self._arrived else UNKNOWN
 
     def _take(self, upto: int | None) -> list[bytes]:
         self._released_upto = self._length if upto is None else max(self._released_upto, upto)

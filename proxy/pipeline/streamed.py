@@ -12,7 +12,7 @@ from typing import Any
 
 from proxy import wire
 from proxy.answers import choice_count, request_exchange, wants_usage
-from proxy.detect import UNKNOWN
+from proxy.detect import UNKNOWN, Verdict
 from proxy.errors import CandorError, UpstreamError, UpstreamRejected
 from proxy.holdback import HoldBounds, JudgedStream, Output, Step
 from proxy.outcome import CANCELLED, Attempt, Outcome
@@ -335,12 +335,17 @@ def _note_broken(
 ) -> None:
     """A stream that broke, or that its client left, is judged on what arrived of it: a
     censored part the client already has is flagged (and audited) like a whole censored answer."""
-    verdict = stream.judge_so_far()
-    live.attempt.verdict, live.attempt.answer = verdict, stream.answer
-    live.attempt.detector_seconds = stream.judge_seconds
+    verdict = _judge_arrived(live.attempt, stream)
     acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
     if outcome.action is ActionName.PASS and acts:
         outcome.action = ActionName.FLAG if action.holds_stream else action.name
+
+
+def _judge_arrived(attempt: Attempt, stream: JudgedStream) -> Verdict:
+    """Judge what arrived of a stream cut short, for `attempt` (no verdict when nothing did)."""
+    attempt.verdict, attempt.answer = stream.judge_arrived(), stream.answer
+    attempt.detector_seconds = stream.judge_seconds
+    return attempt.verdict
 
 
 async def _close_all(lives: list[_Live]) -> None:

@@ -161,6 +161,33 @@ async def stored_events(redis: RedisServer) -> list[AuditEvent]:
         await store.aclose()
 
 
+def leave_early(candor: CandorServer, raw: RawUpstream, model: str) -> None:
+    """Ask for `model`'s stream and hang up once what the upstream sent of it has arrived (held,
+    with no verdict yet, under a holding action)."""
+    asked_before = len(raw.requests)
+    with socket.create_connection(("127.0.0.1", candor.port), timeout=5) as client:
+        client.sendall(chat_request(stream=True, model=model, text=TIANANMEN_Q))
+        deadline = time.monotonic() + 5
+        while len(raw.requests) == asked_before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(0.3)
+
+
+def test_a_stream_left_before_any_text_came_is_not_judged(
+    raw_candor: Callable[..., tuple[RawUpstream, CandorServer]],
+) -> None:
+    # Before, the empty answer was judged and flagged (category provider_block): an answer that
+    # never came is no empty answer.
+    raw, candor = raw_candor(
+        "action: flag\n", {"refuses": UNENDING_REFUSAL, "silent": RawReply([60.0])}
+    )
+    leave_early(candor, raw, "silent")
+    with midway(candor.port):
+        pass
+    (event,) = audit_events(candor.url)
+    assert (event["model"], event["category"]) == ("refuses", "refusal")
+
+
 def test_a_client_leaving_a_censored_stream_midway_is_audited(
     raw_candor: Callable[..., tuple[RawUpstream, CandorServer]],
 ) -> None:
