@@ -162,8 +162,8 @@ class Steps:
 
 
 def flag_if_left(outcome: Outcome, policy: Policy) -> None:
-    """A client that left while its censored answer was being re-routed: nobody got the
-    answer, but it is flagged (and audited) as one that could not be re-routed."""
+    """A client that left while its censored answer was held or being re-routed: nobody got
+    the answer, but it is flagged (and audited) as one that could not be re-routed."""
     verdict = outcome.judged
     acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
     if outcome.client_gone and outcome.action is ActionName.PASS and acts:

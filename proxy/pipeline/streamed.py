@@ -229,7 +229,10 @@ class StreamedAnswers(Steps):
                     )
                 except BaseException as exc:
                     if isinstance(exc, asyncio.CancelledError):
+                        # The client left while it was held: what arrived is judged, as when
+                        # it leaves mid-stream (`flag_if_left` acts on it).
                         attempt.failure = CANCELLED
+                        _judge_arrived(attempt, stream)
                     await stream.aclose()
                     raise
                 broke = first.error if first.step is Step.FAILED else None

@@ -201,6 +201,25 @@ def test_a_client_leaving_a_censored_stream_midway_is_audited(
     assert event["answer_excerpt"] == CANNED_REFUSAL
 
 
+@pytest.mark.parametrize("action", ["reroute", "block"])
+def test_a_client_leaving_while_its_stream_is_held_is_audited(
+    raw_candor: Callable[..., tuple[RawUpstream, CandorServer]], action: str
+) -> None:
+    # Before, what arrived was never judged: the request counted only as client_gone, and a
+    # censored answer was audited nowhere. A stream that had sent no text yet is not judged.
+    raw, candor = raw_candor(
+        f"action: {action}\nstream: {{hold_chars: 20000, hold_ms: 20000}}\n",
+        {"refuses": UNENDING_REFUSAL, "silent": RawReply([60.0])},
+    )
+    leave_early(candor, raw, "silent")
+    leave_early(candor, raw, "refuses")
+    (event,) = audit_events(candor.url)
+    assert (event["model"], event["action"], event["category"]) == ("refuses", "flag", "refusal")
+    assert event["outcome"] == "client_gone"
+    assert asked(event) == [("refuses", "censored", "cancelled")]
+    assert event["answer_excerpt"] == CANNED_REFUSAL
+
+
 @pytest.mark.parametrize("stream", [False, True])
 def test_a_client_leaving_while_a_fallback_is_asked_is_audited(
     raw_candor: Callable[..., tuple[RawUpstream, CandorServer]], stream: bool
