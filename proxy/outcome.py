@@ -65,13 +65,16 @@ class Outcome:
     tenant: str | None = None
     key_id: str | None = None
     client_gone: bool = False  # the client left before its answer started
+    # It hung up before its answer was complete: before it started, or mid-stream (a stream
+    # left midway keeps its action's outcome label).
+    client_left: bool = False
 
     def failed(self, exc: BaseException) -> None:
         """Record that the request ended in `exc` before its answer: a cancellation is the
         client leaving (`client_gone`), anything else an error (its code, or `internal_error`
         for what is not a Candor error)."""
         if isinstance(exc, asyncio.CancelledError):
-            self.client_gone = True
+            self.client_gone = self.client_left = True
         else:
             self.error = (
                 (exc.code or exc.type) if isinstance(exc, CandorError) else "internal_error"

@@ -119,6 +119,7 @@ class Recorder:
             streamed=outcome.streamed,
             duration_seconds=outcome.seconds,
             reason=outcome.reason,
+            client_left=outcome.client_left,
             models_asked=[a.summary() for a in outcome.attempts],
             redaction=self._settings.redaction,
             excerpt_chars=self._settings.excerpt_chars,

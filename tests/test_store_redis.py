@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from proxy.settings import RateLimits, StoreSettings, StoreTimeouts
@@ -277,6 +278,26 @@ async def test_events_expire_when_read_before_any_trim(redis_server: RedisServer
         clock.now += 61
         assert await all_events(store) == []
         assert int(redis_server.cli("xlen", store._keys.events)) == 1  # no trim ran
+    finally:
+        await store.aclose()
+
+
+async def test_an_event_stored_before_a_field_was_added_still_loads(
+    redis_server: RedisServer,
+) -> None:
+    # Written by an older Candor: without `client_left` (and the other fields added since).
+    (store,) = await started(settings_for(redis_server.url), count=1)
+    try:
+        old = {
+            "id": "evt_old",
+            "time": time.time(),
+            "request_id": "r",
+            "model": "m",
+            "action": "flag",
+        }
+        redis_server.cli("xadd", store._keys.events, "*", "e", orjson.dumps(old).decode())
+        (loaded,) = await all_events(store)
+        assert (loaded.id, loaded.action, loaded.client_left) == ("evt_old", "flag", False)
     finally:
         await store.aclose()
 

@@ -299,7 +299,8 @@ class StreamedAnswers(Steps):
             _note_broken(live, stream, policy, action, outcome)
             yield wire.sse_error(exc.message, exc.type, exc.code, exc.param)
         except (asyncio.CancelledError, GeneratorExit):
-            _note_broken(live, stream, policy, action, outcome)  # the client left mid-stream
+            outcome.client_left = True  # mid-stream
+            _note_broken(live, stream, policy, action, outcome)
             raise
         except Exception:
             outcome.error = "internal_error"
@@ -321,6 +322,9 @@ class StreamedAnswers(Steps):
             _, note = annotation(outcome, outcome.requested_model)
             yield wire.annotation_chunk(blocked.template, outcome.requested_model, note)
             yield wire.DONE
+        except (asyncio.CancelledError, GeneratorExit):
+            outcome.client_left = True
+            raise
         finally:
             await self._finish(outcome, started)
 

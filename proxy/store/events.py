@@ -30,6 +30,7 @@ class AuditEvent:
     streamed: bool = False
     duration_seconds: float = 0.0
     reason: str | None = None
+    client_left: bool = False  # false in events stored before the field was
     tenant: str = "default"
     key_id: str | None = None
     fallback_model: str | None = None
@@ -89,6 +90,7 @@ def make_event(
     streamed: bool = False,
     duration_seconds: float = 0.0,
     reason: str | None = None,
+    client_left: bool = False,
     models_asked: Sequence[Mapping[str, Any]] = (),
     redaction: Redaction = "excerpt",
     excerpt_chars: int = 500,
@@ -122,6 +124,7 @@ def make_event(
         streamed=streamed,
         duration_seconds=round(float(duration_seconds), 3),
         reason=reason,
+        client_left=client_left,
         category=category,
         topics=list(topics),
         language=language,

@@ -64,7 +64,7 @@ def test_an_event_says_which_policy_what_came_of_it_and_who_was_asked(
     assert event["outcome"] == "rerouted" and event["error"] is None
     assert event["streamed"] is stream
     assert 0 < event["duration_seconds"] < 10
-    assert event["reason"] == "refusal"
+    assert event["reason"] == "refusal" and event["client_left"] is False
     assert asked(event) == [
         ("qwen", "censored", None),
         ("dead", "unknown", "upstream_unreachable"),
@@ -199,6 +199,8 @@ def test_a_client_leaving_a_censored_stream_midway_is_audited(
     (event,) = audit_events(candor.url)
     assert (event["action"], event["category"]) == ("flag", "refusal")
     assert event["answer_excerpt"] == CANNED_REFUSAL
+    # It keeps its action's outcome (the client had part of the answer), and says it left.
+    assert (event["outcome"], event["client_left"]) == ("flagged", True)
 
 
 @pytest.mark.parametrize("action", ["reroute", "block"])
@@ -215,7 +217,7 @@ def test_a_client_leaving_while_its_stream_is_held_is_audited(
     leave_early(candor, raw, "refuses")
     (event,) = audit_events(candor.url)
     assert (event["model"], event["action"], event["category"]) == ("refuses", "flag", "refusal")
-    assert event["outcome"] == "client_gone"
+    assert (event["outcome"], event["client_left"]) == ("client_gone", True)
     assert asked(event) == [("refuses", "censored", "cancelled")]
     assert event["answer_excerpt"] == CANNED_REFUSAL
 
@@ -241,7 +243,7 @@ def test_a_client_leaving_while_a_fallback_is_asked_is_audited(
         assert [body["model"] for _, body in raw.requests] == ["refuses", "slow"]
     (event,) = audit_events(candor.url)
     assert (event["action"], event["category"]) == ("flag", "refusal")
-    assert event["outcome"] == "client_gone"
+    assert (event["outcome"], event["client_left"]) == ("client_gone", True)
     assert asked(event) == [("refuses", "censored", None), ("slow", "unknown", "cancelled")]
     assert event["answer_excerpt"] == CANNED_REFUSAL
 
