@@ -161,14 +161,16 @@ async def stored_events(redis: RedisServer) -> list[AuditEvent]:
         await store.aclose()
 
 
-def leave_early(candor: CandorServer, raw: RawUpstream, model: str) -> None:
-    """Ask for `model`'s stream and hang up once what the upstream sent of it has arrived (held,
-    with no verdict yet, under a holding action)."""
-    asked_before = len(raw.requests)
+def leave_early(
+    candor: CandorServer, raw: RawUpstream, model: str, *, stream: bool = True, asks: int = 1
+) -> None:
+    """Ask `model` (its stream by default) and hang up once `asks` more upstream requests were
+    made and what they sent has arrived (held, with no verdict yet, under a holding action)."""
+    asked = len(raw.requests) + asks
     with socket.create_connection(("127.0.0.1", candor.port), timeout=5) as client:
-        client.sendall(chat_request(stream=True, model=model, text=TIANANMEN_Q))
+        client.sendall(chat_request(stream=stream, model=model, text=TIANANMEN_Q))
         deadline = time.monotonic() + 5
-        while len(raw.requests) == asked_before and time.monotonic() < deadline:
+        while len(raw.requests) < asked and time.monotonic() < deadline:
             time.sleep(0.02)
         time.sleep(0.3)
 
@@ -235,12 +237,8 @@ def test_a_client_leaving_while_a_fallback_is_asked_is_audited(
             "slow": RawReply(answer_frames("In June 1989..."), head_delay=30),
         },
     )
-    with socket.create_connection(("127.0.0.1", candor.port), timeout=5) as client:
-        client.sendall(chat_request(stream=stream, model="refuses", text=TIANANMEN_Q))
-        deadline = time.monotonic() + 5
-        while len(raw.requests) < 2 and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert [body["model"] for _, body in raw.requests] == ["refuses", "slow"]
+    leave_early(candor, raw, "refuses", stream=stream, asks=2)
+    assert [body["model"] for _, body in raw.requests] == ["refuses", "slow"]
     (event,) = audit_events(candor.url)
     assert (event["action"], event["category"]) == ("flag", "refusal")
     assert (event["outcome"], event["client_left"]) == ("client_gone", True)
