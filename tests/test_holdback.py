@@ -211,6 +211,7 @@ async def test_a_censored_choice_stops_the_stream_before_any_byte() -> None:
     first = await stream.next_output()
     assert first is not None and first.step is Step.CENSORED and first.frames == []
     assert first.verdict == CENSORED and not stream.released_any
+    assert stream.answer == "I am sorry"  # the audited text: the choice that was censored
     assert len(stream.stop_holding()) == 2  # a flag-only policy lets both choices through
     await stream.aclose()
 
@@ -220,10 +221,10 @@ async def test_the_answer_has_the_verdict_of_its_worst_choice() -> None:
     open_judge = judges(Judge(), Judge(final=CENSORED))  # choice 1 comes first
     stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000), choices=2)
     assert await drain(stream) == [(Step.END, [])]  # withheld: the caller may re-route
-    assert stream.verdict == CENSORED
+    assert stream.verdict == CENSORED and stream.answer == "Yes."  # the worst choice's text
     unheld = JudgedStream(Chunks(events), judges(Judge(), Judge(final=CENSORED)), None, choices=2)
     assert [step for step, _ in await drain(unheld)] == [Step.RELEASE, Step.RELEASE, Step.END]
-    assert unheld.verdict == CENSORED
+    assert unheld.verdict == CENSORED and unheld.answer == "Yes."
     await stream.aclose()
     await unheld.aclose()
 
