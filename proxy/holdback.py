@@ -125,7 +125,7 @@ class JudgedStream:
         self._length = 0
         self._released_upto = 0
         self._released_any = False
-        self._arrived = False  # any text, reasoning or tool call of the answer
+        self._arrived = False  # any text or tool call of the answer
         self.first: dict[str, Any] | None = None
         self.verdict: Verdict | None = None
         self.held_seconds = 0.0
@@ -244,7 +244,8 @@ class JudgedStream:
             # Told to the judge at the end, held or not: a tool-call answer is no empty answer.
             if delta.has_tool_calls:
                 choice.saw_tool_calls = calls = True
-            self._arrived = self._arrived or calls or bool(delta.content or delta.reasoning)
+            # Reasoning is not the answer: one cut short while thinking had not begun.
+            self._arrived = self._arrived or calls or bool(delta.content)
             if delta.content or delta.reasoning:
                 reasoning = reasoning or bool(delta.reasoning)
                 choice.length += len(delta.content)

@@ -270,3 +270,15 @@ async def test_the_choices_with_text_are_named_for_a_note() -> None:
     await drain(stream)
     assert stream.text_choices == [0, 2]
     await stream.aclose()
+
+
+async def test_a_stream_cut_short_is_judged_on_its_text_and_not_when_none_came() -> None:
+    thinking = {"id": "c", "choices": [{"index": 0, "delta": {"reasoning_content": "Hmm."}}]}
+    events = [SseEvent(raw=sse_event(thinking), data=thinking), text_event("No.")]
+    stream = JudgedStream(Chunks(events), judges(Judge(final=CENSORED)), None)
+    await stream.next_output()
+    # Before, an answer cut while the model was still thinking was judged an empty one.
+    assert stream.judge_arrived().status is Status.UNKNOWN
+    await stream.next_output()
+    assert stream.judge_arrived() == CENSORED and stream.answer == "No."
+    await stream.aclose()
