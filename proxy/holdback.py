@@ -93,9 +93,20 @@ class _Choice:
     finish_reason: str | None = None
     saw_tool_calls: bool = False  # whatever its finish reason says
     parts: list[str] = field(default_factory=list)  # its text as it came
+    verdict: Verdict | None = None  # its whole verdict, once it ended before the answer did
 
     def finish(self) -> Verdict:
-        return self.judge.finish(self.finish_reason, has_tool_calls=self.saw_tool_calls)
+        if self.verdict is None:
+            self.verdict = self.judge.finish(self.finish_reason, has_tool_calls=self.saw_tool_calls)
+        return self.verdict
+
+    def settle(self) -> Verdict:
+        """A choice that ended while others go on is judged whole now: when clean, all of it
+        is released (its judge may hold a short text for more that will never come)."""
+        verdict = self.finish()
+        if not verdict.censored:
+            self.released = self.length
+        return verdict
 
 
 class JudgedStream:
@@ -237,10 +248,11 @@ class JudgedStream:
             return None
         step: StreamStep | None = None
         censored: tuple[int, Verdict] | None = None
-        calls = reasoning = False
+        calls = reasoning = ended = False
         for delta in deltas:
             choice = self._choices.get(delta.index) or self._open(delta.index)
             choice.finish_reason = delta.finish_reason or choice.finish_reason
+            choice.verdict = None  # what it adds, or a finish reason, changes its verdict
             # Told to the judge at the end, held or not: a tool-call answer is no empty answer.
             if delta.has_tool_calls:
                 choice.saw_tool_calls = calls = True
@@ -258,12 +270,16 @@ class JudgedStream:
                     censored = censored or (delta.index, step.verdict)
                 elif step.decision is _RELEASE:
                     choice.released = step.released
+            if delta.finish_reason and self._expected > 1:
+                ended = True
+                verdict = choice.settle()
+                censored = censored or ((delta.index, verdict) if verdict.censored else None)
         if censored is not None and self.verdict is None:
             self._deciding, self.verdict = censored
             if self._bounds is not None:
                 self._window.push(event.raw, self._length, now)
                 return Output(Step.CENSORED, verdict=self.verdict)
-        if self._expected > 1 and (step is not None or calls):
+        if self._expected > 1 and (step is not None or calls or ended):
             step = self._agreed()
         return self._hold(event, step, calls and not self._length and not reasoning, now)
 

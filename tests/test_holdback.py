@@ -282,3 +282,31 @@ async def test_a_stream_cut_short_is_judged_on_its_text_and_not_when_none_came()
     await stream.next_output()
     assert stream.judge_arrived() == CENSORED and stream.answer == "No."
     await stream.aclose()
+
+
+def finish_event(index: int) -> SseEvent:
+    data = {"id": "c", "choices": [{"index": index, "delta": {}, "finish_reason": "stop"}]}
+    return SseEvent(raw=sse_event(data), data=data)
+
+
+async def test_a_choice_that_ends_early_is_judged_whole_and_holds_the_others_no_longer() -> None:
+    # Its judge never released a short "Yes.", so every other choice was held to the hold
+    # bound (hold_ms), then again for each hold_ms after, until the stream's end.
+    events = [text_event("Yes."), finish_event(0), text_event("ab", 1), text_event("cd", 1), DONE]
+    open_judge = judges(Judge(), Judge(release_at=2))
+    stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000), choices=2)
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.RELEASE and len(first.frames) == 3
+    assert await drain(stream) == [(Step.RELEASE, ["cd"]), (Step.END, [])]
+    assert stream.verdict == CLEAN
+    await stream.aclose()
+
+
+async def test_a_choice_that_ends_early_censored_stops_the_stream_at_its_end() -> None:
+    events = [text_event("No."), finish_event(0), text_event("ab", 1), DONE]
+    open_judge = judges(Judge(final=CENSORED), Judge(release_at=2))
+    stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000), choices=2)
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.CENSORED and first.verdict == CENSORED
+    assert not stream.released_any
+    await stream.aclose()
