@@ -289,9 +289,12 @@ class JudgedStream:
 
     def _agreed(self) -> StreamStep:
         """Several choices: released up to the end once every choice asked for is (its judge
-        released all of it, or it is tool calls and no text), else held."""
+        released all of it, or it is tool calls and no text), else held. Once some of the
+        answer is out (a bound released it), a choice that never came holds nothing up: the
+        answer can no longer be re-routed, and an upstream may ignore `n`."""
         choices = self._choices.values()
-        if len(choices) == self._expected and all(
+        came = len(choices) == self._expected or self._released_any
+        if came and all(
             c.released >= c.length or (c.saw_tool_calls and not c.length) for c in choices
         ):
             return StreamStep(_RELEASE, self._length)

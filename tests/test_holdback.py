@@ -310,3 +310,20 @@ async def test_a_choice_that_ends_early_censored_stops_the_stream_at_its_end() -
     assert first is not None and first.step is Step.CENSORED and first.verdict == CENSORED
     assert not stream.released_any
     await stream.aclose()
+
+
+async def test_once_a_bound_released_a_choice_that_never_came_holds_the_others_no_longer() -> None:
+    # An upstream that ignores `n`: once a bound has released part of the answer (it can no
+    # longer be re-routed), text its judge releases goes out; before, it waited for a bound
+    # each time, so the answer came in bursts `hold_ms` (or `hold_chars`) apart.
+    events = [text_event("ab"), text_event("c"), text_event("d"), DONE]
+    stream = JudgedStream(
+        Chunks(events), judges(Judge(release_at=1)), HoldBounds(1, 10_000), choices=2
+    )
+    assert await drain(stream) == [
+        (Step.RELEASE, ["ab"]),
+        (Step.RELEASE, ["c"]),
+        (Step.RELEASE, ["d"]),
+        (Step.END, []),
+    ]
+    await stream.aclose()
