@@ -63,7 +63,7 @@ def _tail(args: argparse.Namespace) -> int:
         while True:
             query = {**filters, "after": after, "limit": MAX_PAGE if started else args.last}
             try:
-                page, head = _fetch(args.url, key, query, follow=started)
+                page, head = _fetch(args.url, key, query, follow=started, once=args.once)
             except (urllib.error.URLError, OSError) as exc:
                 if args.once or not _transient(exc):
                     raise
@@ -113,10 +113,10 @@ def _transient(exc: urllib.error.URLError | OSError) -> bool:
 
 
 def _fetch(
-    base: str, key: str, query: dict[str, Any], *, follow: bool
+    base: str, key: str, query: dict[str, Any], *, follow: bool, once: bool = False
 ) -> tuple[list[dict[str, Any]], str | None]:
     """Events newest first, and the place of the newest one read; with `follow`, every page
-    down to `after`."""
+    down to `after`. Unless `once`, a Candor that does not say where its log ends is refused."""
     events: list[dict[str, Any]] = []
     head: str | None = None
     cursor: str | None = None
@@ -129,6 +129,12 @@ def _fetch(
         with urllib.request.urlopen(request, timeout=10) as response:
             page = json.loads(response.read())
         events.extend(page["data"])
+        if "head_cursor" not in page and not once:
+            # It would list the newest events again at every poll: a follower cannot follow.
+            raise ValueError(
+                "it does not say where its log ends (no head_cursor): a Candor older than "
+                "this candor; upgrade it, or use --once"
+            )
         head = head or page.get("head_cursor")
         cursor = page.get("next_cursor")
         if not follow or not cursor:

@@ -15,11 +15,13 @@ from collections.abc import AsyncIterator, Iterator
 import httpx
 import orjson
 import pytest
+from aiohttp import web
 
 from proxy.demo.upstream import ScriptedUpstream
 from proxy.settings import StoreSettings, StoreTimeouts
 from proxy.store.redis import RedisStore
 from tests.e2e.conftest import start_candor
+from tests.raw_upstream import ThreadedServer
 from tests.redis_fixtures import RedisServer, full_redis_server, redis_server
 from tests.servers import TEST_ADMIN_KEY, CandorServer
 from tests.store_contract import event
@@ -269,3 +271,30 @@ def test_a_redis_refusing_writes_degrades_readiness_and_says_so(
         assert "candor_store_writable 1.0" in get(server, "/metrics").text.splitlines()
     finally:
         server.stop()
+
+
+class OlderCandor(ThreadedServer):
+    """`GET /admin/events` as a Candor before `head_cursor`: the newest events, every time."""
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_get("/admin/events", self._events)
+
+    async def _events(self, _: web.Request) -> web.Response:
+        page = {"object": "list", "data": [event(0).to_dict()], "next_cursor": None}
+        return web.json_response(page)
+
+
+def test_events_tail_ends_against_a_candor_that_does_not_say_where_its_log_ends() -> None:
+    # Before, it printed the same events again at every poll (it no longer skips those seen).
+    older = OlderCandor().start()
+    env = {**os.environ, "MY_ADMIN": TEST_ADMIN_KEY}
+    cmd = [sys.executable, "-m", "proxy.cli", "events", "tail", "--interval", "0.1"]
+    cmd += ["--url", f"http://127.0.0.1:{older.port}", "--admin-key-env", "MY_ADMIN"]
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=3)
+    except subprocess.TimeoutExpired as still:
+        printed = str(still.stdout or b"", "utf-8").count('"evt0"')
+        raise AssertionError(f"still following; evt0 printed {printed} times") from None
+    finally:
+        older.stop()
+    assert out.returncode == 1 and "head_cursor" in out.stderr and out.stdout == ""
