@@ -45,7 +45,7 @@ async def list_models(request: Request) -> Response:
     return Response(wire.dumps({"object": "list", "data": data}), media_type="application/json")
 
 
-@router.get("/v1/models/{model}", tags=["openai"])
+@router.get("/v1/models/{model:path}", tags=["openai"])  # a name may hold slashes (org/name)
 async def retrieve_model(model: str, request: Request) -> Response:
     """One routed model (the SDKs' `models.retrieve`), or 404 `model_not_found`."""
     svc, names = _visible(request)

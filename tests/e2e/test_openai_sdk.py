@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from proxy.demo.upstream import ScriptedUpstream
-from tests.e2e.conftest import UPSTREAM_KEY
+from proxy.settings import ModelRoute
+from tests.e2e.conftest import UPSTREAM_KEY, routes_for, start_candor
 from tests.schema import validate_chunk, validate_completion
 from tests.servers import CandorServer
 
@@ -209,3 +210,22 @@ def test_models_retrieve_names_one_routed_model(candor: CandorServer) -> None:
         with pytest.raises(openai.NotFoundError) as missing:
             proxied.models.retrieve("gpt-nope")
     assert missing.value.code == "model_not_found"
+
+
+def test_models_retrieve_names_a_model_with_a_slash(
+    scripted: ScriptedUpstream, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Hugging Face names (vLLM's): listed, but their retrieve was a 404 "no route" (the SDK
+    # sends the slash encoded, the server decodes it into two path segments).
+    name = "meta-llama/Llama-3.1-8B"
+    route = ModelRoute(base_url=scripted.base_url, upstream_model="honest-demo")
+    models = routes_for(scripted, **{name: route})
+    server = start_candor(monkeypatch, scripted, models=models)
+    try:
+        with client(server.base_url) as proxied:
+            assert proxied.models.retrieve(name).id == name
+            with pytest.raises(openai.NotFoundError) as missing:
+                proxied.models.retrieve("meta-llama/nope")
+        assert missing.value.code == "model_not_found"
+    finally:
+        server.stop()
