@@ -21,7 +21,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
-        print(f"candor: {exc.message}", file=sys.stderr)
+        from proxy import logs  # here: it imports uvicorn, which most commands never need
+
+        logs.report_error(exc.message)
         return 2
 
 

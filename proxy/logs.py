@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -51,6 +52,15 @@ def configure(level: str, fmt: LogFormat) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(formatter(fmt))
     logging.basicConfig(level=level.upper(), handlers=[handler])
+
+
+def report_error(message: str) -> None:
+    """An error that ends the command (a bad config): a JSON line once the logs are JSON
+    (`configure` ran with it), else `candor: message` on stderr."""
+    if any(isinstance(h.formatter, JsonFormatter) for h in logging.getLogger().handlers):
+        logging.getLogger("proxy.cli").error("%s", message)
+    else:
+        print(f"candor: {message}", file=sys.stderr)
 
 
 def uvicorn_config(level: str, fmt: LogFormat) -> dict[str, Any]:

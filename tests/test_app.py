@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
@@ -267,3 +268,13 @@ def test_serve_warns_once_that_auth_is_off(tmp_path: Path, workers: int) -> None
     finally:
         process.stop()
     assert process.log.count("auth.mode is none") == 1, process.log
+
+
+def test_serve_with_json_logs_writes_a_start_up_error_as_json(tmp_path: Path) -> None:
+    # Before, it was the one plain-text line of a JSON log (`server.log_format: json`).
+    config, message = bad_config(tmp_path, "fallback")
+    status, err = serve(config, "--log-format", "json", "--port", str(free_port()))
+    assert status == 2, err
+    lines = [json.loads(line) for line in err.splitlines() if line.strip()]
+    problem = message.removeprefix("candor: ")
+    assert any(line["level"] == "ERROR" and line["message"] == problem for line in lines)
