@@ -71,10 +71,9 @@ def uvicorn_config(level: str, fmt: LogFormat) -> dict[str, Any]:
     config: dict[str, Any] = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
     if fmt == "json":
         json_formatter = {"()": f"{__name__}.JsonFormatter"}
-        config["formatters"] = {"default": json_formatter, "access": json_formatter}
-    config["formatters"]["candor"] = (
-        {"()": f"{__name__}.JsonFormatter"} if fmt == "json" else {"format": TEXT_FORMAT}
-    )
+        config["formatters"] = {n: json_formatter for n in ("default", "access", "candor")}
+    else:
+        config["formatters"]["candor"] = {"format": TEXT_FORMAT}
     config["handlers"]["candor"] = {
         "class": "logging.StreamHandler",
         "formatter": "candor",
