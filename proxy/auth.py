@@ -45,14 +45,21 @@ class Principal:
     limits: RateLimits
     models: frozenset[str] | None = None  # the models it may ask for; None: every routed one
 
+    def may_ask(self, model: str) -> bool:
+        return self.models is None or model in self.models
+
     def check_model(self, model: str) -> None:
         """Raises `ModelNotFound` (as OpenAI does for a model a key has no access to) unless
         this caller may ask for `model`."""
-        if self.models is not None and model not in self.models:
-            raise ModelNotFound(
-                f"The model `{model}` does not exist or you do not have access to it.",
-                param="model",
-            )
+        if not self.may_ask(model):
+            raise no_access(model)
+
+
+def no_access(model: str) -> ModelNotFound:
+    """OpenAI's 404 for a model that is not there or that the caller may not use."""
+    return ModelNotFound(
+        f"The model `{model}` does not exist or you do not have access to it.", param="model"
+    )
 
 
 def new_key() -> str:

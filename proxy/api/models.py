@@ -9,7 +9,8 @@ from starlette.responses import Response
 
 from proxy import wire
 from proxy.api.context import services
-from proxy.errors import ModelNotFound, Unauthorized
+from proxy.auth import no_access
+from proxy.errors import Unauthorized
 from proxy.services import Services
 
 router = APIRouter()
@@ -29,8 +30,7 @@ def _visible(request: Request) -> tuple[Services, list[str]]:
         except Unauthorized:
             raise refused from None
         return svc, list(svc.upstreams.names)
-    allowed = caller.models
-    return svc, [name for name in svc.upstreams.names if allowed is None or name in allowed]
+    return svc, [name for name in svc.upstreams.names if caller.may_ask(name)]
 
 
 def _model(svc: Services, name: str) -> dict[str, Any]:
@@ -50,7 +50,5 @@ async def retrieve_model(model: str, request: Request) -> Response:
     """One routed model (the SDKs' `models.retrieve`), or 404 `model_not_found`."""
     svc, names = _visible(request)
     if model not in names:
-        raise ModelNotFound(
-            f"The model `{model}` does not exist or you do not have access to it.", param="model"
-        )
+        raise no_access(model)
     return Response(wire.dumps(_model(svc, model)), media_type="application/json")
