@@ -165,7 +165,7 @@ def flag_if_left(outcome: Outcome, policy: Policy) -> None:
     """A client that left while its censored answer was held or being re-routed: nobody got
     the answer, but it is flagged (and audited) as one that could not be re-routed."""
     verdict = outcome.judged
-    acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
+    acts = policy.acts_on_verdict(verdict)
     if outcome.client_gone and outcome.action is ActionName.PASS and acts:
         outcome.action = ActionName.FLAG
 

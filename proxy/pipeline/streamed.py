@@ -283,7 +283,7 @@ class StreamedAnswers(Steps):
             verdict = stream.verdict or live.first.verdict or UNKNOWN
             live.attempt.verdict, live.attempt.answer = verdict, stream.answer
             live.attempt.detector_seconds = stream.judge_seconds
-            acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
+            acts = policy.acts_on_verdict(verdict)
             if outcome.action is ActionName.PASS and acts:
                 outcome.action = ActionName.FLAG if action.holds_stream else action.name
                 outcome.would = getattr(action, "would", None)
@@ -343,7 +343,7 @@ def _note_broken(
     """A stream that broke, or that its client left, is judged on what arrived of it: a
     censored part the client already has is flagged (and audited) like a whole censored answer."""
     verdict = _judge_arrived(live.attempt, stream)
-    acts = verdict.censored and policy.acts_on(verdict.category, verdict.political)
+    acts = policy.acts_on_verdict(verdict)
     if outcome.action is ActionName.PASS and acts:
         outcome.action = ActionName.FLAG if action.holds_stream else action.name
 

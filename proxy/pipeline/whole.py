@@ -77,7 +77,7 @@ class WholeAnswers(Steps):
         try:
             answer = await self._ask_whole(request.model, body, outcome, True, policy)
             verdict = answer.verdict
-            if not (verdict.censored and policy.acts_on(verdict.category, verdict.political)):
+            if not policy.acts_on_verdict(verdict):
                 if answer.error is not None:
                     raise answer.error
                 return answer

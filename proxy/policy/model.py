@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from proxy.detect import Category
+from proxy.detect import Category, Verdict
 from proxy.errors import ConfigError
 from proxy.policy.actions import ActionName, Wording
 from proxy.yamlfile import YamlDocument
@@ -85,6 +85,10 @@ class Policy(_Strict):
     def acts_on(self, category: Category, political: bool) -> bool:
         """Whether a censored verdict of this category triggers the action."""
         return category in self.categories and (political or not self.political_only)
+
+    def acts_on_verdict(self, verdict: Verdict) -> bool:
+        """Whether a verdict triggers the action: censored, of a category it acts on."""
+        return verdict.censored and self.acts_on(verdict.category, verdict.political)
 
     @property
     def wording(self) -> Wording:
