@@ -212,6 +212,9 @@ class StoreSettings(BaseModel):
     window_seconds: int = Field(3600, ge=60, description="censorship-rate sliding window")
     window_buckets: int = Field(60, ge=1, le=600)
     censored_memory_seconds: int = Field(86400, ge=1)
+    censored_memory_count: int = Field(
+        100_000, ge=1, description="prompts remembered in process (the memory store); oldest go"
+    )
     event_retention_count: int = Field(100_000, ge=1)
     event_retention_seconds: int | None = Field(30 * 86400, ge=60)
     buffer_size: int = Field(10_000, ge=1, description="audit events kept while Redis is away")

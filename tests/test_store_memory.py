@@ -52,6 +52,33 @@ async def test_censored_memory_expires() -> None:
     assert not await store.was_censored("qwen", "abc")
 
 
+async def test_censored_memory_is_bounded_and_drops_the_oldest() -> None:
+    # A busy model censors more prompts than the bound within `censored_memory_seconds`: the
+    # oldest are forgotten (before, nothing was, and each call rebuilt the whole memory).
+    clock = Clock()
+    store = MemoryStore(StoreSettings(censored_memory_count=3), clock=clock)
+    for n in range(5):
+        await store.remember_censored("qwen", f"p{n}")
+        clock.now += 1
+    remembered = [await store.was_censored("qwen", f"p{n}") for n in range(5)]
+    assert remembered == [False, False, True, True, True]
+    await store.remember_censored("qwen", "p2")  # remembered again: now the newest
+    await store.remember_censored("qwen", "p5")
+    assert await store.was_censored("qwen", "p2")
+    assert not await store.was_censored("qwen", "p3")
+    assert len(store._censored) == 3
+
+
+async def test_expired_censored_prompts_are_let_go() -> None:
+    clock = Clock()
+    store = MemoryStore(StoreSettings(censored_memory_seconds=60), clock=clock)
+    for n in range(10):
+        await store.remember_censored("qwen", f"p{n}")
+    clock.now += 61
+    await store.remember_censored("qwen", "new")
+    assert len(store._censored) == 1
+
+
 async def test_requests_come_back_as_the_minute_passes() -> None:
     clock = Clock()
     store = MemoryStore(clock=clock)

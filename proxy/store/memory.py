@@ -31,7 +31,9 @@ class MemoryStore:
         self._event_ids: OrderedDict[str, None] = OrderedDict()
         self._seq = 0
         self._counts: dict[tuple[str, str], dict[int, list[int]]] = defaultdict(dict)
-        self._censored: dict[tuple[str, str], float] = {}
+        # (model, fingerprint) -> expiry, oldest first: every entry lives as long, so the order
+        # of remembering is the order of expiring.
+        self._censored: OrderedDict[tuple[str, str], float] = OrderedDict()
         self._buckets: dict[str, budget.KeyBuckets] = {}
 
     async def start(self) -> None:
@@ -114,9 +116,16 @@ class MemoryStore:
 
     async def remember_censored(self, model: str, fingerprint: str) -> None:
         now = self._clock()
-        if len(self._censored) > 100_000:
-            self._censored = {k: t for k, t in self._censored.items() if t > now}
-        self._censored[(model, fingerprint)] = now + self._settings.censored_memory_seconds
+        censored = self._censored
+        censored[(model, fingerprint)] = now + self._settings.censored_memory_seconds
+        censored.move_to_end((model, fingerprint))
+        # Expired ones go from the front; past the bound, the oldest go too, so memory and the
+        # cost of a call stay bounded however many prompts a busy model censors.
+        while censored and (
+            next(iter(censored.values())) <= now
+            or len(censored) > self._settings.censored_memory_count
+        ):
+            censored.popitem(last=False)
 
     async def was_censored(self, model: str, fingerprint: str) -> bool:
         expires = self._censored.get((model, fingerprint))
