@@ -28,6 +28,7 @@ from proxy.policy.model import PolicySet, load_policies
 from proxy.recorder import Recorder
 from proxy.services import Services
 from proxy.settings import REPO_POLICIES, Settings, load_settings
+from proxy.shutdown import ShutdownWatch
 from proxy.store import build_store
 from proxy.upstream.registry import Upstreams
 
@@ -106,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     upstreams, policies, detector = build_checked(settings)
     store = build_store(settings)
     metrics_ = build_metrics(settings, topics=detector.topic_names)
+    shutdown = ShutdownWatch(settings.server.shutdown_grace)
     pipeline = Pipeline(
         upstreams,
         detector,
@@ -113,6 +115,7 @@ def create_app(settings: Settings) -> FastAPI:
         {name: route.policy for name, route in settings.models.items()},
         state=store,
         observer=Recorder(metrics_, store, settings.store),
+        shutdown=shutdown,
     )
     svc = Services(
         settings=settings,
@@ -122,6 +125,7 @@ def create_app(settings: Settings) -> FastAPI:
         started_at=int(time.time()),
         metrics=metrics_,
         auth=Authenticator(settings),
+        shutdown=shutdown,
     )
 
     @asynccontextmanager
@@ -135,7 +139,10 @@ def create_app(settings: Settings) -> FastAPI:
         gc.freeze()
         log.info("candor ready: %d model(s) routed", len(upstreams.names))
         try:
-            yield
+            # Under the server's signal handlers: a request cut past the grace is told apart
+            # from one whose client left.
+            with svc.shutdown.signals():
+                yield
         finally:
             # Requests cut at shutdown record as they end: the store must outlast them.
             await pipeline.drain()

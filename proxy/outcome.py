@@ -16,6 +16,8 @@ DETECTOR_ERROR = "detector_error"
 # The failure of a model asked for a request that ended first (the client left, a hedge that
 # was not needed): the request's end, not the model's fault.
 CANCELLED = "cancelled"
+# The error of a request the server cut at shutdown (past `server.shutdown_grace`).
+SERVER_SHUTDOWN = "server_shutdown"
 
 
 @dataclass(slots=True)
@@ -69,16 +71,30 @@ class Outcome:
     # left midway keeps its action's outcome label).
     client_left: bool = False
 
-    def failed(self, exc: BaseException) -> None:
+    def failed(self, exc: BaseException, *, stopping: bool = False) -> None:
         """Record that the request ended in `exc` before its answer: a cancellation is the
-        client leaving (`client_gone`), anything else an error (its code, or `internal_error`
-        for what is not a Candor error)."""
+        client leaving (`client_gone`), or when the server is `stopping` its cut; anything
+        else an error (its code, or `internal_error` for what is not a Candor error)."""
         if isinstance(exc, asyncio.CancelledError):
-            self.client_gone = self.client_left = True
+            self.cancelled(stopping=stopping, started=False)
         else:
             self.error = (
                 (exc.code or exc.type) if isinstance(exc, CandorError) else "internal_error"
             )
+
+    def cancelled(self, *, stopping: bool, started: bool) -> None:
+        """Record the request's cancellation, before its answer `started` or midway: the
+        server's cut when it is `stopping`, else its client hanging up."""
+        if stopping:
+            self.error = SERVER_SHUTDOWN
+        else:
+            self.client_left = True
+            self.client_gone = self.client_gone or not started
+
+    @property
+    def ended_early(self) -> bool:
+        """Whether it was cancelled: its client hung up, or the server cut it at shutdown."""
+        return self.client_left or self.error == SERVER_SHUTDOWN
 
     @property
     def detector_failed(self) -> bool:

@@ -8,6 +8,7 @@ from proxy.auth import Authenticator
 from proxy.metrics import Metrics
 from proxy.pipeline import Pipeline
 from proxy.settings import Settings
+from proxy.shutdown import ShutdownWatch
 from proxy.store.base import Store
 from proxy.upstream.registry import Upstreams
 
@@ -21,3 +22,4 @@ class Services:
     started_at: int
     metrics: Metrics
     auth: Authenticator
+    shutdown: ShutdownWatch

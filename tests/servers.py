@@ -161,6 +161,11 @@ class CandorProcess:
         if self._proc is not None:
             terminate(self._proc)
 
+    def signal(self, sig: int) -> None:
+        """Send `sig` and return at once (`stop` waits for the exit)."""
+        assert self._proc is not None
+        self._proc.send_signal(sig)
+
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from proxy.outcome import Outcome
 from proxy.pipeline import ChatRequest, Pipeline
 from proxy.policy.model import Policy, PolicySet
 from proxy.settings import ModelRoute, Settings
+from proxy.shutdown import ShutdownWatch
 from proxy.upstream.registry import Upstreams
 
 LATE = Verdict(Status.CENSORED, 0.9, Category.PROPAGANDA, ("taiwan",), "en")
@@ -102,3 +104,50 @@ async def test_late_censorship_can_be_flagged_instead(upstream: ScriptedUpstream
     candor = orjson.loads(frames[-2][6:])["candor"]
     assert candor["verdict"] == "censored" and candor["action"] == "flag"
     assert outcome.action == "flag" and outcome.judged == LATE
+
+
+@pytest.mark.parametrize("stopping", [False, True])
+async def test_a_whole_answer_cancelled_at_shutdown_is_the_servers_cut(stopping: bool) -> None:
+    # Before, a whole answer cancelled past the shutdown grace counted as its client leaving
+    # (`client_gone`): the server cut it.
+    async with ScriptedUpstream(stall_seconds=30) as upstream:
+        settings = Settings(
+            models={"m": ModelRoute(base_url=upstream.base_url, upstream_model="stall-headers")}
+        )
+        upstreams = Upstreams(settings)
+        await upstreams.start()
+        seen = Collect()
+        shutdown = ShutdownWatch(grace=0)
+        if stopping:
+            shutdown.begin()
+        pipeline = Pipeline(
+            upstreams,
+            LateDetector(),
+            PolicySet({"default": Policy()}),
+            {},
+            observer=seen,
+            shutdown=shutdown,
+        )
+        body = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
+        try:
+            asked = asyncio.ensure_future(pipeline.complete(ChatRequest("r1", "m", body)))
+            while not upstream.requests:
+                await asyncio.sleep(0.01)
+            asked.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await asked
+        finally:
+            await upstreams.aclose()
+    (outcome,) = seen.outcomes
+    if stopping:
+        assert (outcome.client_left, outcome.error, outcome.outcome_label) == (
+            False,
+            "server_shutdown",
+            "error",
+        )
+    else:
+        assert (outcome.client_left, outcome.error, outcome.outcome_label) == (
+            True,
+            None,
+            "client_gone",
+        )

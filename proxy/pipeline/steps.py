@@ -19,6 +19,7 @@ from proxy.pipeline.types import ChatRequest, JudgingDetector
 from proxy.policy.actions import Action, ActionName, build_action
 from proxy.policy.model import Policy, PolicySet
 from proxy.policy.routing import RoutingState, scrub_history
+from proxy.shutdown import ShutdownWatch
 from proxy.upstream.base import Upstream
 from proxy.upstream.registry import Upstreams
 
@@ -56,8 +57,10 @@ class Steps:
         model_policies: Mapping[str, str],
         state: RoutingState | None = None,
         observer: Observer | None = None,
+        shutdown: ShutdownWatch | None = None,
     ) -> None:
         self._upstreams = upstreams
+        self._shutdown = shutdown
         # A detector that fails on an answer lets it pass (counted `bypassed`), never the request.
         self._detector: JudgingDetector = FailOpenDetector(detector)
         self._policies = policies
@@ -72,6 +75,12 @@ class Steps:
     def topic_names(self) -> tuple[str, ...]:
         """Every topic the detector knows (the status page's rows)."""
         return self._detector.topic_names
+
+    @property
+    def _stopping(self) -> bool:
+        """Whether a request cancelled now was cut by the server (its shutdown grace is over)
+        rather than left by its client."""
+        return self._shutdown is not None and self._shutdown.cutting
 
     def _policy(self, request: ChatRequest) -> Policy:
         name = request.policy or self._model_policies.get(request.model, "default")
@@ -162,11 +171,12 @@ class Steps:
 
 
 def flag_if_left(outcome: Outcome, policy: Policy) -> None:
-    """A client that left while its censored answer was held or being re-routed: nobody got
-    the answer, but it is flagged (and audited) as one that could not be re-routed."""
+    """A client that left (or a server that stopped) while its censored answer was held or
+    being re-routed: nobody got the answer, but it is flagged (and audited) as one that could
+    not be re-routed."""
     verdict = outcome.judged
     acts = policy.acts_on_verdict(verdict)
-    if outcome.client_gone and outcome.action is ActionName.PASS and acts:
+    if outcome.ended_early and outcome.action is ActionName.PASS and acts:
         outcome.action = ActionName.FLAG
 
 

@@ -70,9 +70,10 @@ class StreamedAnswers(Steps):
             served = await self._open_stream(request, policy, action, body, outcome, opened)
         except BaseException as exc:
             # Every stream opened for it is closed, else the upstream would go on being read
-            # until its total timeout. A cancellation is the client leaving while it was held.
+            # until its total timeout. A cancellation is the client leaving while it was held
+            # (or, past the shutdown grace, the server cutting it).
             await _close_all(opened)
-            outcome.failed(exc)
+            outcome.failed(exc, stopping=self._stopping)
             flag_if_left(outcome, policy)
             mark_rejection(outcome, exc)
             await self._finish(outcome, started)
@@ -299,7 +300,7 @@ class StreamedAnswers(Steps):
             _note_broken(live, stream, policy, action, outcome)
             yield wire.sse_error(exc.message, exc.type, exc.code, exc.param)
         except (asyncio.CancelledError, GeneratorExit):
-            outcome.client_left = True  # mid-stream
+            outcome.cancelled(stopping=self._stopping, started=True)  # mid-stream
             _note_broken(live, stream, policy, action, outcome)
             raise
         except Exception:
@@ -323,7 +324,7 @@ class StreamedAnswers(Steps):
             yield wire.annotation_chunk(blocked.template, outcome.requested_model, note)
             yield wire.DONE
         except (asyncio.CancelledError, GeneratorExit):
-            outcome.client_left = True
+            outcome.cancelled(stopping=self._stopping, started=True)
             raise
         finally:
             await self._finish(outcome, started)

@@ -45,7 +45,7 @@ class WholeAnswers(Steps):
             outcome.answered_model = answer.model
             return Reply(body=wire.dumps({**answer.response, "candor": note}), headers=headers)
         except BaseException as exc:  # a cancellation: the client left (`unless_client_leaves`)
-            outcome.failed(exc)
+            outcome.failed(exc, stopping=self._stopping)
             flag_if_left(outcome, policy)
             mark_rejection(outcome, exc)
             raise

@@ -4,6 +4,7 @@ answer (GET /admin/events, Candor and the scripted upstream on loopback)."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -300,27 +301,90 @@ def test_a_recording_outlives_the_cancelled_request(
     assert (event["action"], event["category"]) == ("flag", "refusal")
 
 
+def stopped_while_asked(
+    tmp_path: Path,
+    redis: RedisServer,
+    policy: str,
+    *,
+    grace: int = 0,
+    hang_up: bool = False,
+    model: str = "refuses",
+) -> AuditEvent:
+    """The audit event of `model`'s stream, asked from a `candor serve` that gets SIGTERM once
+    the stream's words came (or, for `silent`, once the upstream was asked); with `hang_up`,
+    the client hangs up after the signal, within the grace."""
+    raw = RawUpstream({"refuses": UNENDING_REFUSAL, "held": UNENDING_REFUSAL}).start()
+    (tmp_path / "policies").mkdir()
+    (tmp_path / "policies" / "detector").symlink_to(REPO_POLICIES / "detector")
+    (tmp_path / "policies" / "default.yaml").write_text(policy)
+    config = {
+        "policies_dir": str(tmp_path / "policies"),
+        "server": {"shutdown_grace": grace},
+        "models": {name: {"base_url": raw.base_url} for name in ("refuses", "held")},
+        "store": {"redis_url": redis.url},
+    }
+    process = CandorProcess(config, tmp_path).start()
+    try:
+        with socket.create_connection(("127.0.0.1", process.port), timeout=5) as client:
+            client.sendall(chat_request(stream=True, model=model, text=TIANANMEN_Q))
+            if model == "refuses":  # served as it comes: wait for its words
+                received = b""
+                while b"responses" not in received:
+                    received += client.recv(4096)
+            else:  # held: wait for the upstream to be asked and to send its words
+                deadline = time.monotonic() + 5
+                while not raw.requests and time.monotonic() < deadline:
+                    time.sleep(0.02)
+                time.sleep(0.3)
+            if hang_up:
+                process.signal(signal.SIGTERM)
+                time.sleep(0.3)
+            else:
+                process.stop()  # SIGTERM: past the grace, the stream is cut
+        process.stop()
+    finally:
+        process.stop()
+        raw.stop()
+    (event,) = asyncio.run(stored_events(redis))
+    return event
+
+
 @pytest.mark.redis
 def test_shutdown_waits_for_the_recordings_in_flight(
     tmp_path: Path, redis_server: RedisServer
 ) -> None:
     # Before, a stream cut at shutdown was recorded (if at all) while the store closed under it.
-    raw = RawUpstream({"refuses": UNENDING_REFUSAL}).start()
-    (tmp_path / "policies").mkdir()
-    (tmp_path / "policies" / "detector").symlink_to(REPO_POLICIES / "detector")
-    (tmp_path / "policies" / "default.yaml").write_text("action: flag\n")
-    config = {
-        "policies_dir": str(tmp_path / "policies"),
-        "server": {"shutdown_grace": 0},
-        "models": {"refuses": {"base_url": raw.base_url}},
-        "store": {"redis_url": redis_server.url},
-    }
-    process = CandorProcess(config, tmp_path).start()
-    try:
-        with midway(process.port):
-            process.stop()  # SIGTERM: past the grace (none here), the stream is cut
-    finally:
-        process.stop()
-        raw.stop()
-    events = asyncio.run(stored_events(redis_server))
-    assert [(e.action, e.category) for e in events] == [("flag", "refusal")]
+    event = stopped_while_asked(tmp_path, redis_server, "action: flag\n")
+    assert (event.action, event.category) == ("flag", "refusal")
+
+
+@pytest.mark.redis
+def test_a_stream_cut_at_shutdown_is_the_servers_cut_not_the_clients(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # Before, it was audited as one whose client left (client_left true, no error): the server
+    # cancelling it past the grace read as the client hanging up.
+    event = stopped_while_asked(tmp_path, redis_server, "action: flag\n")
+    assert (event.client_left, event.error, event.outcome) == (False, "server_shutdown", "error")
+    assert event.answer_excerpt == CANNED_REFUSAL
+
+
+@pytest.mark.redis
+def test_a_held_stream_cut_at_shutdown_is_the_servers_cut_and_still_audited(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # Before, it counted as client_gone. Nobody got the censored answer held: flagged and
+    # audited, as when its client leaves.
+    policy = "action: reroute\nstream: {hold_chars: 20000, hold_ms: 20000}\n"
+    event = stopped_while_asked(tmp_path, redis_server, policy, model="held")
+    assert (event.action, event.category) == ("flag", "refusal")
+    assert (event.client_left, event.error, event.outcome) == (False, "server_shutdown", "error")
+
+
+@pytest.mark.redis
+def test_a_client_hanging_up_during_the_grace_has_left(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    # The server is stopping, but its grace is not over: the client it was that left.
+    event = stopped_while_asked(tmp_path, redis_server, "action: flag\n", grace=20, hang_up=True)
+    assert (event.client_left, event.error, event.outcome) == (True, None, "flagged")
