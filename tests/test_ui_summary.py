@@ -38,3 +38,4 @@ async def test_rates_per_model_and_topic_reroutes_and_recent_events() -> None:
     assert len(summary["events"]) == 3 and summary["events"][0]["action"] == "flag"
     assert len(summary["events"][0]["prompt_excerpt"]) == EXCERPT_CHARS + 1
     assert summary["store"]["kind"] == "memory" and summary["store"]["reachable"]
+    assert summary["store"]["writable"] is True

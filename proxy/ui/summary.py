@@ -41,6 +41,8 @@ async def build_summary(
         "store": {
             "kind": store.kind,
             "reachable": health.reachable,
+            # False while Redis refuses writes (maxmemory): events wait in the buffer.
+            "writable": health.writable,
             "buffered_events": health.buffered,
             "dropped_events": health.dropped,
         },

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,10 +17,13 @@ import pytest
 
 from proxy.commands.demo import demo_settings
 from proxy.demo.upstream import ScriptedUpstream
-from proxy.settings import ModelRoute
+from proxy.settings import ModelRoute, StoreSettings, StoreTimeouts
+from tests.redis_fixtures import RedisServer, full_redis_server
 from tests.servers import TEST_ADMIN_KEY, CandorServer, running_candor
 
 pytestmark = pytest.mark.e2e
+
+__all__ = ["full_redis_server"]  # a fixture
 
 SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "status-page.png"
 TRAFFIC = (
@@ -132,3 +136,27 @@ def test_the_page_asks_for_the_admin_key_in_chromium(
         assert '<section id="login" class="panel">' in locked
         opened = chromium(tmp_path, "--dump-dom", f"{candor.url}/ui#key={TEST_ADMIN_KEY}").stdout
         assert 'data-loaded="true"' in opened and 'data-model="qwen"' in opened
+
+
+def test_the_page_says_when_the_store_refuses_writes(
+    upstream: ScriptedUpstream, full_redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # Before, /readyz and candor_store_writable told it, but the page showed the store as up
+    # while Redis refused every write (maxmemory): the audit events waited, unseen.
+    route = ModelRoute(base_url=upstream.base_url, upstream_model="qwen-demo")
+    timeouts = StoreTimeouts(connect=1.0, operation=2.0, retry_interval=0.1)
+    store = StoreSettings(redis_url=full_redis_server.url, timeouts=timeouts)
+    admin = {"authorization": f"Bearer {TEST_ADMIN_KEY}"}
+    with running_candor(models={"qwen": route}, store=store) as candor:
+        body = {"model": "qwen", "messages": [{"role": "user", "content": "Hi"}]}
+        assert httpx.post(f"{candor.base_url}/chat/completions", json=body, timeout=15).is_success
+        deadline = time.monotonic() + 5
+        while True:  # the refusal is seen at the recording's first write
+            summary = httpx.get(f"{candor.url}/ui/summary.json", headers=admin, timeout=10).json()
+            if not summary["store"]["writable"] or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert (summary["store"]["reachable"], summary["store"]["writable"]) == (True, False)
+        html = chromium(tmp_path, "--dump-dom", f"{candor.url}/ui#key={TEST_ADMIN_KEY}").stdout
+        assert 'data-loaded="true"' in html and 'data-store="read-only"' in html
+        assert "store redis refuses writes" in html

@@ -43,9 +43,17 @@ function heat(rate) {
 function renderMeta(data) {
   const meta = document.getElementById("meta");
   const store = data.store;
-  const ok = store.reachable;
+  // A store that answers but refuses writes (Redis at maxmemory) is as bad as an absent one:
+  // audit events wait in the buffer (then are dropped) and rate limits are off.
+  const state = !store.reachable ? "unreachable" : !store.writable ? "read-only" : "ok";
+  const problem = {
+    ok: "",
+    unreachable: " unreachable",
+    "read-only": ` refuses writes · ${store.buffered_events} events buffered, ${store.dropped_events} dropped`,
+  }[state];
   meta.replaceChildren(
-    el("span", {}, el("span", { class: `dot ${ok ? "ok" : "bad"}` }), `store ${store.kind}${ok ? "" : " unreachable"}`),
+    el("span", { id: "store", "data-store": state },
+      el("span", { class: `dot ${state === "ok" ? "ok" : "bad"}` }), `store ${store.kind}${problem}`),
     data.demo_mode ? el("span", {}, "demo mode") : null,
     el("span", {}, `updated ${new Date(data.generated_at * 1000).toLocaleTimeString()}`),
   );
