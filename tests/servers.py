@@ -161,6 +161,11 @@ class CandorProcess:
         if self._proc is not None:
             terminate(self._proc)
 
+    @property
+    def pid(self) -> int:
+        assert self._proc is not None
+        return self._proc.pid
+
     def signal(self, sig: int) -> None:
         """Send `sig` and return at once (`stop` waits for the exit)."""
         assert self._proc is not None

@@ -3,8 +3,11 @@ with the native path's error hygiene (key scrubbed, Retry-After passed on) and t
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import openai
@@ -17,6 +20,7 @@ from proxy.demo.replies import anthropic_frame
 from proxy.demo.scripts import Answer, Chunking
 from proxy.demo.upstream import ScriptedUpstream
 from tests.e2e.conftest import UPSTREAM_KEY
+from tests.e2e.test_disconnect import chat_request
 from tests.raw_upstream import Frame, RawReply, RawUpstream
 from tests.servers import CandorProcess
 
@@ -45,6 +49,15 @@ def paused_stream(text: str, pause: float) -> list[Frame]:
     return [*frames[: first_word + 1], pause, *frames[first_word + 1 :]]
 
 
+def trickle(text: str, pause: float) -> list[Frame]:
+    """Anthropic's stream events for `text`, word by word, `pause` seconds apart."""
+    events = stream_events(Answer(text), "raw", new_message_id(), 10, Chunking.WORD)
+    frames: list[Frame] = []
+    for event in events:
+        frames += [anthropic_frame(event), pause]
+    return frames
+
+
 @pytest.fixture(scope="module")
 def raw() -> Iterator[RawUpstream]:
     json = {"content-type": "application/json"}
@@ -52,6 +65,7 @@ def raw() -> Iterator[RawUpstream]:
         {
             "echo-401": RawReply([echo_key], status=401, headers=json),
             "pause-mid-stream": RawReply(paused_stream("Paris is the capital of France.", 3.0)),
+            "endless": RawReply(trickle("Paris is the capital of France. " * 300, 0.02)),
         }
     ).start()
     yield server
@@ -90,6 +104,7 @@ def via_litellm(
             f"claude-{name}": {**claude, "upstream_model": name, "timeouts": QUICK}
             for name in ("stall-headers", "slow-stream")
         },
+        "claude-endless": {**claude, "base_url": raw.root_url, "upstream_model": "endless"},
         "claude-slow-total": {
             **claude,
             "upstream_model": "slow-stream",
@@ -235,3 +250,56 @@ def test_total_bounds_a_stream_that_never_pauses_long(via_litellm: CandorProcess
     assert isinstance(error, dict), error
     assert error["error"]["code"] == "upstream_timeout"
     assert "past its total time" in error["error"]["message"]
+
+
+def open_files(pid: int) -> int:
+    """The file descriptors a process holds (its sockets among them)."""
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def threads_of(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def upstream_connections(port: int) -> int:
+    """Established TCP connections to `port` on loopback, as /proc/net/tcp lists them."""
+    lines = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    fields = [line.split() for line in lines]
+    # remote address (ip:port in hex) and state (01: established)
+    return sum(1 for f in fields if f[2].endswith(f":{port:04X}") and f[3] == "01")
+
+
+def test_clients_leaving_litellm_streams_leave_nothing_behind(
+    via_litellm: CandorProcess, raw: RawUpstream
+) -> None:
+    # A stream served through litellm, left by its client 20 times in a row while its words
+    # keep coming: the upstream is told each time within a second, and Candor keeps no
+    # upstream connection, socket or thread per stream left.
+    request = chat_request(stream=True, model="claude-endless", text="Capital?")
+
+    def leave_once(attempt: int) -> None:
+        with socket.create_connection(("127.0.0.1", via_litellm.port), timeout=5) as client:
+            client.sendall(request)
+            received = b""
+            while received.count(b"Paris") < 3:  # words keep coming
+                more = client.recv(4096)
+                assert more, f"candor closed the stream ({attempt}): {received!r}"
+                received += more
+        gone = time.monotonic()
+        while raw.streaming and time.monotonic() - gone < 5:
+            time.sleep(0.01)
+        assert raw.streaming == 0, f"the upstream still streams ({attempt})"
+        assert time.monotonic() - gone < 1.0, f"the upstream was told late ({attempt})"
+
+    deadline = time.monotonic() + 5
+    while raw.streaming and time.monotonic() < deadline:  # an earlier test's, timed out
+        time.sleep(0.05)
+    leave_once(0)  # litellm makes its client on first use
+    files = open_files(via_litellm.pid)
+    threads = threads_of(via_litellm.pid)
+    for attempt in range(1, 20):
+        leave_once(attempt)
+    time.sleep(0.2)
+    assert upstream_connections(raw.port) <= 1  # at most one kept alive, idle
+    assert open_files(via_litellm.pid) <= files + 1
+    assert threads_of(via_litellm.pid) <= threads
