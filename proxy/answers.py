@@ -10,6 +10,8 @@ from proxy.detect import Exchange
 from proxy.errors import UpstreamBadResponse
 
 REASONING_FIELDS = ("reasoning_content", "reasoning")
+# OpenAI's largest `n`: an answer with a choice index past it is not of the OpenAI shape.
+MAX_CHOICES = 128
 
 
 def wants_json(body: Mapping[str, Any]) -> bool:
@@ -49,13 +51,18 @@ def request_exchange(body: Mapping[str, Any]) -> Exchange:
 
 
 def choice_exchanges(request: Exchange, response: Mapping[str, Any]) -> list[Exchange]:
-    """One exchange per choice of a whole (non-streamed) answer.
+    """One exchange per choice of a whole (non-streamed) answer: every choice that came, however
+    many the request asked for (each reaches the client, so each is judged).
 
     Raises `UpstreamBadResponse` when the answer is JSON but not of the OpenAI shape: it is
     the upstream's fault, and a 502 (or the outage chain) is the answer to it, not a crash.
     """
     exchanges = []
-    for choice in _choices(response):
+    choices = _choices(response)
+    if len(choices) > MAX_CHOICES:
+        raise UpstreamBadResponse(f"upstream sent more than {MAX_CHOICES} choices")
+    for choice in choices:
+        choice_index(choice)
         message = _part(choice, "message")
         exchanges.append(
             Exchange(
@@ -71,9 +78,21 @@ def choice_exchanges(request: Exchange, response: Mapping[str, Any]) -> list[Exc
 
 
 def choice_count(body: Mapping[str, Any]) -> int:
-    """How many choices a request asks for: its `n`, 1 when absent or not a positive integer."""
+    """How many choices a request asks for: its `n`, 1 when absent or not a positive integer
+    (at most `MAX_CHOICES`: an upstream refuses more)."""
     n = body.get("n")
-    return n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+    return min(n, MAX_CHOICES) if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+
+
+def choice_index(choice: Mapping[str, Any]) -> int:
+    """A choice's `index` (0 when absent). Raises `UpstreamBadResponse` when it is not an
+    integer from 0 to `MAX_CHOICES` - 1."""
+    index = choice.get("index", 0)
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < MAX_CHOICES:
+        raise UpstreamBadResponse(
+            f"upstream sent a choice `index` that is not an integer from 0 to {MAX_CHOICES - 1}"
+        )
+    return index
 
 
 @dataclass(slots=True)
@@ -87,26 +106,26 @@ class Delta:
     has_tool_calls: bool = False
 
 
-def chunk_deltas(chunk: Mapping[str, Any], choices: int = 1) -> list[Delta]:
-    """What each of the first `choices` choices (by `index`) of a stream chunk adds. Other
-    choices pass unjudged.
+def chunk_deltas(chunk: Mapping[str, Any]) -> list[Delta]:
+    """What each choice (by `index`) of a stream chunk adds: every choice, however many the
+    request asked for (each reaches the client, so each is judged).
 
-    Raises `UpstreamBadResponse` on a chunk that is JSON but not of the OpenAI shape.
+    Raises `UpstreamBadResponse` on a chunk that is JSON but not of the OpenAI shape (a choice
+    index that is not an integer from 0 to `MAX_CHOICES` - 1 included).
     """
     deltas = []
     for choice in _choices(chunk):
-        index = choice.get("index", 0)
-        if isinstance(index, int) and 0 <= index < choices:
-            delta = _part(choice, "delta")
-            deltas.append(
-                Delta(
-                    index=index,
-                    content=_text(delta.get("content")),
-                    reasoning=_text(_reasoning(delta)),
-                    finish_reason=_finish_reason(choice),
-                    has_tool_calls=bool(delta.get("tool_calls") or delta.get("function_call")),
-                )
+        index = choice_index(choice)
+        delta = _part(choice, "delta")
+        deltas.append(
+            Delta(
+                index=index,
+                content=_text(delta.get("content")),
+                reasoning=_text(_reasoning(delta)),
+                finish_reason=_finish_reason(choice),
+                has_tool_calls=bool(delta.get("tool_calls") or delta.get("function_call")),
             )
+        )
     return deltas
 
 

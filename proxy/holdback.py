@@ -3,7 +3,8 @@
 `JudgedStream` reads an upstream's SSE events (through a pump task, so the time bound can fire
 between events), feeds each choice's text to an incremental judge of its own, and hands out what
 may be sent to the client: frames released, a censored verdict, the end of the answer, or a
-failure. With several choices (`n` > 1) frames are released once every choice is.
+failure. With several choices (`n` > 1, or more than the request asked for) frames are released
+once every choice that came is, and every choice asked for came.
 """
 
 from __future__ import annotations
@@ -111,7 +112,8 @@ class _Choice:
 
 class JudgedStream:
     """An upstream stream judged as it arrives; see the module docstring. `open_judge` opens
-    a judge for each of the `choices` the request asks for (`n`), as the choice first comes."""
+    a judge for each choice as it first comes: the `choices` the request asks for (`n`) and
+    any more the upstream sends, which reach the client as well."""
 
     def __init__(
         self,
@@ -239,7 +241,7 @@ class JudgedStream:
         if "error" in data:
             return Output(Step.FAILED, error=_upstream_error(data))
         try:
-            deltas = chunk_deltas(data, self._expected)
+            deltas = chunk_deltas(data)
         except UpstreamBadResponse as exc:
             return Output(Step.FAILED, error=exc)
         self.first = self.first or data
@@ -270,7 +272,7 @@ class JudgedStream:
                     censored = censored or (delta.index, step.verdict)
                 elif step.decision is _RELEASE:
                     choice.released = step.released
-            if delta.finish_reason and self._expected > 1:
+            if delta.finish_reason and self._several:
                 ended = True
                 verdict = choice.settle()
                 censored = censored or ((delta.index, verdict) if verdict.censored else None)
@@ -279,21 +281,27 @@ class JudgedStream:
             if self._bounds is not None:
                 self._window.push(event.raw, self._length, now)
                 return Output(Step.CENSORED, verdict=self.verdict)
-        if self._expected > 1 and (step is not None or calls or ended):
+        if self._several and (step is not None or calls or ended):
             step = self._agreed()
         return self._hold(event, step, calls and not self._length and not reasoning, now)
+
+    @property
+    def _several(self) -> bool:
+        """Several choices asked for, or come (an upstream may send more than `n`)."""
+        return self._expected > 1 or len(self._choices) > 1
 
     def _open(self, index: int) -> _Choice:
         choice = self._choices[index] = _Choice(self._open_judge())
         return choice
 
     def _agreed(self) -> StreamStep:
-        """Several choices: released up to the end once every choice asked for is (its judge
-        released all of it, or it is tool calls and no text), else held. Once some of the
-        answer is out (a bound released it), a choice that never came holds nothing up: the
-        answer can no longer be re-routed, and an upstream may ignore `n`."""
+        """Several choices: released up to the end once every choice asked for came and every
+        choice that came is released (its judge released all of it, or it is tool calls and no
+        text), else held. Once some of the answer is out (a bound released it), a choice that
+        never came holds nothing up: the answer can no longer be re-routed, and an upstream may
+        ignore `n`. A choice past `n` is judged and held like the others, never waited for."""
         choices = self._choices.values()
-        came = len(choices) == self._expected or self._released_any
+        came = self._released_any or all(i in self._choices for i in range(self._expected))
         if came and all(
             c.released >= c.length or (c.saw_tool_calls and not c.length) for c in choices
         ):
@@ -326,7 +334,7 @@ class JudgedStream:
 
     def _longest_held(self) -> int:
         """Characters held of the choice with the most held (the hold bound is per choice)."""
-        if self._expected == 1:
+        if not self._several:
             return self._length - self._released_upto
         return max(c.length - c.taken for c in self._choices.values())
 
@@ -348,7 +356,7 @@ class JudgedStream:
 
     def _take(self, upto: int | None) -> list[bytes]:
         self._released_upto = self._length if upto is None else max(self._released_upto, upto)
-        if self._expected > 1 and self._released_upto >= self._length:
+        if self._released_upto >= self._length:
             for choice in self._choices.values():
                 choice.taken = choice.length
         since = self._window.since

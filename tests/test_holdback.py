@@ -327,3 +327,34 @@ async def test_once_a_bound_released_a_choice_that_never_came_holds_the_others_n
         (Step.END, []),
     ]
     await stream.aclose()
+
+
+async def test_a_choice_past_n_is_judged_and_held_like_the_others() -> None:
+    # n = 1 and the upstream sends a second choice, which reaches the client too: before, it
+    # went out unjudged (and released what was held of the first with it).
+    events = [text_event("I am sorry", 1), text_event("Paris."), text_event(" no.", 1), DONE]
+    open_judge = judges(Judge(release_at=2), Judge(censor_at=5))
+    stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000))
+    first = await stream.next_output()
+    assert first is not None and first.step is Step.CENSORED and first.frames == []
+    assert not stream.released_any and stream.answer == "I am sorry"
+    unheld = JudgedStream(Chunks(events), judges(Judge(), Judge(final=CENSORED)), None)
+    assert [step for step, _ in await drain(unheld)] == [Step.RELEASE] * 3 + [Step.END]
+    assert unheld.verdict == CENSORED and unheld.answer == "I am sorry no."
+    await stream.aclose()
+    await unheld.aclose()
+
+
+async def test_a_choice_past_n_is_waited_for_by_nothing() -> None:
+    # n = 2 and a third choice comes before the second: held until both choices asked for
+    # came, then released as soon as the three are, not at the answer's end.
+    events = [text_event("ab"), text_event("ef", 2), text_event("cd", 1), text_event("gh"), DONE]
+    open_judge = judges(Judge(release_at=2), Judge(release_at=2), Judge(release_at=2))
+    stream = JudgedStream(Chunks(events), open_judge, HoldBounds(100, 10_000), choices=2)
+    assert await drain(stream) == [
+        (Step.RELEASE, ["ab", "ef", "cd"]),
+        (Step.RELEASE, ["gh"]),
+        (Step.END, []),
+    ]
+    assert stream.text_choices == [0, 1, 2] and stream.verdict == CLEAN
+    await stream.aclose()
