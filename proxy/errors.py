@@ -174,6 +174,15 @@ class ClientGone(CandorError):
     code = "client_closed_request"
 
 
+class ClientStalled(CandorError):
+    """The client stopped reading its stream, past `server.send_timeout`: the stream is ended
+    (headers are gone, and a client that does not read would not read this error either)."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "client_stalled"
+
+
 class ConfigError(CandorError):
     """The configuration or a policy file is invalid; the message names file, line and field."""
 

@@ -105,6 +105,9 @@ class ServerSettings(BaseModel):
     workers: int = Field(1, ge=1, le=64)
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     body_timeout: float = Field(30.0, gt=0, description="longest wait for a request's body")
+    send_timeout: float = Field(
+        30.0, gt=0, description="longest wait for a client to take one chunk of its stream"
+    )
     max_messages: int = Field(2_000, ge=1, description="most messages in one chat request")
     # orjson cannot serialise past 255 levels; the body goes upstream re-serialised.
     max_json_depth: int = Field(64, ge=4, le=200, description="deepest nesting of a request body")

@@ -52,12 +52,15 @@ def free_socket() -> socket.socket:
 
 
 class CandorServer:
-    """Candor built by `create_app(settings)` and served by a real uvicorn."""
+    """Candor built by `create_app(settings)` and served by a real uvicorn. `send_buffer`: the
+    kernel's send buffer of each connection, in bytes (unset: the kernel sizes it, up to MBs)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, send_buffer: int | None = None) -> None:
         self.settings = settings
         self.app = create_app(settings)
         self._sock = free_socket()
+        if send_buffer is not None:  # accepted connections inherit it
+            self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
         self.port = self._sock.getsockname()[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self.base_url = f"{self.url}/v1"

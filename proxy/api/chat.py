@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 
 from proxy.api.body import parse_chat_request, read_body
 from proxy.api.context import request_id, services
 from proxy.api.disconnect import unless_client_leaves
 from proxy.api.openapi import CHAT_REQUEST_BODY, CHAT_RESPONSES
+from proxy.api.stalled import ReadOrLeaveResponse
 from proxy.auth import admit
 
 router = APIRouter()
@@ -31,8 +32,6 @@ async def chat_completions(request: Request) -> Response:
     )
     if chat.stream:
         streamed = await unless_client_leaves(request, svc.pipeline.stream(chat))
-        return StreamingResponse(
-            streamed.chunks, media_type="text/event-stream", headers=streamed.headers
-        )
+        return ReadOrLeaveResponse(streamed.chunks, streamed.headers, limits.send_timeout)
     reply = await unless_client_leaves(request, svc.pipeline.complete(chat))
     return Response(reply.body, media_type="application/json", headers=reply.headers)

@@ -6,14 +6,14 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass, field
 from typing import Any
 
 from proxy import wire
 from proxy.answers import choice_count, request_exchange, wants_usage
 from proxy.detect import UNKNOWN, Verdict
-from proxy.errors import CandorError, UpstreamError, UpstreamRejected
+from proxy.errors import CandorError, ClientStalled, UpstreamError, UpstreamRejected
 from proxy.holdback import HoldBounds, JudgedStream, Output, Step
 from proxy.outcome import CANCELLED, Attempt, Outcome
 from proxy.pipeline.annotate import annotation, mark_rejection
@@ -249,7 +249,7 @@ class StreamedAnswers(Steps):
 
     async def _relay(
         self, live: _Live, policy: Policy, action: Action, outcome: Outcome, started: float
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         stream = live.stream
         assert stream is not None
         stop_on_late = policy.stream.after_release == "error" and action.holds_stream
@@ -294,15 +294,15 @@ class StreamedAnswers(Steps):
             _, note = annotation(outcome, live.model)
             yield wire.annotation_chunk(stream.first, live.model, note)
             yield wire.DONE
+        except (asyncio.CancelledError, GeneratorExit, ClientStalled) as exc:
+            self._ended_midway(outcome, exc)
+            _note_broken(live, stream, policy, action, outcome)
+            raise
         except CandorError as exc:
             # Headers are gone: the failure becomes an error event, and no [DONE] follows.
             outcome.error = exc.code or exc.type
             _note_broken(live, stream, policy, action, outcome)
             yield wire.sse_error(exc.message, exc.type, exc.code, exc.param)
-        except (asyncio.CancelledError, GeneratorExit):
-            outcome.cancelled(stopping=self._stopping, started=True)  # mid-stream
-            _note_broken(live, stream, policy, action, outcome)
-            raise
         except Exception:
             outcome.error = "internal_error"
             log.exception("stream %s failed", outcome.request_id)
@@ -314,17 +314,25 @@ class StreamedAnswers(Steps):
             finally:
                 await self._finish(outcome, started)
 
+    def _ended_midway(self, outcome: Outcome, exc: BaseException) -> None:
+        """A stream cut after its headers: its client stopped reading (`ClientStalled`), hung
+        up, or (past the shutdown grace) the server cut it."""
+        if isinstance(exc, ClientStalled):
+            outcome.client_left, outcome.error = True, exc.code
+        else:
+            outcome.cancelled(stopping=self._stopping, started=True)
+
     async def _frames(
         self, blocked: _Blocked, outcome: Outcome, started: float
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         try:
             for frame in blocked.frames:
                 yield frame
             _, note = annotation(outcome, outcome.requested_model)
             yield wire.annotation_chunk(blocked.template, outcome.requested_model, note)
             yield wire.DONE
-        except (asyncio.CancelledError, GeneratorExit):
-            outcome.cancelled(stopping=self._stopping, started=True)
+        except (asyncio.CancelledError, GeneratorExit, ClientStalled) as exc:
+            self._ended_midway(outcome, exc)
             raise
         finally:
             await self._finish(outcome, started)

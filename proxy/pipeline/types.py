@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -46,7 +46,8 @@ class Reply:
 
 @dataclass(slots=True)
 class StreamReply:
-    """A streamed answer: headers now, SSE bytes as they come."""
+    """A streamed answer: headers now, SSE bytes as they come. `ClientStalled` thrown into
+    `chunks` ends it as its client's leaving does, recorded with that error."""
 
     headers: dict[str, str]
-    chunks: AsyncIterator[bytes]
+    chunks: AsyncGenerator[bytes, None]
