@@ -284,9 +284,7 @@ class StreamedAnswers(Steps):
             verdict = stream.verdict or live.first.verdict or UNKNOWN
             live.attempt.verdict, live.attempt.answer = verdict, stream.answer
             live.attempt.detector_seconds = stream.judge_seconds
-            acts = policy.acts_on_verdict(verdict)
-            if outcome.action is ActionName.PASS and acts:
-                outcome.action = ActionName.FLAG if action.holds_stream else action.name
+            if _act_after_release(outcome, policy, action, verdict):
                 outcome.would = getattr(action, "would", None)
                 tail = action.stream_tail(stream.first, policy.wording, stream.text_choices)
                 for frame in tail:
@@ -351,10 +349,17 @@ def _note_broken(
 ) -> None:
     """A stream that broke, or that its client left, is judged on what arrived of it: a
     censored part the client already has is flagged (and audited) like a whole censored answer."""
-    verdict = _judge_arrived(live.attempt, stream)
-    acts = policy.acts_on_verdict(verdict)
-    if outcome.action is ActionName.PASS and acts:
-        outcome.action = ActionName.FLAG if action.holds_stream else action.name
+    _act_after_release(outcome, policy, action, _judge_arrived(live.attempt, stream))
+
+
+def _act_after_release(outcome: Outcome, policy: Policy, action: Action, verdict: Verdict) -> bool:
+    """A verdict on a stream already (partly) sent, which the policy acts on and nothing acted
+    on yet: the request is flagged (a holding action can no longer hold it) or takes the name
+    of an action that never holds (flag, annotate, shadow). Returns whether it did."""
+    if outcome.action is not ActionName.PASS or not policy.acts_on_verdict(verdict):
+        return False
+    outcome.action = ActionName.FLAG if action.holds_stream else action.name
+    return True
 
 
 def _judge_arrived(attempt: Attempt, stream: JudgedStream) -> Verdict:
