@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -141,6 +142,22 @@ def test_serve_says_what_detector_data_is_missing(tmp_path: Path, case: str) -> 
     assert status == 2, err
     assert message in err and "candor: " in err
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_says_in_one_line_that_its_port_is_in_use(tmp_path: Path, workers: str) -> None:
+    # uvicorn started the app (and logged "candor ready") before failing to bind, then exited 3
+    # with its own error amid its lines.
+    config = tmp_path / "candor.yaml"
+    config.write_text("auth: {mode: none}\nmodels:\n  m1: {base_url: 'http://127.0.0.1:9/v1'}\n")
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        status, err = serve(config, "--port", str(port), "--workers", workers)
+    assert status == 2, err
+    assert f"candor: cannot listen on 127.0.0.1:{port}: Address already in use" in err
+    assert "candor ready" not in err and "Traceback" not in err
 
 
 def test_build_policies_checks_the_client_keys(tmp_path: Path) -> None:

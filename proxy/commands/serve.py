@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -16,6 +18,7 @@ from proxy import logs
 from proxy.app import CONFIG_ENV, check_settings, create_app
 from proxy.auth import check_startup, warn_if_open
 from proxy.commands import head_limit
+from proxy.errors import ConfigError
 from proxy.metrics import MULTIPROC_ENV
 from proxy.settings import Settings, load_settings, unknown_variables
 
@@ -64,6 +67,7 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
 
 def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
     """Serve `app`, or with several workers the factory each worker calls."""
+    _check_listen(settings.server.host, settings.server.port)
     uvicorn.run(
         app,
         factory=isinstance(app, str),
@@ -77,6 +81,25 @@ def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
         access_log=access_log,
         timeout_graceful_shutdown=settings.server.shutdown_grace,
     )
+
+
+def _check_listen(host: str, port: int) -> None:
+    """Fail now, with one line, when the address cannot be bound (a port in use): under
+    uvicorn the app started (and logged itself ready) first, and the error came amid its lines."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            sock.bind((host, port))
+    except OSError as exc:
+        hint = (
+            "another process holds the port: pick another with server.port or --port"
+            if exc.errno == errno.EADDRINUSE
+            else "check server.host or --host"
+        )
+        raise ConfigError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})"
+        ) from None
 
 
 @contextmanager
