@@ -218,6 +218,22 @@ def test_scan_rejects_malformed_fields(
         assert "must be a string" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("stdin", ["", "  \n"])
+def test_scan_refuses_an_empty_stdin(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], stdin: str
+) -> None:
+    # Before, nothing piped in was judged as an empty answer: censored, exit status 0.
+    monkeypatch.setattr("sys.stdin", io.StringIO(stdin))
+    args = _cli(["scan"])
+    assert args.func(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.startswith("input error: nothing on stdin")
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"response": ""}'))  # still judged when asked
+    assert args.func(args) == 0
+    assert json.loads(capsys.readouterr().out)["category"] == "provider_block"
+
+
 def test_missing_weights_file_is_named(policies_copy: pathlib.Path) -> None:
     policies = policies_copy
     (policies / "detector" / "weights.json").unlink()

@@ -26,6 +26,12 @@ NO_LABELS = (
 
 
 def _exchange_from(raw: str) -> Exchange:
+    if not raw.strip():
+        # Judged as an empty answer, it was called censored (provider_block), exit status 0.
+        raise DataError(
+            "nothing on stdin: pipe the answer as plain text, or a JSON object with `response`"
+            ' (`{"response": ""}` judges an empty answer)'
+        )
     try:
         doc: Any = json.loads(raw)
     except ValueError:
