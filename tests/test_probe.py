@@ -157,7 +157,9 @@ async def aiohttp_free_server() -> Any:
         await runner.cleanup()
 
 
-def test_connection_refused_is_retried_and_reported_as_errors(tmp_path: Path) -> None:
+def test_connection_refused_is_retried_and_reported_as_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     args = ["probe", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
     code = main([*args, "--out", str(tmp_path), "--no-progress", "--retries", "1",
                  "--backoff", "0.01", "--languages", "en"])  # fmt: skip
@@ -165,6 +167,22 @@ def test_connection_refused_is_retried_and_reported_as_errors(tmp_path: Path) ->
     report = json.loads((tmp_path / "probe-m.json").read_text())
     assert report["summary"]["sensitive"]["errors"] == report["summary"]["sensitive"]["asked"]
     assert all(r["attempts"] == 2 for r in report["results"])
+    # Before, the run ended on a table of n/a and exit status 1 with no word of why.
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    asked = len(report["results"])
+    assert last.startswith(f"candor probe: no answer could be judged: {asked} of {asked} requests")
+    assert "ClientConnectorError" in last
+
+
+@pytest.mark.e2e
+def test_a_model_the_endpoint_does_not_serve_is_named_in_one_line(
+    upstream: ScriptedUpstream, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["probe", "--base-url", upstream.base_url, "--model", "nosuch", "--out", str(tmp_path)]
+    assert main([*args, "--no-progress", "--retries", "0", "--languages", "en"]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("candor probe: no answer could be judged:")
+    assert "HTTP 404" in last
 
 
 @pytest.mark.parametrize(

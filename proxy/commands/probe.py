@@ -118,6 +118,16 @@ def _main(args: argparse.Namespace) -> int:
         print(f"chart: {png_path}")
     else:
         print(f"chart: skipped, matplotlib is not installed ({INSTALL_HINT})")
+    failed = [r for r in results if r.error is not None]
+    if failed:
+        # The table counts errors per topic; this says what they were.
+        judged = len(results) - len(failed)
+        what = "no answer could be judged" if judged == 0 else "some prompts got no answer"
+        print(
+            f"candor probe: {what}: {len(failed)} of {len(results)} requests failed "
+            f"(first: {failed[0].error})",
+            file=sys.stderr,
+        )
     return 0 if any(r.censored is not None for r in results) else 1
 
 
