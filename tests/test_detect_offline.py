@@ -143,6 +143,32 @@ def test_eval_reads_a_file_that_starts_with_a_byte_order_mark(tmp_path: pathlib.
     assert [ex.response for ex in read_examples([rows])] == ["ok"]
 
 
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("f1: high\n", "f1: the bound 'high' is not a number"),
+        ("by_language:\n  en: {f1: true}\n", "by_language.en.f1: the bound True is not a number"),
+        ("stream:\n  prerelease_recall:\n", "stream.prerelease_recall: the bound None is not"),
+    ],
+)
+def test_eval_refuses_a_floor_that_is_not_a_number_before_the_run(
+    tmp_path: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    text: str,
+    says: str,
+) -> None:
+    # Before, it was found after the run (minutes on the development data) and reported as a
+    # figure below its floor, exit status 1: a CI job read a typo as a regression.
+    floors = tmp_path / "floors.yaml"
+    floors.write_text(text, encoding="utf-8")
+    monkeypatch.setattr("proxy.offline.commands.run", lambda *a, **k: pytest.fail("ran"))
+    args = _cli(["eval", str(FIXTURES / "cases.jsonl"), "--floors", str(floors)])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"input error: {floors}: {says}") and err.count("\n") == 1
+
+
 def test_floor_that_is_not_a_number_fails_the_check() -> None:
     assert check_floors({"f1": 0.9}, {"f1": "high"}) == ["f1: the bound 'high' is not a number"]
 

@@ -147,7 +147,19 @@ def _read_floors(path: pathlib.Path) -> dict[str, Any]:
         raise DataError(f"{path}: not valid YAML ({exc})") from None
     if not isinstance(floors, dict):
         raise DataError(f"{path}: floors must be a mapping of figure names to numbers")
+    _check_bounds(path, floors, "")
     return floors
+
+
+def _check_bounds(path: pathlib.Path, floors: dict[str, Any], prefix: str) -> None:
+    """Each bound a number, or a mapping of them: a bound that is not one was found only after
+    the run, reported as a figure below its floor (exit status 1, not 2)."""
+    for key, bound in floors.items():
+        name = f"{prefix}{key}"
+        if isinstance(bound, dict):
+            _check_bounds(path, bound, f"{name}.")
+        elif not isinstance(bound, int | float) or isinstance(bound, bool):
+            raise DataError(f"{path}: {name}: the bound {bound!r} is not a number")
 
 
 def evaluate(args: argparse.Namespace) -> int:
