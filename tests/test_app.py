@@ -253,6 +253,27 @@ def test_serve_blames_a_bad_flag_on_the_flag(
     assert "port.yaml:2" not in err
 
 
+@pytest.mark.parametrize("given", ["file", "none"])
+def test_serve_refuses_to_start_with_no_model(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    given: str,
+) -> None:
+    # It served, logged "candor ready: 0 model(s) routed", answered 404 to every request and
+    # 503 to /readyz; with no config at all, the one error it gave was about auth keys.
+    unset_until_teardown(monkeypatch, CONFIG_ENV, "CANDOR_MODELS")
+    monkeypatch.setenv(ADMIN_KEY_ENV, STRONG_ADMIN_KEY)
+    monkeypatch.setattr(serve_command, "_serve", lambda app, settings, access_log: None)
+    config = tmp_path / "candor.yaml"
+    config.write_text("auth: {mode: none}\nmodels: {}\n")
+    argv = ["serve", "--config", str(config)] if given == "file" else ["serve"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    said = f"{config} routes no model" if given == "file" else "no config file was given"
+    assert err.startswith(f"candor: no model to serve: {said}") and err.count("\n") == 1
+
+
 def test_every_worker_logs_its_lines_in_candors_format(tmp_path: Path) -> None:
     # Before, workers spawned by uvicorn never saw `candor serve`'s logging set-up: their
     # INFO lines were lost and their warnings and tracebacks had no time, level or logger.

@@ -37,6 +37,15 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         os.environ[CONFIG_ENV] = str(config.resolve())
     settings = load_settings(config, flags)
     logs.configure(settings.server.log_level, settings.server.log_format)
+    if not settings.models:
+        # It served, said "candor ready: 0 model(s) routed", answered every request 404 and
+        # /readyz 503; with no config at all the error it gave was about auth keys.
+        where = (
+            f"{config} routes no model (`models:` is missing or empty)"
+            if config is not None
+            else "no config file was given (--config FILE, or CANDOR_CONFIG)"
+        )
+        raise ConfigError(f"no model to serve: {where}; see README, Configure")
     unknown = unknown_variables(settings)
     if unknown:
         log.warning("environment variables Candor does not read, ignored: %s", ", ".join(unknown))
