@@ -160,6 +160,19 @@ def test_serve_says_in_one_line_that_its_port_is_in_use(tmp_path: Path, workers:
     assert "candor ready" not in err and "Traceback" not in err
 
 
+@pytest.mark.parametrize("name", ["lexicon.yaml", "weights.json"])
+def test_a_detector_data_file_that_is_not_utf8_is_named(
+    policies_copy: Path, monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    # The error was Python's own, "'utf-8' codec can't decode byte 0xff...", naming no file.
+    (policies_copy / "detector" / name).write_bytes(b"\xff\xfe not utf-8")
+    monkeypatch.setenv(ADMIN_KEY_ENV, STRONG_ADMIN_KEY)
+    settings = Settings(policies_dir=policies_copy)
+    expected = f"detector data: {policies_copy / 'detector' / name}: file: field '-': not UTF-8"
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        app.build_detector(settings)
+
+
 def test_build_policies_checks_the_client_keys(tmp_path: Path) -> None:
     config = tmp_path / "candor.yaml"
     config.write_text(

@@ -60,6 +60,8 @@ def _read_yaml(path: pathlib.Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PolicyError(path, "file", "-", "not found") from None
+    except UnicodeDecodeError as exc:  # its own message names no file
+        raise PolicyError(path, "file", "-", f"not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         raise PolicyError(path, "file", "-", f"invalid YAML: {exc}") from None
     if not isinstance(data, dict):
@@ -173,6 +175,8 @@ def load_scorer(path: pathlib.Path) -> Scorer:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise PolicyError(path, "file", "-", "not found (run `candor train`)") from None
+    except UnicodeDecodeError as exc:
+        raise PolicyError(path, "file", "-", f"not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise PolicyError(path, "file", "-", f"invalid JSON: {exc}") from None
     if not isinstance(data, dict):
