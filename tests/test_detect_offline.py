@@ -137,6 +137,18 @@ def test_cv_needs_two_folds_or_more(folds: str, capsys: pytest.CaptureFixture[st
     assert "2 or more" in capsys.readouterr().err
 
 
+def test_train_extra_without_folds_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    # Before, the extra files were ignored (nothing is trained without folds), without a word.
+    cases = str(FIXTURES / "cases.jsonl")
+    args = _cli(["eval", cases, "--train-extra", cases])
+    assert args.func(args) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "--train-extra needs --cv-by-model K (it adds rows to each training fold)\n"
+    )
+
+
 def test_eval_reads_a_file_that_starts_with_a_byte_order_mark(tmp_path: pathlib.Path) -> None:
     rows = tmp_path / "bom.jsonl"
     rows.write_text('\ufeff{"response": "ok", "censored": false}\n', encoding="utf-8")

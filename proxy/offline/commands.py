@@ -164,6 +164,11 @@ def _check_bounds(path: pathlib.Path, floors: dict[str, Any], prefix: str) -> No
 
 def evaluate(args: argparse.Namespace) -> int:
     """Measure the detector on labelled JSONL files (optionally cross-validated by model)."""
+    if args.train_extra and not args.cv_by_model:
+        # Without folds nothing is trained: the files were ignored, without a word.
+        message = "--train-extra needs --cv-by-model K (it adds rows to each training fold)"
+        print(message, file=sys.stderr)
+        return 2
     # Read before the (possibly long) run, so a broken file fails at once.
     floors = None if args.floors is None else _read_floors(args.floors)
     examples = read_examples(args.files)
