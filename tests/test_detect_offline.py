@@ -6,6 +6,7 @@ import argparse
 import io
 import json
 import pathlib
+import sys
 from typing import Any
 
 import pytest
@@ -147,6 +148,30 @@ def test_train_extra_without_folds_is_refused(capsys: pytest.CaptureFixture[str]
     assert captured.err == (
         "--train-extra needs --cv-by-model K (it adds rows to each training fold)\n"
     )
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_training_without_numpy_says_what_to_install(
+    tmp_path: pathlib.Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    # numpy is a training-time extra: without it these ended in a ModuleNotFoundError traceback.
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text(
+        '{"response": "I cannot answer that.", "censored": true, "model": "a"}\n'
+        '{"response": "Tanks entered the square.", "censored": false, "model": "b"}\n',
+        encoding="utf-8",
+    )
+    weights = tmp_path / "w.json"
+    extra = ["--out", str(weights)] if command == "train" else ["--cv-by-model", "2"]
+    monkeypatch.setitem(sys.modules, "numpy", None)  # an import of it fails, as when absent
+    monkeypatch.delitem(sys.modules, "proxy.offline.train", raising=False)
+    args = _cli([command, str(rows), *extra])
+    assert args.func(args) == 2
+    assert capsys.readouterr().err.strip().endswith("pip install 'candor-proxy[train]'")
+    assert not weights.exists()
 
 
 def test_eval_reads_a_file_that_starts_with_a_byte_order_mark(tmp_path: pathlib.Path) -> None:

@@ -25,6 +25,12 @@ NO_LABELS = (
 )
 
 
+NO_NUMPY = (
+    "training (candor train, candor eval --cv-by-model) needs numpy: "
+    "pip install 'candor-proxy[train]'"
+)
+
+
 def _exchange_from(raw: str) -> Exchange:
     if not raw.strip():
         # Judged as an empty answer, it was called censored (provider_block), exit status 0.
@@ -235,6 +241,12 @@ def _guard(func: Any) -> Any:
             return 2
         except DataError as exc:
             print(f"input error: {exc}", file=sys.stderr)
+            return 2
+        except ModuleNotFoundError as exc:
+            if exc.name != "numpy":
+                raise
+            # A training-time dependency only: the image and a plain install have none.
+            print(NO_NUMPY, file=sys.stderr)
             return 2
         except UnicodeDecodeError as exc:  # stdin, or a floors or policy file
             print(f"input error: not UTF-8 text ({exc.reason}, byte {exc.start})", file=sys.stderr)
