@@ -25,6 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         logs.report_error(exc.message)
         return 2
+    except KeyboardInterrupt:
+        # Ctrl-C (`candor scan` waiting on a terminal, a long `eval` or `probe`): no traceback.
+        print("\ncandor: interrupted", file=sys.stderr)
+        return 130
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from proxy.cli import main as cli_main
 from proxy.detect import Exchange, native
 from proxy.offline import commands
 from proxy.offline.dataset import parse_label, read_examples
@@ -295,6 +296,23 @@ def test_scan_refuses_an_empty_stdin(
     monkeypatch.setattr("sys.stdin", io.StringIO('{"response": ""}'))  # still judged when asked
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["category"] == "provider_block"
+
+
+def test_ctrl_c_at_scan_waiting_on_stdin_is_no_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # `candor scan` run on a terminal waits for stdin; Ctrl-C there printed a traceback.
+    class Interrupted(io.StringIO):
+        def read(self, size: int | None = -1) -> str:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr("sys.stdin", Interrupted())
+    try:
+        status = cli_main(["scan"])
+    except KeyboardInterrupt:
+        pytest.fail("the interrupt escaped `candor`'s main: a traceback")
+    assert status == 130
+    assert capsys.readouterr().err == "\ncandor: interrupted\n"
 
 
 def test_missing_weights_file_is_named(policies_copy: pathlib.Path) -> None:
