@@ -138,6 +138,26 @@ async def test_retries_429_and_5xx_then_gives_up_on_4xx(aiohttp_free_server: Any
         assert (response.status, response.attempts) == (404, 1)
 
 
+async def test_a_key_the_endpoint_echoes_in_its_error_is_redacted(
+    aiohttp_free_server: Any,
+) -> None:
+    key = "sk-probe-secret-0123456789"
+
+    async def handler(request: web.Request) -> web.Response:
+        refused = request.headers["authorization"].removeprefix("Bearer ")
+        message = f"Incorrect API key provided: {refused}"
+        return web.json_response({"error": {"message": message, "code": "bad_key"}}, status=401)
+
+    base_url = await aiohttp_free_server(handler)
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        client = ProbeClient(session, base_url, "m", api_key=key, timeout=5, retry=RetryPolicy(0))
+        response = await client.ask("hello")
+    # Printed by `candor probe` on stderr and written to its JSON report.
+    assert response.error == "HTTP 401 bad_key: Incorrect API key provided: [redacted]"
+
+
 @pytest.fixture
 async def aiohttp_free_server() -> Any:
     runners: list[web.AppRunner] = []

@@ -63,6 +63,7 @@ class ProbeClient:
         self._url = f"{base_url.rstrip('/')}/chat/completions"
         self._model = model
         self._headers = {"content-type": "application/json"}
+        self._api_key = api_key
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -78,6 +79,10 @@ class ProbeClient:
         attempt = 0
         while True:
             status, body, error, retry_after = await self._once(payload)
+            if error is not None and self._api_key:
+                # An endpoint that echoes the key it refused: the error goes to the terminal
+                # and into the report.
+                error = error.replace(self._api_key, "[redacted]")
             retryable = status in RETRIED_STATUSES or (status == 0 and error is not None)
             if not retryable or attempt >= self._retry.retries:
                 return ProbeResponse(status, body, error, attempt + 1, time.monotonic() - started)
