@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -171,6 +172,24 @@ def test_a_detector_data_file_that_is_not_utf8_is_named(
     expected = f"detector data: {policies_copy / 'detector' / name}: file: field '-': not UTF-8"
     with pytest.raises(ConfigError, match=re.escape(expected)):
         app.build_detector(settings)
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"),
+    [
+        (errno.EACCES, "a port below 1024 needs privileges"),
+        (errno.EADDRNOTAVAIL, "check server.host or --host"),
+    ],
+)
+def test_serve_says_why_it_cannot_listen(
+    monkeypatch: pytest.MonkeyPatch, code: int, hint: str
+) -> None:
+    def refuse(self: socket.socket, address: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(socket.socket, "bind", refuse)
+    with pytest.raises(ConfigError, match=re.escape(f"{os.strerror(code)} ({hint}")):
+        serve_command._check_listen("127.0.0.1", 80)
 
 
 def test_build_policies_checks_the_client_keys(tmp_path: Path) -> None:

@@ -101,11 +101,12 @@ def _check_listen(host: str, port: int) -> None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
             sock.bind((host, port))
     except OSError as exc:
-        hint = (
-            "another process holds the port: pick another with server.port or --port"
-            if exc.errno == errno.EADDRINUSE
-            else "check server.host or --host"
-        )
+        hint = {
+            errno.EADDRINUSE: "another process holds the port: pick another with server.port "
+            "or --port",
+            errno.EACCES: "a port below 1024 needs privileges: pick another with server.port "
+            "or --port",
+        }.get(exc.errno or 0, "check server.host or --host")
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})"
         ) from None
