@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from proxy.detect import UNKNOWN, Verdict
-from proxy.errors import CandorError
+from proxy.errors import CandorError, ClientStalled
 from proxy.policy.actions import ActionName
 
 # The signal of a verdict that stands for a detector failure: the answer passed unjudged.
@@ -18,6 +18,9 @@ DETECTOR_ERROR = "detector_error"
 CANCELLED = "cancelled"
 # The error of a request the server cut at shutdown (past `server.shutdown_grace`).
 SERVER_SHUTDOWN = "server_shutdown"
+# The error of a stream whose client stopped reading it (past `server.send_timeout`): the
+# client's doing, counted like a client leaving midway, not as Candor's error.
+CLIENT_STALLED = ClientStalled.code
 
 
 @dataclass(slots=True)
@@ -121,7 +124,7 @@ class Outcome:
         """The value of the requests metric's `outcome` label."""
         if self.client_gone:
             return "client_gone"
-        if self.error is not None:
+        if self.error is not None and self.error != CLIENT_STALLED:
             return "error"
         if self.detector_failed:
             return "bypassed"
