@@ -29,8 +29,10 @@ async def list_events(
     model: Annotated[str | None, Query(max_length=200)] = None,
     category: Annotated[str | None, Query(max_length=64)] = None,
     topic: Annotated[str | None, Query(max_length=200)] = None,
+    # allow_inf_nan: `since=nan` was refused as "less than or equal to 1e12".
     since: Annotated[
-        float | None, Query(ge=0, le=MAX_SINCE, description="unix time, seconds")
+        float | None,
+        Query(ge=0, le=MAX_SINCE, allow_inf_nan=False, description="unix time, seconds"),
     ] = None,
     cursor: Annotated[str | None, Query(max_length=41)] = None,
     after: Annotated[str | None, Query(max_length=41)] = None,

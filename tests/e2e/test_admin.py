@@ -110,6 +110,28 @@ def test_bad_queries_are_400(candor_on_redis: CandorServer, params: dict[str, ob
 
 
 @pytest.mark.parametrize(
+    ("params", "says"),
+    [
+        # Before, `since=nan` was refused as not "less than or equal to 1e12".
+        ({"since": "nan"}, "since: Input should be a finite number"),
+        ({"since": "-inf"}, "since: Input should be a finite number"),
+        ({"since": "-1"}, "since: Input should be greater than or equal to 0"),
+        ({"limit": "nan"}, "limit: Input should be a valid integer"),
+        ({"limit": "1e2"}, "limit: Input should be a valid integer"),
+        ({"limit": "501"}, "limit: Input should be less than or equal to 500"),
+    ],
+)
+def test_bad_numbers_say_what_is_wrong(
+    candor_on_redis: CandorServer, params: dict[str, object], says: str
+) -> None:
+    response = get(candor_on_redis, "/admin/events", **params)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["message"].startswith(says), error
+    assert error["param"] in params
+
+
+@pytest.mark.parametrize(
     "params",
     [{"since": "inf"}, {"since": 1e20}, {"cursor": "9" * 20}, {"cursor": "1-" + "9" * 20}],
 )
