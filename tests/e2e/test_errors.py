@@ -65,6 +65,21 @@ def test_unknown_route_and_method_use_the_envelope(candor: CandorServer) -> None
     assert "location" not in slash.headers
 
 
+@pytest.mark.parametrize("path", ["/models/", "/models/%20"])
+def test_models_retrieve_without_a_model_id_says_so(candor: CandorServer, path: str) -> None:
+    # Before, a trailing slash answered "The model `` does not exist or you do not have access".
+    with httpx.Client(timeout=5) as http:
+        response = http.get(f"{candor.base_url}{path}")
+    assert response.status_code == 404
+    error = envelope(response)
+    assert (error["type"], error["code"], error["param"]) == (
+        "invalid_request_error",
+        "model_not_found",
+        "model",
+    )
+    assert str(error["message"]).startswith("No model id was given"), error
+
+
 def test_head_is_answered_like_get_without_a_body(candor: CandorServer) -> None:
     """Load balancers and uptime checks probe with HEAD; a route that answers GET answers it."""
     with httpx.Client(timeout=5) as http:
