@@ -147,7 +147,7 @@ def test_train_extra_without_folds_is_refused(capsys: pytest.CaptureFixture[str]
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err == (
-        "--train-extra needs --cv-by-model K (it adds rows to each training fold)\n"
+        "candor: --train-extra needs --cv-by-model K (it adds rows to each training fold)\n"
     )
 
 
@@ -171,8 +171,39 @@ def test_training_without_numpy_says_what_to_install(
     monkeypatch.delitem(sys.modules, "proxy.offline.train", raising=False)
     args = _cli([command, str(rows), *extra])
     assert args.func(args) == 2
-    assert capsys.readouterr().err.strip().endswith("pip install 'candor-proxy[train]'")
+    err = capsys.readouterr().err
+    assert err.startswith("candor: training") and err.strip().endswith("[train]'")
     assert not weights.exists()
+
+
+@pytest.mark.parametrize("case", ["missing file", "not UTF-8", "no labels", "detector data"])
+def test_offline_errors_start_as_the_other_commands_do(
+    tmp_path: pathlib.Path,
+    policies_copy: pathlib.Path,
+    capsys: pytest.CaptureFixture[str],
+    case: str,
+) -> None:
+    # Before, they began `input error:`, `file error:` or `policy error:`, or with nothing.
+    rows = tmp_path / "rows.jsonl"
+    rows.write_text('{"response": "ok"}\n', encoding="utf-8")
+    if case == "missing file":
+        rows = tmp_path / "missing.jsonl"
+    elif case == "not UTF-8":
+        rows.write_bytes(b'{"response": "\xff"}\n')
+    elif case == "detector data":
+        rows.write_text('{"response": "ok", "censored": false}\n', encoding="utf-8")
+        (policies_copy / "detector" / "topics.yaml").unlink()
+    args = _cli(["eval", str(rows), "--policies", str(policies_copy)])
+    assert args.func(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("candor: ") and err.count("\n") == 1, err
+    said = {
+        "missing file": f"{rows}",
+        "not UTF-8": "not UTF-8",
+        "no labels": "no labelled rows",
+        "detector data": "detector data: ",
+    }[case]
+    assert said in err, err
 
 
 def test_eval_reads_a_file_that_starts_with_a_byte_order_mark(tmp_path: pathlib.Path) -> None:
@@ -204,7 +235,7 @@ def test_eval_refuses_a_floor_that_is_not_a_number_before_the_run(
     args = _cli(["eval", str(FIXTURES / "cases.jsonl"), "--floors", str(floors)])
     assert args.func(args) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"input error: {floors}: {says}") and err.count("\n") == 1
+    assert err.startswith(f"candor: {floors}: {says}") and err.count("\n") == 1
 
 
 def test_floor_that_is_not_a_number_fails_the_check() -> None:
@@ -292,7 +323,7 @@ def test_scan_refuses_an_empty_stdin(
     assert args.func(args) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
-    assert captured.err.startswith("input error: nothing on stdin")
+    assert captured.err.startswith("candor: nothing on stdin")
     monkeypatch.setattr("sys.stdin", io.StringIO('{"response": ""}'))  # still judged when asked
     assert args.func(args) == 0
     assert json.loads(capsys.readouterr().out)["category"] == "provider_block"

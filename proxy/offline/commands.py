@@ -172,24 +172,19 @@ def evaluate(args: argparse.Namespace) -> int:
     """Measure the detector on labelled JSONL files (optionally cross-validated by model)."""
     if args.train_extra and not args.cv_by_model:
         # Without folds nothing is trained: the files were ignored, without a word.
-        message = "--train-extra needs --cv-by-model K (it adds rows to each training fold)"
-        print(message, file=sys.stderr)
-        return 2
+        return _error("--train-extra needs --cv-by-model K (it adds rows to each training fold)")
     # Read before the (possibly long) run, so a broken file fails at once.
     floors = None if args.floors is None else _read_floors(args.floors)
     examples = read_examples(args.files)
     if not examples:
-        print(NO_LABELS, file=sys.stderr)
-        return 2
+        return _error(NO_LABELS)
     if args.cv_by_model:
         models = {ex.model for ex in examples}
         if len(models) < args.cv_by_model:
-            print(
+            return _error(
                 f"--cv-by-model {args.cv_by_model} needs at least as many models in the rows "
-                f"(found {len(models)})",
-                file=sys.stderr,
+                f"(found {len(models)})"
             )
-            return 2
         extra = read_examples(args.train_extra) if args.train_extra else []
         outcomes = _cross_validate(args, examples, extra)
     else:
@@ -216,8 +211,7 @@ def train(args: argparse.Namespace) -> int:
 
     examples = read_examples(args.files)
     if not examples:
-        print(NO_LABELS, file=sys.stderr)
-        return 2
+        return _error(NO_LABELS)
     parts = load_parts(args.policies, scorer=Scorer())
     data = [featurize(parts, ex) for ex in examples]
     scorer = train_scorer(data, examples, TrainSettings())
@@ -237,26 +231,28 @@ def _guard(func: Any) -> Any:
         try:
             return int(func(args))
         except PolicyError as exc:
-            print(f"policy error: {exc}", file=sys.stderr)
-            return 2
+            return _error(f"detector data: {exc}")  # as `candor serve` says it
         except DataError as exc:
-            print(f"input error: {exc}", file=sys.stderr)
-            return 2
+            return _error(str(exc))
         except ModuleNotFoundError as exc:
             if exc.name != "numpy":
                 raise
             # A training-time dependency only: the image and a plain install have none.
-            print(NO_NUMPY, file=sys.stderr)
-            return 2
+            return _error(NO_NUMPY)
         except UnicodeDecodeError as exc:  # stdin, or a floors or policy file
-            print(f"input error: not UTF-8 text ({exc.reason}, byte {exc.start})", file=sys.stderr)
-            return 2
+            return _error(f"not UTF-8 text ({exc.reason}, byte {exc.start})")
         except OSError as exc:
             # Reading the inputs or writing the weights file.
-            print(f"file error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
-            return 2
+            where = f"{exc.filename}: " if exc.filename else ""
+            return _error(f"{where}{exc.strerror or exc}")
 
     return wrapped
+
+
+def _error(message: str) -> int:
+    """Say why the command stops, as the other commands do (`candor: ...`); exit status 2."""
+    print(f"candor: {message}", file=sys.stderr)
+    return 2
 
 
 def _folds(value: str) -> int:
