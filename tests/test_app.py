@@ -92,7 +92,7 @@ BAD_CONFIGS = {
     "detector data": (
         "policies_dir: pol\nauth: {mode: none}\n"
         "models:\n  m1: {base_url: 'http://127.0.0.1:9/v1'}\n",
-        "detector/topics.yaml: file: field '-': not found",
+        "detector/topics.yaml: no such file",
     ),
 }
 
@@ -169,7 +169,7 @@ def test_a_detector_data_file_that_is_not_utf8_is_named(
     (policies_copy / "detector" / name).write_bytes(b"\xff\xfe not utf-8")
     monkeypatch.setenv(ADMIN_KEY_ENV, STRONG_ADMIN_KEY)
     settings = Settings(policies_dir=policies_copy)
-    expected = f"detector data: {policies_copy / 'detector' / name}: file: field '-': not UTF-8"
+    expected = f"detector data: {policies_copy / 'detector' / name}: not UTF-8"
     with pytest.raises(ConfigError, match=re.escape(expected)):
         app.build_detector(settings)
 

@@ -43,7 +43,7 @@ def test_weights_error_names_the_threshold(policies_copy: pathlib.Path) -> None:
     doc = json.loads(weights.read_text(encoding="utf-8"))
     doc["thresholds"]["flag"] = 3
     weights.write_text(json.dumps(doc), encoding="utf-8")
-    with pytest.raises(PolicyError, match=r"weights.json: thresholds: field 'flag'"):
+    with pytest.raises(PolicyError, match=r"thresholds: field 'flag'"):
         load_detector(policies)
 
 
@@ -349,8 +349,31 @@ def test_ctrl_c_at_scan_waiting_on_stdin_is_no_traceback(
 def test_missing_weights_file_is_named(policies_copy: pathlib.Path) -> None:
     policies = policies_copy
     (policies / "detector" / "weights.json").unlink()
-    with pytest.raises(PolicyError, match=r"weights.json: file: field '-': not found"):
+    # Before: "weights.json: file: field '-': not found".
+    with pytest.raises(PolicyError, match=r"weights.json: no such file \(run `candor train`\)"):
         load_detector(policies)
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "says"),
+    [
+        ("detector.yaml", "windows: 3\n", "windows: must be a mapping"),
+        ("lexicon.yaml", "rules: [3]\n", "rule #0: must be a mapping"),
+        ("lexicon.yaml", "[]\n", "top level must be a mapping"),
+        ("lexicon.yaml", "rules: {}\n", "rules: must be a list"),
+        ("weights.json", '{"whole": 3}', "thresholds: must be an object"),
+    ],
+)
+def test_detector_data_errors_name_the_file_and_the_field_path(
+    policies_copy: pathlib.Path, name: str, text: str, says: str
+) -> None:
+    # Before, a problem with no one field read "field '-'", and one with a section repeated it
+    # ("rules: field 'rules'"); a section of detector.yaml that was no mapping named all eight.
+    path = policies_copy / "detector" / name
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(PolicyError) as info:
+        load_detector(policies_copy)
+    assert str(info.value) == f"{path}: {says}"
 
 
 def test_topic_error_names_the_topic(policies_copy: pathlib.Path) -> None:
@@ -363,7 +386,7 @@ def test_topic_error_names_the_topic(policies_copy: pathlib.Path) -> None:
     (policies / "detector" / "topics.yaml").write_text(
         "topics:\n  - name: tibet\n    keywords: [tibet]\nplaces: lhasa\n"
     )
-    with pytest.raises(PolicyError, match=r"topics.yaml: places: field 'places'"):
+    with pytest.raises(PolicyError, match=r"topics.yaml: places: must be a non-empty list"):
         load_detector(policies)
 
 

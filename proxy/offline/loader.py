@@ -49,17 +49,27 @@ class PolicyError(ValueError):
     """A detector data file is missing or malformed."""
 
     def __init__(self, path: pathlib.Path, where: str, field: str, problem: str) -> None:
-        super().__init__(f"{path}: {where}: field {field!r}: {problem}")
+        super().__init__(f"{path}: {_location(where, field)}{problem}")
         self.path = path
         self.where = where
         self.field = field
+
+
+def _location(where: str, field: str) -> str:
+    """Where in the file: the rule or section and the field, each when there is one (`-`: the
+    problem is with the whole of `where`; `file`: with the whole file)."""
+    if field == "-":
+        return "" if where == "file" else f"{where}: "
+    if field == where:
+        return f"{field}: "
+    return f"{where}: field {field!r}: "
 
 
 def _read_yaml(path: pathlib.Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PolicyError(path, "file", "-", "not found") from None
+        raise PolicyError(path, "file", "-", "no such file") from None
     except UnicodeDecodeError as exc:  # its own message names no file
         raise PolicyError(path, "file", "-", f"not UTF-8 text (byte {exc.start})") from None
     except yaml.YAMLError as exc:
@@ -174,7 +184,7 @@ def load_scorer(path: pathlib.Path) -> Scorer:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise PolicyError(path, "file", "-", "not found (run `candor train`)") from None
+        raise PolicyError(path, "file", "-", "no such file (run `candor train`)") from None
     except UnicodeDecodeError as exc:
         raise PolicyError(path, "file", "-", f"not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
@@ -210,14 +220,19 @@ def load_parts(policies_dir: pathlib.Path, scorer: Scorer | None = None) -> Dete
     short = cfg.get("short_refusal") or {}
     langs = cfg.get("languages") or {}
     talk = cfg.get("conversation") or {}
-    sections = (files, win, stream, words, garble, short, langs, talk)
-    if not all(isinstance(x, dict) for x in sections):
-        raise PolicyError(
-            cfg_path,
-            "top level",
-            "files/windows/stream/request_words/garbled/short_refusal/languages/conversation",
-            "mappings",
-        )
+    sections = {
+        "files": files,
+        "windows": win,
+        "stream": stream,
+        "request_words": words,
+        "garbled": garble,
+        "short_refusal": short,
+        "languages": langs,
+        "conversation": talk,
+    }
+    for name, section in sections.items():
+        if not isinstance(section, dict):
+            raise PolicyError(cfg_path, name, name, "must be a mapping")
 
     def file_of(field: str, default: str) -> pathlib.Path:
         name = files.get(field, default)
