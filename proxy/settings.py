@@ -265,6 +265,14 @@ class ApiKeyEntry(BaseModel):
         None, min_length=1, description="the models the key may ask for (default: every one)"
     )
 
+    @field_validator("tenant", "policy")
+    @classmethod
+    def _not_blank(cls, value: str | None) -> str | None:
+        # An empty tenant was recorded as `default`'s; an empty `--policy` was dropped unsaid.
+        if value is not None and not value.strip():
+            raise ValueError("must not be empty or only spaces")
+        return value
+
 
 class AuthSettings(BaseModel):
     """Who may call Candor. `mode: none` passes every caller through (see README, Auth)."""

@@ -190,6 +190,11 @@ def test_keys_admin_prints_a_hash_the_admin_check_accepts(
         (["--rpm", "0"], "--rpm: Input should be greater than or equal to 1"),  # was dropped
         (["--id", "bad id!"], "--id: String should match pattern"),
         (["--models", " , "], "--models: List should have at least 1 item"),
+        # Before, an empty tenant was accepted and an empty policy dropped, without a word.
+        (["--tenant", ""], "--tenant: must not be empty or only spaces"),
+        (["--tenant", "  "], "--tenant: must not be empty or only spaces"),
+        (["--policy", ""], "--policy: must not be empty or only spaces"),
+        (["--id", " "], "--id: String should match pattern"),
     ],
 )
 def test_keys_new_refuses_what_the_config_would(

@@ -37,6 +37,22 @@ def test_error_names_file_line_and_field(tmp_path: Path) -> None:
     assert f"{path}:5: models.qwen.base_url" in caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("field", "value"), [("tenant", '""'), ("tenant", "' '"), ("policy", '""')]
+)
+def test_a_key_with_a_blank_tenant_or_policy_is_refused(
+    tmp_path: Path, field: str, value: str
+) -> None:
+    # Before, an empty tenant was accepted (its events were recorded as tenant `default`'s).
+    digest = "sha256:" + "0" * 64
+    path = write(tmp_path, f"auth:\n  keys:\n    - id: k1\n      hash: '{digest}'\n")
+    path.write_text(path.read_text() + f"      {field}: {value}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path)
+    said = f"{path}:5: auth.keys.0.{field}: Value error, must not be empty or only spaces"
+    assert said in caught.value.message
+
+
 def test_unknown_field_is_refused(tmp_path: Path) -> None:
     path = write(tmp_path, "models:\n  qwen:\n    base_url: http://x\n    api_key: sk-1\n")
     with pytest.raises(ConfigError) as caught:

@@ -51,7 +51,7 @@ def _new(args: argparse.Namespace) -> int:
         "hash": hash_key(key, read_pepper(args.pepper_env)),
         "tenant": args.tenant,
     }
-    if args.policy:
+    if args.policy is not None:
         entry["policy"] = args.policy
     if args.models is not None:
         entry["models"] = [m.strip() for m in args.models.split(",") if m.strip()]
@@ -72,7 +72,8 @@ def _check(entry: dict[str, Any]) -> None:
         ApiKeyEntry.model_validate(entry)
     except ValidationError as exc:
         problems = [
-            f"{FLAGS.get(tuple(map(str, e['loc'])), '.'.join(map(str, e['loc'])))}: {e['msg']}"
+            f"{FLAGS.get(tuple(map(str, e['loc'])), '.'.join(map(str, e['loc'])))}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
             for e in exc.errors()
         ]
         raise ConfigError("; ".join(problems)) from None
