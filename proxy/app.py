@@ -69,6 +69,15 @@ def build_policies(settings: Settings) -> PolicySet:
     return policies
 
 
+def policy_warnings(settings: Settings) -> list[str]:
+    """What `candor serve` warns of as it starts: re-routing policies with nowhere to re-route
+    (checked after `check_settings` or `create_app`, so the policies load)."""
+    return load_policies(settings.policies_dir).reroutes_without_fallbacks(
+        {name: route.policy for name, route in settings.models.items()},
+        [(key.id, key.policy) for key in settings.auth.keys],
+    )
+
+
 def build_metrics(settings: Settings, topics: Sequence[str]) -> Metrics:
     """The Prometheus series, their labels bounded by the configured models and the policy's
     topics and categories."""

@@ -273,6 +273,39 @@ def test_serve_warns_of_candor_variables_it_does_not_read(
     assert "CANDOR_UPSTREAM_TOKEN" not in warned[0] and "9000" not in warned[0]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_warns_of_a_reroute_policy_with_no_fallbacks(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    workers: int,
+) -> None:
+    # Accepted without a word: every censored answer then went out flagged, fallbacks_exhausted.
+    unset_until_teardown(
+        monkeypatch, CONFIG_ENV, MULTIPROC_ENV, "CANDOR_SERVER__WORKERS", "REDIS_URL"
+    )
+    unset_until_teardown(monkeypatch, "CANDOR_METRICS__MULTIPROCESS_DIR")
+    monkeypatch.setenv(ADMIN_KEY_ENV, STRONG_ADMIN_KEY)
+    monkeypatch.setattr(serve_command, "_serve", lambda app, settings, access_log: None)
+    policies = tmp_path / "pol"
+    shutil.copytree(REPO_POLICIES, policies)
+    (policies / "strict.yaml").write_text("action: reroute\n")
+    (policies / "spare.yaml").write_text("action: reroute\n")  # routed by no model: not named
+    config = tmp_path / "candor.yaml"
+    config.write_text(
+        "policies_dir: pol\nauth: {mode: none}\n"
+        "models:\n  m1: {base_url: 'http://x', policy: strict}\n  m2: {base_url: 'http://y'}\n"
+    )
+    with caplog.at_level(logging.WARNING, logger="proxy.commands.serve"):
+        serve_command.run(config, {"workers": workers}, access_log=False)
+    warned = [r.getMessage() for r in caplog.records if "action is reroute" in r.getMessage()]
+    assert warned == [
+        f"{policies / 'strict.yaml'}: action is reroute but `fallbacks` is empty: censored "
+        "answers of models.m1 can only be flagged (fallbacks_exhausted); name fallback models, "
+        "or set action: flag or block"
+    ]
+
+
 def test_serve_blames_a_bad_flag_on_the_flag(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

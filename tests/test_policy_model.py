@@ -78,6 +78,27 @@ def test_a_client_keys_policy_must_exist_and_its_fallbacks_be_models(tmp_path: P
     policies.check_models({"qwen", "nowhere"}, routes, [("k0", None), ("k1", "rr")])
 
 
+def test_a_reroute_with_nowhere_to_go_is_named(tmp_path: Path) -> None:
+    # Accepted without a word before: such a policy can only ever flag (fallbacks_exhausted).
+    (tmp_path / "bare.yaml").write_text("action: reroute\n")
+    (tmp_path / "self.yaml").write_text("action: reroute\nfallbacks: [qwen]\n")
+    (tmp_path / "fine.yaml").write_text("action: reroute\nfallbacks: [gpt]\n")
+    (tmp_path / "unused.yaml").write_text("action: reroute\n")
+    policies = load_policies(tmp_path)
+    routes = {"qwen": "self", "glm": "self", "ds": "fine", "gpt": "default"}
+    warned = policies.reroutes_without_fallbacks(routes, [("k0", None), ("k1", "bare")])
+    assert warned == [
+        f"{tmp_path / 'bare.yaml'}: action is reroute but `fallbacks` is empty: censored answers "
+        "of auth.keys[1] (k1) can only be flagged (fallbacks_exhausted); name fallback models, "
+        "or set action: flag or block",
+        f"{tmp_path / 'self.yaml'}: action is reroute but its only fallback is the model itself "
+        "for models.qwen (a model that censored is never asked again): their censored answers "
+        "can only be flagged (fallbacks_exhausted)",
+    ]
+    # A policy nothing leads to is never applied: not named.
+    assert policies.reroutes_without_fallbacks({"ds": "fine"}) == []
+
+
 def test_a_policy_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_bytes(b"\xff\xfe bad")

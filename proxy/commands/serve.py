@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from proxy import logs
-from proxy.app import CONFIG_ENV, check_settings, create_app
+from proxy.app import CONFIG_ENV, check_settings, create_app, policy_warnings
 from proxy.auth import check_startup, warn_if_open
 from proxy.commands import head_limit
 from proxy.errors import ConfigError
@@ -53,11 +53,12 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
         # Built here: an error is this process's ConfigError (under uvicorn it would be the
         # factory's traceback), and the detector data is read once.
         check_startup(settings)
-        warn_if_open(settings)
-        _serve(create_app(settings), settings, access_log=access_log)
+        app = create_app(settings)
+        _warn(settings)
+        _serve(app, settings, access_log=access_log)
         return
     check_settings(settings)
-    warn_if_open(settings)
+    _warn(settings)
     if settings.store.redis_url is None:
         log.warning(
             "server.workers is %d but no Redis is configured (store.redis_url or REDIS_URL): "
@@ -72,6 +73,13 @@ def run(config: Path | None, overrides: Mapping[str, object | None], *, access_l
             os.environ[MULTIPROC_ENV] = str(metrics_dir)
             os.environ["CANDOR_METRICS__MULTIPROCESS_DIR"] = str(metrics_dir)
         _serve("proxy.app:app_from_env", settings, access_log=access_log)
+
+
+def _warn(settings: Settings) -> None:
+    """Say, once and before any worker starts, what is allowed but likely not what was meant."""
+    warn_if_open(settings)
+    for line in policy_warnings(settings):
+        log.warning("%s", line)
 
 
 def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:

@@ -150,6 +150,47 @@ class PolicySet:
                             f"policy {policy.name}: fallback `{name}` is not a configured model"
                         )
 
+    def reroutes_without_fallbacks(
+        self, routes: dict[str, str], keys: Sequence[tuple[str, str | None]] = ()
+    ) -> list[str]:
+        """One line for each policy a route or a client key leads to whose action is reroute
+        with no fallback to re-route to (none, or only the routed model itself): its censored
+        answers can only go out flagged (`fallbacks_exhausted`).
+
+        A warning, not an error: such a policy still holds streams and flags. A policy nothing
+        leads to is never applied, so it is not named.
+        """
+        users: dict[str, list[str]] = {}
+        for model, name in sorted(routes.items()):
+            users.setdefault(name, []).append(f"models.{model}")
+        for index, (key_id, key_policy) in enumerate(keys):
+            if key_policy is not None:
+                users.setdefault(key_policy, []).append(f"auth.keys[{index}] ({key_id})")
+        lines = []
+        for name in sorted(users):
+            policy = self._policies.get(name)
+            if policy is None or policy.action is not ActionName.REROUTE:
+                continue
+            where = f"{self._folder / name}.yaml" if self._folder else f"policy {name}"
+            if not policy.fallbacks:
+                lines.append(
+                    f"{where}: action is reroute but `fallbacks` is empty: censored answers "
+                    f"of {', '.join(users[name])} can only be flagged (fallbacks_exhausted); "
+                    "name fallback models, or set action: flag or block"
+                )
+                continue
+            alone = [
+                m for m, n in sorted(routes.items()) if n == name and {*policy.fallbacks} == {m}
+            ]
+            if alone:
+                lines.append(
+                    f"{where}: action is reroute but its only fallback is the model itself for "
+                    f"{', '.join(f'models.{m}' for m in alone)} (a model that censored is never "
+                    "asked again): their censored answers can only be flagged "
+                    "(fallbacks_exhausted)"
+                )
+        return lines
+
     def check_topics(self, known: Sequence[str]) -> None:
         """Every `preempt.topics` entry is a topic the detector knows (`known`); a typo or a
         wrong case would never match, and pre-emption would silently never fire."""
