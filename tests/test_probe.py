@@ -206,6 +206,30 @@ def test_a_model_the_endpoint_does_not_serve_is_named_in_one_line(
 
 
 @pytest.mark.parametrize(
+    "flag, value",
+    [
+        ("--timeout", "nan"),
+        ("--timeout", "0"),
+        ("--backoff", "-1"),
+        ("--backoff", "inf"),
+        ("--concurrency", "0"),
+        ("--retries", "-1"),
+        ("--retries", "two"),
+    ],
+)
+def test_bad_numbers_are_refused_as_the_command_line_is_read(
+    flag: str, value: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Before, `--timeout nan` and a negative or infinite `--backoff` were taken and the run began.
+    argv = ["probe", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--no-progress"]
+    with pytest.raises(SystemExit) as stop:
+        main([*argv, "--out", str(tmp_path), flag, value])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert flag in err and "probing" not in err
+
+
+@pytest.mark.parametrize(
     ("flag", "value", "says"),
     [
         ("--base-url", "notaurl", "must start with http"),

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from proxy.commands.argtypes import int_in, seconds
 from proxy.errors import ConfigError
 
 
@@ -34,10 +35,14 @@ def register(sub: Any) -> None:
         default=Path("probe-report"),
         help="report folder (default probe-report)",
     )
-    probe.add_argument("--concurrency", type=int, default=4, help="requests in flight (4)")
-    probe.add_argument("--retries", type=int, default=3, help="retries on 429/5xx/errors (3)")
-    probe.add_argument("--timeout", type=float, default=120.0, help="seconds per request (120)")
-    probe.add_argument("--backoff", type=float, default=1.0, help="first retry delay, s (1)")
+    probe.add_argument("--concurrency", type=int_in(1), default=4, help="requests in flight (4)")
+    probe.add_argument("--retries", type=int_in(0), default=3, help="retries on 429/5xx/errors (3)")
+    probe.add_argument(
+        "--timeout", type=seconds(allow_zero=False), default=120.0, help="seconds per request (120)"
+    )
+    probe.add_argument(
+        "--backoff", type=seconds(allow_zero=True), default=1.0, help="first retry delay, s (1)"
+    )
     probe.add_argument("--suite", type=Path, help="a suite file (default: the built-in one)")
     probe.add_argument(
         "--judge",
@@ -57,8 +62,6 @@ def _main(args: argparse.Namespace) -> int:
     from proxy.probe.run import ProbeTarget, run_probe
     from proxy.probe.suite import default_suite, load_suite
 
-    if args.concurrency < 1 or args.retries < 0 or args.timeout <= 0:
-        raise ConfigError("--concurrency must be >= 1, --retries >= 0, --timeout > 0")
     if not args.base_url.startswith(("http://", "https://")):
         raise ConfigError(f"--base-url must start with http:// or https://: {args.base_url!r}")
     # Checked before the run, which may take minutes: its report must have somewhere to go.
