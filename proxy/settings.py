@@ -106,7 +106,9 @@ class ServerSettings(BaseModel):
     max_body_bytes: int = Field(4 * 1024 * 1024, gt=0)
     body_timeout: float = Field(30.0, gt=0, description="longest wait for a request's body")
     send_timeout: float = Field(
-        30.0, gt=0, description="longest wait for a client to take one chunk of its stream"
+        30.0,
+        gt=0,
+        description="longest wait for a client to take one chunk of its stream or answer",
     )
     max_messages: int = Field(2_000, ge=1, description="most messages in one chat request")
     # orjson cannot serialise past 255 levels; the body goes upstream re-serialised.

@@ -9,7 +9,7 @@ from proxy.api.body import parse_chat_request, read_body
 from proxy.api.context import request_id, services
 from proxy.api.disconnect import unless_client_leaves
 from proxy.api.openapi import CHAT_REQUEST_BODY, CHAT_RESPONSES
-from proxy.api.stalled import ReadOrLeaveResponse
+from proxy.api.stalled import ReadOrLeaveAnswer, ReadOrLeaveResponse
 from proxy.auth import admit
 
 router = APIRouter()
@@ -34,4 +34,4 @@ async def chat_completions(request: Request) -> Response:
         streamed = await unless_client_leaves(request, svc.pipeline.stream(chat))
         return ReadOrLeaveResponse(streamed.chunks, streamed.headers, limits.send_timeout)
     reply = await unless_client_leaves(request, svc.pipeline.complete(chat))
-    return Response(reply.body, media_type="application/json", headers=reply.headers)
+    return ReadOrLeaveAnswer(reply.body, limits.send_timeout, reply.headers)

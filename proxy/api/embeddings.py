@@ -14,6 +14,7 @@ from proxy.api.body import parse_model_request, read_body
 from proxy.api.context import request_id, services
 from proxy.api.disconnect import unless_client_leaves
 from proxy.api.openapi import EMBEDDINGS_REQUEST_BODY, EMBEDDINGS_RESPONSES
+from proxy.api.stalled import ReadOrLeaveAnswer
 from proxy.auth import admit
 from proxy.errors import ClientGone, InvalidRequest
 
@@ -50,7 +51,7 @@ async def embeddings(request: Request) -> Response:
     finally:
         svc.metrics.request(model, ROUTE, outcome, time.perf_counter() - started)
     await _charge(request, caller.key_id, model, answer.get("usage"))
-    return Response(wire.dumps(answer), media_type="application/json")
+    return ReadOrLeaveAnswer(wire.dumps(answer), limits.send_timeout)
 
 
 async def _charge(request: Request, key_id: str, model: str, usage: Any) -> None:

@@ -1,10 +1,12 @@
 """A client that stops reading its stream but keeps the connection open: past
 `server.send_timeout` the stream ends, the upstream request is aborted, and the request is
-recorded as the client leaving, with error `client_stalled`."""
+recorded as the client leaving, with error `client_stalled`. A whole answer (chat or
+embeddings) its client stops reading ends past `server.send_timeout` too."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import threading
 import time
@@ -18,7 +20,7 @@ from aiohttp import web
 from proxy.demo.answers import CANNED_REFUSAL
 from proxy.settings import ModelRoute, ServerSettings, Settings, Timeouts
 from tests.e2e.test_disconnect import chat_request
-from tests.raw_upstream import ThreadedServer
+from tests.raw_upstream import RawReply, RawUpstream, ThreadedServer, whole_answer
 from tests.servers import CandorServer, audit_events, pass_through_auth
 
 pytestmark = pytest.mark.e2e
@@ -115,3 +117,81 @@ def test_a_client_that_stops_reading_is_cut_off_and_recorded(
     assert 'candor_requests_total{model="flood",outcome="flagged",route="chat_stream"} 1.0' in (
         counted
     )
+
+
+BIG = 2_000_000  # bytes of answer: far past the kernel's and the server's buffers
+BIG_ANSWERS = {
+    "big": RawReply([], whole=whole_answer("and so on " * (BIG // 10))),
+    "big-embedding": RawReply(
+        [], whole=orjson.dumps({"object": "list", "data": [{"embedding": [0.125] * (BIG // 6)}]})
+    ),
+}
+
+
+@pytest.fixture
+def big_candor() -> Iterator[CandorServer]:
+    upstream = RawUpstream(BIG_ANSWERS).start()
+    settings = Settings(
+        models={name: ModelRoute(base_url=upstream.base_url) for name in BIG_ANSWERS},
+        server=ServerSettings(send_timeout=SEND_TIMEOUT),
+        auth=pass_through_auth(),
+        detector="none",  # the answer's size is what matters, not its words
+    )
+    server = CandorServer(settings, send_buffer=16_384).start()
+    yield server
+    server.stop()
+    upstream.stop()
+
+
+def whole_request(path: str, body: dict[str, object]) -> bytes:
+    data = orjson.dumps(body)
+    return (
+        f"POST {path} HTTP/1.1\r\nhost: candor\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/chat/completions", {"model": "big", "messages": [{"role": "user", "content": "go"}]}),
+        ("/v1/embeddings", {"model": "big-embedding", "input": "go"}),
+    ],
+    ids=["chat", "embeddings"],
+)
+def test_a_client_that_stops_reading_a_whole_answer_is_cut_off(
+    big_candor: CandorServer,
+    caplog: pytest.LogCaptureFixture,
+    path: str,
+    body: dict[str, object],
+) -> None:
+    # Before, the whole answer went into the server's buffer at once and nothing waited: the
+    # connection and its megabytes were held for as long as the client kept it open.
+    caplog.set_level(logging.WARNING, logger="proxy.api.stalled")
+    with socket.socket() as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting
+        client.settimeout(5)
+        client.connect(("127.0.0.1", big_candor.port))
+        client.sendall(whole_request(path, body))
+        got = b""
+        while b"\r\n\r\n" not in got:
+            got += client.recv(1024)
+        stopped_at = time.time()  # from now on it reads nothing, and stays connected
+        head, _, got = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200")
+        length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+        assert length > BIG
+        time.sleep(SEND_TIMEOUT + 1.5)
+        # Read now, it gets what was sent before the cut, then the server's close: the rest of
+        # the answer never comes (had the server still been waiting, it would).
+        while chunk := client.recv(65536):
+            got += chunk
+    assert len(got) < length // 4, len(got)
+    (warned,) = [r for r in caplog.records if r.name == "proxy.api.stalled"]
+    assert (
+        warned.getMessage()
+        == f"answer ended: the client read none of its answer for {SEND_TIMEOUT:g} s"
+    )
+    # Its bound runs from the send that waited, which began just before the client had the head.
+    assert SEND_TIMEOUT - 0.1 <= warned.created - stopped_at < SEND_TIMEOUT + 1.5
