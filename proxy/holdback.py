@@ -1,10 +1,11 @@
 """Holding a stream back while the detector decides, bounded in characters and time.
 
 `JudgedStream` reads an upstream's SSE events (through a pump task, so the time bound can fire
-between events), feeds each choice's text to an incremental judge of its own, and hands out what
-may be sent to the client: frames released, a censored verdict, the end of the answer, or a
-failure. With several choices (`n` > 1, or more than the request asked for) frames are released
-once every choice that came is, and every choice asked for came.
+between events; at most `READ_AHEAD` events ahead of its reader), feeds each choice's text to an
+incremental judge of its own, and hands out what may be sent to the client: frames released, a
+censored verdict, the end of the answer, or a failure. With several choices (`n` > 1, or more
+than the request asked for) frames are released once every choice that came is, and every
+choice asked for came.
 """
 
 from __future__ import annotations
@@ -79,6 +80,10 @@ class HoldBackWindow:
 
 
 _END = object()
+# Events the pump reads ahead of the reader. Enough to ride out a judge's or a send's pause;
+# past it the pump waits, so a slow client holds this many events, not the whole answer, and
+# TCP flow control slows the upstream down.
+READ_AHEAD = 128
 _RELEASE = Decision.RELEASE
 _CENSORED = Decision.CENSORED
 
@@ -131,7 +136,7 @@ class JudgedStream:
         self._expected = choices
         self._choices = {0: _Choice(open_judge())}
         self._bounds = bounds  # None: never hold
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
+        self._queue: asyncio.Queue[Any] = asyncio.Queue(READ_AHEAD)
         self._pump: asyncio.Task[None] | None = None
         self._outputs: AsyncGenerator[Output, None] | None = None
         self._window = HoldBackWindow()
@@ -171,22 +176,28 @@ class JudgedStream:
         return self._take(None)
 
     async def _run_pump(self) -> None:
+        # Cancelled (by `aclose`), it puts nothing more: nobody reads, and a put into a full
+        # queue would wait forever.
+        failure = await self._read_upstream()
+        if failure is not None:
+            await self._queue.put(failure)
+        await self._queue.put(_END)
+
+    async def _read_upstream(self) -> CandorError | None:
+        """Queue the upstream's events up to `[DONE]`; returns what broke the read, if any."""
         try:
             async for event in self._chunks:
                 await self._queue.put(event)
                 if event.done:
-                    break
-            else:
-                await self._queue.put(UpstreamBadResponse("upstream stream ended without [DONE]"))
+                    return None
         except CandorError as exc:
-            await self._queue.put(exc)
+            return exc
         except Exception:
             # Whatever broke the read goes to the reader as a failure: a pump that died of it
             # would re-raise it from `aclose`, past the caller's own clean-up.
             log.exception("reading the upstream stream failed")
-            await self._queue.put(UpstreamBadResponse("upstream stream could not be read"))
-        finally:
-            await self._queue.put(_END)
+            return UpstreamBadResponse("upstream stream could not be read")
+        return UpstreamBadResponse("upstream stream ended without [DONE]")
 
     async def _next(self, loop: asyncio.AbstractEventLoop) -> Any:
         if self._pump is None:

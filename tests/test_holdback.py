@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from functools import partial
 
 import orjson
 
 from proxy.detect import Category, Decision, Status, StreamStep, Verdict
-from proxy.holdback import HoldBounds, JudgedStream, Step
+from proxy.holdback import READ_AHEAD, HoldBounds, JudgedStream, Step
 from proxy.wire import SseEvent, sse_event
 
 CENSORED = Verdict(Status.CENSORED, 0.99, Category.REFUSAL)
@@ -42,6 +43,20 @@ class Chunks:
 
     async def aclose(self) -> None:
         self.closed = True
+
+
+class CountedChunks(Chunks):
+    """Counts the events taken from it."""
+
+    def __init__(self, events: Sequence[SseEvent]) -> None:
+        super().__init__(events)
+        self.taken = 0
+
+    async def __aiter__(self) -> AsyncIterator[SseEvent]:
+        for event in self.events:
+            await asyncio.sleep(0)
+            self.taken += 1
+            yield event
 
 
 class Judge:
@@ -357,4 +372,50 @@ async def test_a_choice_past_n_is_waited_for_by_nothing() -> None:
         (Step.END, []),
     ]
     assert stream.text_choices == [0, 1, 2] and stream.verdict == CLEAN
+    await stream.aclose()
+
+
+async def closes_at_once(stream: JudgedStream) -> bool:
+    """Whether `aclose` returns within a second. Not `wait_for`: its cancellation, reaching
+    the pump `aclose` waits on, would end that wait as if it had gone well."""
+    closing = asyncio.ensure_future(stream.aclose())
+    done, _ = await asyncio.wait({closing}, timeout=1)
+    closing.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await closing
+    return bool(done)
+
+
+async def test_the_upstream_is_read_ahead_of_the_client_only_so_far() -> None:
+    # Before, a client reading slowly had the whole answer read into memory ahead of it, and
+    # the upstream was never slowed down.
+    chunks = CountedChunks([*[text_event("ab")] * (READ_AHEAD * 10), DONE])
+    stream = JudgedStream(chunks, Judge, None)
+    assert await stream.next_output() is not None  # its pump started; nobody reads on
+    await asyncio.sleep(0.1)
+    assert READ_AHEAD <= chunks.taken <= READ_AHEAD + 2
+    assert await closes_at_once(stream)  # its pump, waiting at a full queue, is ended
+    assert chunks.closed
+
+
+async def test_a_stream_that_breaks_with_its_reader_gone_closes() -> None:
+    # Its failure, and its end, find the queue full: closing ends the pump all the same.
+    chunks = CountedChunks([text_event("ab")] * (READ_AHEAD + 1))  # and no [DONE]
+    stream = JudgedStream(chunks, Judge, None)
+    assert await stream.next_output() is not None
+    await asyncio.sleep(0.1)
+    assert await closes_at_once(stream)
+    assert chunks.closed
+
+
+async def test_an_answer_longer_than_the_read_ahead_comes_whole_in_order() -> None:
+    texts = [f"{i} " for i in range(READ_AHEAD * 3)]
+    stream = JudgedStream(
+        CountedChunks([*map(text_event, texts), DONE]),
+        partial(Judge, release_at=1),
+        HoldBounds(chars=100, ms=10_000),
+    )
+    steps = await drain(stream)
+    assert "".join(t for _, step_texts in steps for t in step_texts) == "".join(texts)
+    assert steps[-1][0] is Step.END
     await stream.aclose()
