@@ -1,0 +1,110 @@
+"""The README's reference tables against the code they describe: a setting, a policy field or a
+metric added, renamed or given another default fails here until the docs say so."""
+
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+from typing import Any, Literal
+
+import annotated_types
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+
+from proxy.settings import REPO_POLICIES, Settings
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _table(heading: str) -> list[list[str]]:
+    """The rows (cells stripped) of the first Markdown table after `heading`."""
+    lines = README.read_text(encoding="utf-8").splitlines()
+    start = lines.index(heading)
+    rows: list[list[str]] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+        elif rows:
+            break
+    return rows[2:]  # past the header and its rule
+
+
+def _nested(annotation: Any) -> tuple[str, type[BaseModel]] | None:
+    """How a field holds a section: itself (""), as a mapping ("<name>") or a list ("[]")."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return "", annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is dict and isinstance(args[1], type) and issubclass(args[1], BaseModel):
+        return ".<name>", args[1]
+    if origin is list and isinstance(args[0], type) and issubclass(args[0], BaseModel):
+        return "[]", args[0]
+    return None
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "`null`"
+    if isinstance(value, bool):
+        return f"`{str(value).lower()}`"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, dict | list):
+        return f"`{value}`"
+    return f"`{value}`"
+
+
+def _default(field: FieldInfo) -> str:
+    if field.is_required():
+        return "required"
+    if field.default_factory is not None:
+        return _value(field.default_factory())  # type: ignore[call-arg]
+    if field.default == REPO_POLICIES:
+        return "the package's `policies/`"
+    return _value(field.default)
+
+
+def _bounds(field: FieldInfo) -> str:
+    parts = []
+    args = [a for a in typing.get_args(field.annotation) if a is not type(None)]
+    literal = field.annotation if typing.get_origin(field.annotation) is Literal else None
+    literal = literal or next((a for a in args if typing.get_origin(a) is Literal), None)
+    if literal is not None:
+        parts.append(" \\| ".join(f"`{choice}`" for choice in typing.get_args(literal)))
+    for meta in field.metadata:
+        if isinstance(meta, annotated_types.Gt):
+            parts.append(f"> {_value(meta.gt).strip('`')}")
+        elif isinstance(meta, annotated_types.Ge):
+            parts.append(f">= {_value(meta.ge).strip('`')}")
+        elif isinstance(meta, annotated_types.Le):
+            parts.append(f"<= {_value(meta.le).strip('`')}")
+        elif isinstance(meta, annotated_types.MinLen):
+            parts.append(f"at least {meta.min_length}")
+        elif getattr(meta, "pattern", None):
+            parts.append(f"`{meta.pattern}`")
+    return ", ".join(parts)
+
+
+def settings_rows(model: type[BaseModel] = Settings, prefix: str = "") -> list[list[str]]:
+    """Setting, default and bounds of every leaf of the settings: a section is walked (a map's
+    or a list's entries as `<name>` and `[]`), one that may be left out (`X | None`) is a row."""
+    rows = []
+    for name, field in model.model_fields.items():
+        nested = _nested(field.annotation)
+        if nested is not None:
+            how, section = nested
+            rows += settings_rows(section, f"{prefix}{name}{how}.")
+        else:
+            rows.append([f"`{prefix}{name}`", _default(field), _bounds(field)])
+    return rows
+
+
+def test_the_readme_lists_every_setting_with_its_default_and_bounds() -> None:
+    documented = [row[:3] for row in _table("### Every setting")]
+    assert documented == settings_rows()
+
+
+def test_rows_name_nested_sections_and_optional_ones() -> None:
+    names = [row[0] for row in settings_rows()]
+    assert "`models.<name>.base_url`" in names
+    assert "`auth.keys[].rate_limits`" in names  # `RateLimits | None`: one row
+    assert "`store.timeouts.operation`" in names
