@@ -3,27 +3,32 @@ metric added, renamed or given another default fails here until the docs say so.
 
 from __future__ import annotations
 
+import dataclasses
+import re
 import typing
 from pathlib import Path
 from typing import Any, Literal
 
 import annotated_types
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from proxy.metrics import _series
 from proxy.settings import REPO_POLICIES, Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def _table(heading: str) -> list[list[str]]:
-    """The rows (cells stripped) of the first Markdown table after `heading`."""
+def _table(heading: str, *, header_is_heading: bool = False) -> list[list[str]]:
+    """The rows (cells stripped) of the first Markdown table after the line `heading`, or of
+    the table whose header row is `heading`."""
     lines = README.read_text(encoding="utf-8").splitlines()
-    start = lines.index(heading)
+    start = lines.index(heading) - header_is_heading
     rows: list[list[str]] = []
     for line in lines[start + 1 :]:
         if line.startswith("|"):
-            rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+            rows.append([cell.strip() for cell in re.split(r"(?<!\\)\|", line.strip()[1:-1])])
         elif rows:
             break
     return rows[2:]  # past the header and its rule
@@ -108,3 +113,28 @@ def test_rows_name_nested_sections_and_optional_ones() -> None:
     assert "`models.<name>.base_url`" in names
     assert "`auth.keys[].rate_limits`" in names  # `RateLimits | None`: one row
     assert "`store.timeouts.operation`" in names
+
+
+def _label_names(cell: str) -> tuple[str, ...]:
+    """`model, route (`chat`, ...), outcome` -> ("model", "route", "outcome")."""
+    depth, kept = 0, []
+    for char in cell:
+        depth += char == "("
+        if depth == 0:
+            kept.append(char)
+        depth -= char == ")"
+    return tuple(name.strip() for name in "".join(kept).split(",") if name.strip())
+
+
+def test_the_readme_lists_every_metric_with_its_labels() -> None:
+    series = _series(CollectorRegistry())
+    actual = {}
+    for item in dataclasses.fields(series):
+        metric = getattr(series, item.name)
+        suffix = "_total" if metric._type == "counter" else ""
+        actual[metric._name + suffix] = tuple(metric._labelnames)
+    documented = {}
+    for names, labels, _what in _table("| series | labels | what |", header_is_heading=True):
+        for name in names.split(", "):
+            documented[name.strip("`")] = _label_names(labels)
+    assert documented == actual
