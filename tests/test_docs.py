@@ -14,6 +14,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from proxy.errors import CandorError, ClientGone, ClientStalled, ConfigError
 from proxy.metrics import _series
 from proxy.settings import REPO_POLICIES, Settings
 
@@ -138,3 +139,16 @@ def test_the_readme_lists_every_metric_with_its_labels() -> None:
         for name in names.split(", "):
             documented[name.strip("`")] = _label_names(labels)
     assert documented == actual
+
+
+def _codes(cls: type[CandorError]) -> set[str]:
+    own = {cls.code} if cls.code else set()
+    return own.union(*(_codes(sub) for sub in cls.__subclasses__()))
+
+
+def test_the_readme_names_every_error_code_a_client_can_get() -> None:
+    # Nobody reads these: the client has gone or stopped reading; a config error stops the CLI.
+    unseen = _codes(ClientGone) | _codes(ClientStalled) | _codes(ConfigError)
+    readme = README.read_text(encoding="utf-8")
+    missing = sorted(c for c in _codes(CandorError) - unseen if f"`{c}`" not in readme)
+    assert missing == []
