@@ -14,8 +14,12 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from proxy.detect import Category, Status, Verdict
 from proxy.errors import CandorError, ClientGone, ClientStalled, ConfigError
 from proxy.metrics import _series
+from proxy.outcome import Attempt, Outcome
+from proxy.pipeline.annotate import annotation
+from proxy.policy.actions import ActionName
 from proxy.settings import REPO_POLICIES, Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -152,3 +156,24 @@ def test_the_readme_names_every_error_code_a_client_can_get() -> None:
     readme = README.read_text(encoding="utf-8")
     missing = sorted(c for c in _codes(CandorError) - unseen if f"`{c}`" not in readme)
     assert missing == []
+
+
+def test_the_readme_names_every_key_of_the_candor_object() -> None:
+    censored = Verdict(Status.CENSORED, 1.0, Category.REFUSAL, ("tiananmen",), "en")
+    outcome = Outcome(
+        request_id="r",
+        requested_model="qwen",
+        policy="default",
+        streamed=False,
+        messages=[],
+        action=ActionName.SHADOW,
+        would=ActionName.REROUTE,
+        reason="refusal",
+        attempts=[Attempt(model="qwen", verdict=censored), Attempt(model="gpt")],
+    )
+    _, body = annotation(outcome, "gpt")
+    rows = _table("| where | what |", header_is_heading=True)
+    row = next(cells for cells in rows if cells[0] == "JSON body")
+    assert {key for key in body if f"`{key}`" not in row[1]} == set()
+    attempt = body["attempts"][0]
+    assert {key for key in attempt if f"`{key}`" not in row[1]} == set()
