@@ -177,3 +177,14 @@ def test_the_readme_names_every_key_of_the_candor_object() -> None:
     assert {key for key in body if f"`{key}`" not in row[1]} == set()
     attempt = body["attempts"][0]
     assert {key for key in attempt if f"`{key}`" not in row[1]} == set()
+
+
+def test_the_readme_places_every_module_of_the_package() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text.split("## How a request flows", 1)[1].split("\n## ", 1)[0]
+    package = README.parent / "proxy"
+    names = {p.name for p in package.glob("*.py") if p.name != "__init__.py"}
+    names |= {f"{p.name}/" for p in package.iterdir() if (p / "__init__.py").is_file()}
+    names |= {p.parent.name + "/" for p in package.glob("*/*.py")}
+    missing = sorted(n for n in names if not re.search(rf"(?<![\w/]){re.escape(n)}", section))
+    assert missing == []
