@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import annotated_types
+import yaml
 from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
@@ -20,6 +21,7 @@ from proxy.metrics import _series
 from proxy.outcome import Attempt, Outcome
 from proxy.pipeline.annotate import annotation
 from proxy.policy.actions import ActionName
+from proxy.policy.model import REPO_DEFAULT, Policy
 from proxy.settings import REPO_POLICIES, Settings
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -188,3 +190,22 @@ def test_the_readme_places_every_module_of_the_package() -> None:
     names |= {p.parent.name + "/" for p in package.glob("*/*.py")}
     missing = sorted(n for n in names if not re.search(rf"(?<![\w/]){re.escape(n)}", section))
     assert missing == []
+
+
+def test_the_shipped_default_policy_sets_every_field() -> None:
+    # policies/default.yaml is the policies' reference: each field, with its default, commented.
+    data = yaml.safe_load(REPO_DEFAULT.read_text(encoding="utf-8"))
+
+    def missing(model: type[BaseModel], given: dict[str, Any], prefix: str = "") -> list[str]:
+        found = []
+        for name, field in model.model_fields.items():
+            if model is Policy and name == "name":
+                continue  # the file's name
+            nested = _nested(field.annotation)
+            if name not in given:
+                found.append(prefix + name)
+            elif nested is not None:
+                found += missing(nested[1], given[name], f"{prefix}{name}.")
+        return found
+
+    assert missing(Policy, data) == []
