@@ -209,3 +209,10 @@ def test_the_shipped_default_policy_sets_every_field() -> None:
         return found
 
     assert missing(Policy, data) == []
+
+
+def test_the_readme_names_every_alert() -> None:
+    rules = yaml.safe_load((README.parent / "deploy/prometheus/rules.yml").read_text("utf-8"))
+    alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
+    section = README.read_text(encoding="utf-8").split("### Alerts", 1)[1].split("\n### ", 1)[0]
+    assert sorted(a for a in alerts if f"`{a}`" not in section) == []
