@@ -3,6 +3,7 @@ metric added, renamed or given another default fails here until the docs say so.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import re
 import typing
@@ -15,6 +16,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+from proxy.cli import build_parser
 from proxy.detect import Category, Status, Verdict
 from proxy.errors import CandorError, ClientGone, ClientStalled, ConfigError
 from proxy.metrics import _series
@@ -216,3 +218,36 @@ def test_the_readme_names_every_alert() -> None:
     alerts = {r["alert"] for g in rules["groups"] for r in g["rules"] if "alert" in r}
     section = README.read_text(encoding="utf-8").split("### Alerts", 1)[1].split("\n### ", 1)[0]
     assert sorted(a for a in alerts if f"`{a}`" not in section) == []
+
+
+def test_the_readme_shows_every_command() -> None:
+    readme = README.read_text(encoding="utf-8")
+    commands = _subcommands(build_parser(), "candor")
+    assert sorted(c for c in commands if f"{c} " not in readme and f"{c}`" not in readme) == []
+
+
+def _subcommands(parser: argparse.ArgumentParser, prefix: str) -> list[str]:
+    found = []
+    for action in parser._subparsers._group_actions if parser._subparsers else []:
+        for name, sub in getattr(action, "choices", {}).items():
+            nested = _subcommands(sub, f"{prefix} {name}")
+            found += nested or [f"{prefix} {name}"]
+    return found
+
+
+def test_every_flag_the_readme_shows_exists() -> None:
+    readme = README.read_text(encoding="utf-8").replace("\\\n", " ")  # continued lines
+    parser = build_parser()
+    unknown = []
+    for line in re.findall(r"candor (?:[a-z]+ )+[^`\n]*", readme):
+        words = line.split()
+        sub = parser
+        for word in words[1:]:
+            choices = sub._subparsers._group_actions[0].choices if sub._subparsers else {}
+            if word not in choices:
+                break
+            sub = choices[word]
+        known = {o for a in sub._actions for o in a.option_strings}
+        flags = re.findall(r"(?<![\w-])--[a-z][a-z-]*", line.split("#")[0])
+        unknown += [f"{words[:3]} {f}" for f in flags if f not in known]
+    assert unknown == []
