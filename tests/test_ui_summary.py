@@ -5,7 +5,9 @@ from __future__ import annotations
 from proxy.settings import StoreSettings
 from proxy.store.events import make_event
 from proxy.store.memory import MemoryStore
+from proxy.store.redis import RedisStore
 from proxy.ui.summary import EXCERPT_CHARS, build_summary
+from tests.servers import free_port
 
 
 async def test_rates_per_model_and_topic_reroutes_and_recent_events() -> None:
@@ -39,3 +41,18 @@ async def test_rates_per_model_and_topic_reroutes_and_recent_events() -> None:
     assert len(summary["events"][0]["prompt_excerpt"]) == EXCERPT_CHARS + 1
     assert summary["store"]["kind"] == "memory" and summary["store"]["reachable"]
     assert summary["store"]["writable"] is True
+
+
+async def test_a_store_away_shows_as_unreachable_not_as_an_error() -> None:
+    # README, status page: "red when it is unreachable". Before, the summary read the events
+    # from the store that was away: a 503 `store_unavailable`, so the page said only "summary
+    # failed: HTTP 503" and never showed the store's state.
+    store = RedisStore(StoreSettings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
+    await store.start()
+    try:
+        summary = await build_summary(store, {"qwen": "default"}, ("tiananmen",), window_seconds=60)
+    finally:
+        await store.aclose()
+    assert summary["store"]["reachable"] is False
+    assert summary["events"] == [] and summary["actions"] == {}
+    assert summary["models"][0]["scanned"] == 0

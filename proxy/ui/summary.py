@@ -9,8 +9,9 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from proxy.errors import StoreUnavailable
 from proxy.store.base import ALL_TOPICS, Store, WindowCounts
-from proxy.store.events import AuditEvent
+from proxy.store.events import AuditEvent, EventPage
 
 RECENT_EVENTS = 20
 COUNTED_EVENTS = 500  # the most recent events the action counts are taken from
@@ -32,7 +33,11 @@ async def build_summary(
     counts = await asyncio.gather(*(store.censorship_rate(m, t) for m, t in keys))
     table = dict(zip(keys, counts, strict=True))
     seen = [t for t in topics if any(table[(m, t)].scanned for m in names)]
-    page = await store.list_events(since=now - window_seconds, limit=COUNTED_EVENTS)
+    try:
+        page = await store.list_events(since=now - window_seconds, limit=COUNTED_EVENTS)
+    except StoreUnavailable:
+        # The page shows the store away (its header turns red), not a failed summary.
+        page = EventPage([], None)
     health = store.health()
     return {
         "generated_at": round(now, 3),
