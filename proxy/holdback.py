@@ -11,7 +11,6 @@ choice asked for came.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -379,14 +378,18 @@ class JudgedStream:
         return frames
 
     async def aclose(self) -> None:
-        """Abort the upstream request."""
-        if self._outputs is not None:
-            await self._outputs.aclose()
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-        await self._chunks.aclose()
+        """Abort the upstream request. A cancellation of the caller meanwhile is not lost: the
+        upstream is closed and the cancellation goes on."""
+        try:
+            if self._outputs is not None:
+                await self._outputs.aclose()
+            if self._pump is not None:
+                self._pump.cancel()
+                # `wait`, not `await`: the pump's own cancellation is not raised here, and the
+                # caller's (were it suppressed with the pump's) would be swallowed.
+                await asyncio.wait([self._pump])
+        finally:
+            await self._chunks.aclose()
 
 
 def _upstream_error(data: dict[str, Any]) -> CandorError:

@@ -408,6 +408,32 @@ async def test_a_stream_that_breaks_with_its_reader_gone_closes() -> None:
     assert chunks.closed
 
 
+class SlowToStop(Chunks):
+    """A source that takes a while to stop when its reader is cancelled."""
+
+    async def __aiter__(self) -> AsyncIterator[SseEvent]:
+        yield self.events[0]
+        try:
+            await asyncio.sleep(60)
+        finally:
+            await asyncio.shield(asyncio.sleep(0.2))
+        yield self.events[-1]
+
+
+async def test_closing_keeps_a_cancellation_of_its_caller() -> None:
+    # Before, a caller cancelled while `aclose` waited for the pump to stop had its cancellation
+    # swallowed along with the pump's, and went on as if never cancelled.
+    chunks = SlowToStop([text_event("ab"), DONE])
+    stream = JudgedStream(chunks, Judge, None)
+    assert await stream.next_output() is not None
+    closing = asyncio.create_task(stream.aclose())
+    await asyncio.sleep(0.05)  # waiting for the pump to stop
+    closing.cancel()
+    await asyncio.wait([closing])
+    assert closing.cancelled()
+    assert chunks.closed  # the upstream is closed all the same
+
+
 async def test_an_answer_longer_than_the_read_ahead_comes_whole_in_order() -> None:
     texts = [f"{i} " for i in range(READ_AHEAD * 3)]
     stream = JudgedStream(
