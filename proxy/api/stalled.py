@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncGenerator, Mapping
+from typing import Any
 
 from starlette.responses import Response, StreamingResponse
 from starlette.types import Message, Receive, Scope, Send
@@ -27,17 +28,59 @@ log = logging.getLogger(__name__)
 PIECE_BYTES = 64 * 1024
 
 
-def _bounded(send: Send, timeout: float, what: str) -> Send:
-    """`send`, raising `ClientStalled` when the client takes none of a message in `timeout`."""
+class _BoundedSend:
+    """`send` for one response, raising `ClientStalled` when the client takes none of a message
+    within `timeout` seconds. One timer serves the whole response and a send only notes when it
+    began: a timer armed per send (as `asyncio.timeout` does) cost 4 µs a chunk, a tenth of a
+    core more at 1,000 streams. `close` when the response is done."""
 
-    async def bounded(message: Message) -> None:
+    def __init__(self, send: Send, timeout: float, what: str) -> None:
+        self._send, self._timeout, self._what = send, timeout, what
+        self._since: float | None = None  # when the send under way began
+        self._task: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._cancelling = -1  # the task's cancellations before the timer's own; -1: none
+
+    async def __call__(self, message: Message) -> None:
+        loop = asyncio.get_running_loop()
+        self._since = loop.time()
+        self._task = asyncio.current_task()
+        if self._timer is None and self._cancelling < 0:
+            self._timer = loop.call_at(self._since + self._timeout, self._check, loop)
         try:
-            async with asyncio.timeout(timeout):
-                await send(message)
-        except TimeoutError:
-            raise ClientStalled(f"the client read none of its {what} for {timeout:g} s") from None
+            await self._send(message)
+        except asyncio.CancelledError:
+            # The timer's cancellation (and not another's, the client hanging up say) is the
+            # client's stall, as `asyncio.timeout` tells its own from others.
+            task, before = self._task, self._cancelling
+            if before >= 0 and task is not None and task.uncancel() <= before:
+                raise ClientStalled(
+                    f"the client read none of its {self._what} for {self._timeout:g} s"
+                ) from None
+            raise
+        finally:
+            self._since = None
 
-    return bounded
+    def _check(self, loop: asyncio.AbstractEventLoop) -> None:
+        since, now = self._since, loop.time()
+        if since is not None and self._task is not None and now >= since + self._timeout - _SLACK:
+            self._timer = None
+            self._cancelling = self._task.cancelling()
+            self._task.cancel()
+            return
+        # Idle, or a send begun since: look again when it would be overdue.
+        self._timer = loop.call_at(
+            (now if since is None else since) + self._timeout, self._check, loop
+        )
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+# A timer may fire a little before its time (the loop's clock resolution).
+_SLACK = 0.005
 
 
 class ReadOrLeaveResponse(StreamingResponse):
@@ -52,14 +95,17 @@ class ReadOrLeaveResponse(StreamingResponse):
         self._send_timeout = send_timeout
 
     async def stream_response(self, send: Send) -> None:
+        bounded = _BoundedSend(send, self._send_timeout, "stream")
         try:
-            await super().stream_response(_bounded(send, self._send_timeout, "stream"))
+            await super().stream_response(bounded)
         except ClientStalled as exc:
             log.warning("stream ended: %s", exc.message)
             # The stream waits at the chunk it could not send: it closes the upstream and
             # records the request as left, with this error (a stream not begun does nothing).
             with contextlib.suppress(ClientStalled):
                 await self._chunks.athrow(exc)
+        finally:
+            bounded.close()
 
 
 class ReadOrLeaveAnswer(Response):
@@ -75,7 +121,7 @@ class ReadOrLeaveAnswer(Response):
         self._send_timeout = send_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        bounded = _bounded(send, self._send_timeout, "answer")
+        bounded = _BoundedSend(send, self._send_timeout, "answer")
         body = bytes(self.body)
         try:
             start = {"type": "http.response.start", "status": self.status_code}
@@ -88,3 +134,5 @@ class ReadOrLeaveAnswer(Response):
             # The request was recorded and its upstream closed before the answer went out:
             # nothing more to record. Ended unfinished, the connection is closed.
             log.warning("answer ended: %s", exc.message)
+        finally:
+            bounded.close()
