@@ -99,6 +99,35 @@ def test_a_reroute_with_nowhere_to_go_is_named(tmp_path: Path) -> None:
     assert policies.reroutes_without_fallbacks({"ds": "fine"}) == []
 
 
+def test_a_shadow_of_a_reroute_with_nowhere_to_go_is_named(tmp_path: Path) -> None:
+    # Before, it was not named, and it recorded `shadow_would_reroute` where a real reroute
+    # would have ended flagged (`fallbacks_exhausted`).
+    (tmp_path / "bare.yaml").write_text("action: shadow\n")
+    (tmp_path / "self.yaml").write_text("action: shadow\nfallbacks: [qwen]\n")
+    (tmp_path / "block.yaml").write_text("action: shadow\nshadow_of: block\n")
+    policies = load_policies(tmp_path)
+    routes = {"qwen": "self", "glm": "self", "ds": "bare", "gpt": "block"}
+    assert policies.reroutes_without_fallbacks(routes) == [
+        f"{tmp_path / 'bare.yaml'}: action is shadow of reroute but `fallbacks` is empty: "
+        "censored answers of models.ds can only be flagged (fallbacks_exhausted); a shadow "
+        "records they would be flagged (shadow_would_flag); name fallback models, or set "
+        "shadow_of: flag or block",
+        f"{tmp_path / 'self.yaml'}: action is shadow of reroute but its only fallback is the "
+        "model itself for models.qwen (a model that censored is never asked again): their "
+        "censored answers can only be flagged (fallbacks_exhausted); a shadow records "
+        "shadow_would_flag",
+    ]
+
+
+def test_a_reroute_with_no_other_model_to_ask_ends_as_a_flag() -> None:
+    policy = Policy(action="shadow", fallbacks=("qwen", "gpt"))
+    assert policy.ends_as(ActionName.REROUTE, "glm") is ActionName.REROUTE
+    assert policy.ends_as(ActionName.REROUTE, "gpt") is ActionName.REROUTE  # qwen is left
+    assert Policy(fallbacks=("qwen",)).ends_as(ActionName.REROUTE, "qwen") is ActionName.FLAG
+    assert Policy().ends_as(ActionName.REROUTE, "qwen") is ActionName.FLAG
+    assert Policy().ends_as(ActionName.BLOCK, "qwen") is ActionName.BLOCK
+
+
 def test_a_policy_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "p.yaml"
     path.write_bytes(b"\xff\xfe bad")

@@ -92,7 +92,7 @@ class StreamedAnswers(Steps):
     ) -> list[tuple[str, bool]]:
         """(model, is_primary) in the order to try them."""
         primary = [(request.model, True)]
-        fallbacks = [(m, False) for m in policy.fallbacks if m != request.model]
+        fallbacks = [(m, False) for m in policy.fallbacks_for(request.model)]
         if reason is not None:
             return fallbacks + primary
         return primary + fallbacks if action.name is ActionName.REROUTE else primary
@@ -285,7 +285,8 @@ class StreamedAnswers(Steps):
             live.attempt.verdict, live.attempt.answer = verdict, stream.answer
             live.attempt.detector_seconds = stream.judge_seconds
             if _act_after_release(outcome, policy, action, verdict):
-                outcome.would = getattr(action, "would", None)
+                would: ActionName | None = getattr(action, "would", None)
+                outcome.would = None if would is None else policy.ends_as(would, live.model)
                 tail = action.stream_tail(stream.first, policy.wording, stream.text_choices)
                 for frame in tail:
                     yield frame

@@ -90,6 +90,23 @@ class Policy(_Strict):
         """Whether a verdict triggers the action: censored, of a category it acts on."""
         return verdict.censored and self.acts_on(verdict.category, verdict.political)
 
+    def fallbacks_for(self, model: str) -> tuple[str, ...]:
+        """The censorship chain for a censored answer of `model`: never `model` again."""
+        return tuple(m for m in self.fallbacks if m != model)
+
+    def ends_as(self, action: ActionName, model: str) -> ActionName:
+        """What `action` comes to for a censored answer of `model`: a reroute with no other
+        model to ask ends flagged (`fallbacks_exhausted`). What a shadow policy records."""
+        if action is ActionName.REROUTE and not self.fallbacks_for(model):
+            return ActionName.FLAG
+        return action
+
+    @property
+    def reroutes(self) -> bool:
+        """Whether censored answers are re-routed, or (under shadow) would be."""
+        shadowed = self.action is ActionName.SHADOW and self.shadow_of is ActionName.REROUTE
+        return self.action is ActionName.REROUTE or shadowed
+
     @property
     def wording(self) -> Wording:
         return Wording(self.block_message, self.annotate_note)
@@ -154,8 +171,9 @@ class PolicySet:
         self, routes: dict[str, str], keys: Sequence[tuple[str, str | None]] = ()
     ) -> list[str]:
         """One line for each policy a route or a client key leads to whose action is reroute
-        with no fallback to re-route to (none, or only the routed model itself): its censored
-        answers can only go out flagged (`fallbacks_exhausted`).
+        (or shadow of reroute) with no fallback to re-route to (none, or only the routed model
+        itself): its censored answers can only go out flagged (`fallbacks_exhausted`), and a
+        shadow of it records `shadow_would_flag`, not `shadow_would_reroute`.
 
         A warning, not an error: such a policy still holds streams and flags. A policy nothing
         leads to is never applied, so it is not named.
@@ -169,25 +187,34 @@ class PolicySet:
         lines = []
         for name in sorted(users):
             policy = self._policies.get(name)
-            if policy is None or policy.action is not ActionName.REROUTE:
+            if policy is None or not policy.reroutes:
                 continue
             where = f"{self._folder / name}.yaml" if self._folder else f"policy {name}"
+            shadow = policy.action is ActionName.SHADOW
+            what = "shadow of reroute" if shadow else "reroute"
             if not policy.fallbacks:
+                tail = (
+                    "a shadow records they would be flagged (shadow_would_flag); name fallback "
+                    "models, or set shadow_of: flag or block"
+                    if shadow
+                    else "name fallback models, or set action: flag or block"
+                )
                 lines.append(
-                    f"{where}: action is reroute but `fallbacks` is empty: censored answers "
+                    f"{where}: action is {what} but `fallbacks` is empty: censored answers "
                     f"of {', '.join(users[name])} can only be flagged (fallbacks_exhausted); "
-                    "name fallback models, or set action: flag or block"
+                    + tail
                 )
                 continue
             alone = [
-                m for m, n in sorted(routes.items()) if n == name and {*policy.fallbacks} == {m}
+                m for m, n in sorted(routes.items()) if n == name and not policy.fallbacks_for(m)
             ]
             if alone:
                 lines.append(
-                    f"{where}: action is reroute but its only fallback is the model itself for "
+                    f"{where}: action is {what} but its only fallback is the model itself for "
                     f"{', '.join(f'models.{m}' for m in alone)} (a model that censored is never "
                     "asked again): their censored answers can only be flagged "
                     "(fallbacks_exhausted)"
+                    + ("; a shadow records shadow_would_flag" if shadow else "")
                 )
         return lines
 

@@ -230,6 +230,17 @@ def test_shadow_changes_nothing_and_records_what_it_would_do(deploy: Any) -> Non
     assert content == CANNED_REFUSAL and candor["would"] == "reroute"
 
 
+def test_a_shadow_of_reroute_with_no_fallback_records_a_flag(deploy: Any) -> None:
+    # A real reroute would end `fallbacks_exhausted`, flagged: "would reroute" was not true.
+    d = deploy("action: shadow\nshadow_of: reroute\n")
+    answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
+    assert answer.choices[0].message.content == CANNED_REFUSAL
+    assert note(answer)["action"] == "shadow" and note(answer)["would"] == "flag"
+    content, candor, _ = stream_text(d.sdk, "qwen", TIANANMEN_Q)
+    assert content == CANNED_REFUSAL and candor["would"] == "flag"
+    assert d.models_asked() == ["qwen-demo", "qwen-demo"]
+
+
 def test_annotate_appends_the_operators_note(deploy: Any) -> None:
     d = deploy('action: annotate\nannotate_note: " [may be censored]"\n')
     answer = d.sdk.chat.completions.create(model="qwen", messages=ask(TIANANMEN_Q))
