@@ -19,7 +19,7 @@ from pydantic.fields import FieldInfo
 from proxy.cli import build_parser
 from proxy.detect import Category, Status, Verdict
 from proxy.errors import CandorError, ClientGone, ClientStalled, ConfigError
-from proxy.metrics import _series
+from proxy.metrics import LANGUAGES, _series
 from proxy.outcome import Attempt, Outcome
 from proxy.pipeline.annotate import annotation
 from proxy.policy.actions import ActionName
@@ -160,6 +160,17 @@ def test_the_readme_names_every_error_code_a_client_can_get() -> None:
     readme = README.read_text(encoding="utf-8")
     missing = sorted(c for c in _codes(CandorError) - unseen if f"`{c}`" not in readme)
     assert missing == []
+
+
+def test_the_readme_says_which_languages_the_metrics_count_by() -> None:
+    # It named the detector's languages only: one added to detector.yaml alone was counted
+    # as `other` in the metrics, unsaid.
+    readme = README.read_text(encoding="utf-8")
+    start = readme.index("The language is a code the metrics")
+    paragraph = readme[start : readme.index("\n\n", start)]
+    assert "`LANGUAGES` in `proxy/metrics.py`" in paragraph
+    assert "counted as `other`" in paragraph
+    assert [c for c in LANGUAGES if f"`{c}`" not in paragraph] == []
 
 
 def test_the_readme_names_every_key_of_the_candor_object() -> None:

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from proxy.app import create_app
-from proxy.metrics import CONTENT_TYPE, MULTIPROC_ENV, Metrics
-from proxy.settings import ModelRoute, Settings
+from proxy.metrics import CONTENT_TYPE, LANGUAGES, MULTIPROC_ENV, Metrics
+from proxy.settings import REPO_POLICIES, ModelRoute, Settings
 
 MODELS = ("qwen-demo", "honest-demo")
 TOPICS = ("tiananmen", "taiwan", "tibet")
@@ -326,3 +327,11 @@ def test_every_outcome_a_request_can_have_is_a_label_value() -> None:
         m.request("qwen-demo", "chat", outcome.outcome_label, 0.1)
     assert labels == {f"shadow_would_{a}" for a in ("reroute", "block", "flag", "annotate")}
     assert value(m, "candor_requests_total", model="qwen-demo", route="chat", outcome="other") == 0
+
+
+def test_every_language_the_shipped_detector_names_has_its_own_label() -> None:
+    # A language added to `languages` in detector.yaml alone is counted as `other` (the README
+    # says so); the shipped data must not be.
+    data = yaml.safe_load((REPO_POLICIES / "detector" / "detector.yaml").read_text("utf-8"))
+    named = {"en", "zh", "fi", "ja", "ko", "und", *data["languages"]}
+    assert named - set(LANGUAGES) == set()
