@@ -51,6 +51,9 @@ REPLIES = {
     "clean": RawReply(answer_frames(CLEAN), whole=whole_answer(CLEAN)),
     "refusal": RawReply(answer_frames(REFUSAL), whole=whole_answer(REFUSAL)),
     "cut-event": RawReply([*answer_frames(CLEAN)[:5], CUT_EVENT]),
+    # A 200 stream that ends before any event: no answer, no error, no `[DONE]`. It is
+    # `bad_upstream_response` too (never the generic `bad_gateway`, which nothing sends).
+    "empty": RawReply([]),
     "refusal-cut": RawReply([*answer_frames(REFUSAL)[:-2], CUT_EVENT]),
     "choices-int": RawReply(
         _with(answer_frames(CLEAN), 3, chunk(choices=5)), whole=whole_answer(CLEAN, choices=5)
@@ -132,7 +135,7 @@ def counted(server: CandorServer, model: str, outcome: str, route: str) -> float
     return float(found[0].split()[-1]) if found else 0.0
 
 
-@pytest.mark.parametrize("scenario", ["cut-event", "choices-int", "delta-str"])
+@pytest.mark.parametrize("scenario", ["cut-event", "choices-int", "delta-str", "empty"])
 def test_a_broken_stream_ends_with_an_error_event(candor: CandorServer, scenario: str) -> None:
     response = ask(candor, f"f-{scenario}", True)
     assert response.status_code == 200
@@ -161,7 +164,7 @@ def test_a_censored_stream_that_breaks_is_flagged_and_audited(candor: CandorServ
     assert audit_actions(candor, "f-refusal-cut") == ["flag"]
 
 
-@pytest.mark.parametrize("scenario", ["cut-event", "choices-int", "delta-str"])
+@pytest.mark.parametrize("scenario", ["cut-event", "choices-int", "delta-str", "empty"])
 def test_a_held_broken_stream_is_a_502(candor: CandorServer, scenario: str) -> None:
     response = ask(candor, f"r-{scenario}", True)
     assert response.status_code == 502
