@@ -94,15 +94,26 @@ class ReadOrLeaveResponse(StreamingResponse):
         self._chunks = chunks
         self._send_timeout = send_timeout
 
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # The stream is started before anything is sent (it yields b"" at once: see
+        # `StreamReply`), and closed however the response ends: a generator never started runs
+        # no clean-up, so a client that stalled or left before the first chunk (its headers
+        # not taken) left the upstream open and the request unrecorded.
+        await anext(self._chunks, None)
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._chunks.aclose()
+
     async def stream_response(self, send: Send) -> None:
         bounded = _BoundedSend(send, self._send_timeout, "stream")
         try:
             await super().stream_response(bounded)
         except ClientStalled as exc:
             log.warning("stream ended: %s", exc.message)
-            # The stream waits at the chunk it could not send: it closes the upstream and
-            # records the request as left, with this error (a stream not begun does nothing).
-            with contextlib.suppress(ClientStalled):
+            # The stream waits at the chunk it could not send (or at its start): it closes the
+            # upstream and records the request as left, with this error.
+            with contextlib.suppress(ClientStalled, StopAsyncIteration):
                 await self._chunks.athrow(exc)
         finally:
             bounded.close()

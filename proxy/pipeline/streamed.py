@@ -254,6 +254,7 @@ class StreamedAnswers(Steps):
         assert stream is not None
         stop_on_late = policy.stream.after_release == "error" and action.holds_stream
         try:
+            yield b""  # started (see `StreamReply`)
             for frame in [*live.first.frames, *live.pending]:
                 yield frame
             output: Output | None = live.first
@@ -325,6 +326,7 @@ class StreamedAnswers(Steps):
         self, blocked: _Blocked, outcome: Outcome, started: float
     ) -> AsyncGenerator[bytes, None]:
         try:
+            yield b""  # started (see `StreamReply`)
             for frame in blocked.frames:
                 yield frame
             _, note = annotation(outcome, outcome.requested_model)

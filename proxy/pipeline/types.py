@@ -46,8 +46,10 @@ class Reply:
 
 @dataclass(slots=True)
 class StreamReply:
-    """A streamed answer: headers now, SSE bytes as they come. `ClientStalled` thrown into
-    `chunks` ends it as its client's leaving does, recorded with that error."""
+    """A streamed answer: headers now, SSE bytes as they come. `chunks` yields `b""` first, at
+    once (nothing to send: it is started, so its clean-up runs however the response ends).
+    `ClientStalled` thrown into it ends it as its client's leaving does, recorded with that
+    error."""
 
     headers: dict[str, str]
     chunks: AsyncGenerator[bytes, None]
