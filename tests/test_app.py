@@ -192,6 +192,45 @@ def test_serve_says_why_it_cannot_listen(
         serve_command._check_listen("127.0.0.1", 80)
 
 
+def test_serve_binds_ipv6_as_uvicorn_does_a_port_held_on_ipv4_alone_is_free(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # One worker's event loop binds `::` IPv6-only, and served beside an IPv4 holder of the
+    # port; the check bound it dual-stack and refused to start: "Address already in use".
+    resolve = socket.getaddrinfo
+
+    def any_address(host: str | None, port: int, *args: object, **kwargs: object) -> object:
+        if host == "::":  # binding to it reaches no network (the guard refuses the name)
+            return [(socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("::", port, 0, 0))]
+        return resolve(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", any_address)
+    with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        held.bind(("0.0.0.0", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        serve_command._check_listen("::", port)
+        with pytest.raises(ConfigError, match="Address already in use"):
+            serve_command._check_listen("::", port, workers=2)  # one dual-stack socket
+
+
+def test_serve_listens_on_a_host_name_that_resolves_to_ipv6_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Such a name (`ip6-localhost` in many /etc/hosts) was bound as IPv4 and refused, though
+    # uvicorn serves it with one worker.
+    resolve = socket.getaddrinfo
+
+    def ipv6_only(host: str | None, port: object, *args: object, **kwargs: object) -> object:
+        if host == "v6only.test":
+            return resolve("::1", port, socket.AF_INET6, socket.SOCK_STREAM)
+        return resolve(host, port, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", ipv6_only)
+    serve_command._check_listen("v6only.test", free_port())
+
+
 def test_build_policies_checks_the_client_keys(tmp_path: Path) -> None:
     config = tmp_path / "candor.yaml"
     config.write_text(

@@ -10,6 +10,7 @@ import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI
@@ -84,7 +85,7 @@ def _warn(settings: Settings) -> None:
 
 def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
     """Serve `app`, or with several workers the factory each worker calls."""
-    _check_listen(settings.server.host, settings.server.port)
+    _check_listen(settings.server.host, settings.server.port, settings.server.workers)
     uvicorn.run(
         app,
         factory=isinstance(app, str),
@@ -100,14 +101,23 @@ def _serve(app: FastAPI | str, settings: Settings, *, access_log: bool) -> None:
     )
 
 
-def _check_listen(host: str, port: int) -> None:
+def _check_listen(host: str, port: int, workers: int = 1) -> None:
     """Fail now, with one line, when the address cannot be bound (a port in use): under
-    uvicorn the app started (and logged itself ready) first, and the error came amid its lines."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    uvicorn the app started (and logged itself ready) first, and the error came amid its lines.
+    Bound as uvicorn will bind it, so what it would serve is not refused."""
     try:
-        with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
-            sock.bind((host, port))
+        for family, address in _listen_addresses(host, port, workers):
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+            except OSError:
+                continue  # a family the kernel lacks (IPv6 off): left for uvicorn to judge
+            with sock:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6 and workers == 1:
+                    # The event loop binds an IPv6 address IPv6-only: a port held on IPv4
+                    # alone does not stop it serving `::`.
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind(address)
     except OSError as exc:
         hint = {
             errno.EADDRINUSE: "another process holds the port: pick another with server.port "
@@ -118,6 +128,18 @@ def _check_listen(host: str, port: int) -> None:
         raise ConfigError(
             f"cannot listen on {host}:{port}: {exc.strerror or exc} ({hint})"
         ) from None
+
+
+def _listen_addresses(
+    host: str, port: int, workers: int
+) -> list[tuple[socket.AddressFamily, tuple[Any, ...]]]:
+    """Where uvicorn listens: with one worker its event loop binds every address `host`
+    resolves to (`localhost` on IPv6 alone, say); with several it binds one socket, IPv6 when
+    `host` holds a colon, else IPv4."""
+    if workers > 1:
+        return [(socket.AF_INET6 if ":" in host else socket.AF_INET, (host, port))]
+    found = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    return list(dict.fromkeys((family, address) for family, _, _, _, address in found))
 
 
 @contextmanager
