@@ -230,6 +230,24 @@ def test_bad_numbers_are_refused_as_the_command_line_is_read(
 
 
 @pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("inf", "must be a finite number of seconds, not inf"),
+        ("nan", "must be a finite number of seconds, not nan"),
+        ("-1", "must be more than 0 seconds, not -1"),
+    ],
+)
+def test_a_bad_timeout_is_named_for_what_is_wrong_with_it(
+    value: str, says: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # `--timeout inf` was refused as "must be more than 0 seconds, not inf".
+    argv = ["probe", "--base-url", "http://127.0.0.1:9/v1", "--model", "m", "--out", str(tmp_path)]
+    with pytest.raises(SystemExit):
+        main([*argv, "--timeout", value])
+    assert f"argument --timeout: {says}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("flag", "value", "says"),
     [
         ("--base-url", "notaurl", "must start with http"),

@@ -32,7 +32,9 @@ def seconds(*, allow_zero: bool) -> Callable[[str], float]:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        if not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be a finite number of seconds, not {text}")
+        if value < 0 or (value == 0 and not allow_zero):
             bound = "0 or more" if allow_zero else "more than 0"
             raise argparse.ArgumentTypeError(f"must be {bound} seconds, not {text}")
         return value
