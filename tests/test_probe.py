@@ -336,6 +336,13 @@ def test_retry_after_wins_over_backoff_and_is_capped() -> None:
     assert 2.0 <= policy.delay(5, None) <= 4.0
 
 
+def test_the_backoff_of_a_late_retry_is_its_cap_not_an_overflow() -> None:
+    # `candor probe --backoff 0 --retries 1100` on an unreachable endpoint ended in a
+    # traceback at its 1024th retry: OverflowError, int too large to convert to float.
+    assert RetryPolicy(retries=2000, backoff=0.0).delay(1100, None) == 0.0
+    assert 10.0 <= RetryPolicy(retries=2000, backoff=1.0).delay(5000, None) <= 20.0
+
+
 def test_the_default_suite_and_detector_follow_candor_policies_dir(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

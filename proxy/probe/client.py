@@ -41,7 +41,9 @@ class RetryPolicy:
                 return min(max(float(retry_after), 0.0), MAX_RETRY_AFTER)
             except ValueError:
                 pass
-        base = min(self.backoff * float(2**attempt), self.max_backoff)
+        # The doubling stops at 2**64 (past any cap): beyond 2**1023 it is no float at all,
+        # and `--retries` has no upper bound.
+        base = min(self.backoff * float(2 ** min(attempt, 64)), self.max_backoff)
         # Jitter keeps concurrent retries from arriving together.
         return base * random.uniform(0.5, 1.0)
 
