@@ -49,12 +49,13 @@ async def list_models(request: Request) -> Response:
 async def retrieve_model(model: str, request: Request) -> Response:
     """One routed model (the SDKs' `models.retrieve`), or 404 `model_not_found`."""
     svc, names = _visible(request)
-    if model not in names and not model.strip():
-        # `GET /v1/models/` (a trailing slash) said "The model `` does not exist".
-        raise ModelNotFound(
-            "No model id was given: ask for GET /v1/models/{model} (GET /v1/models lists them).",
-            param="model",
-        )
     if model not in names:
+        if not model.strip():
+            # `GET /v1/models/` (a trailing slash) said "The model `` does not exist".
+            raise ModelNotFound(
+                "No model id was given: ask for GET /v1/models/{model} (GET /v1/models lists "
+                "them).",
+                param="model",
+            )
         raise no_access(model)
     return Response(wire.dumps(_model(svc, model)), media_type="application/json")

@@ -286,8 +286,7 @@ class StreamedAnswers(Steps):
             live.attempt.verdict, live.attempt.answer = verdict, stream.answer
             live.attempt.detector_seconds = stream.judge_seconds
             if _act_after_release(outcome, policy, action, verdict):
-                would: ActionName | None = getattr(action, "would", None)
-                outcome.would = None if would is None else policy.ends_as(would, live.model)
+                outcome.would = policy.shadow_would(getattr(action, "would", None), live.model)
                 tail = action.stream_tail(stream.first, policy.wording, stream.text_choices)
                 for frame in tail:
                     yield frame

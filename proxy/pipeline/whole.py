@@ -97,8 +97,7 @@ class WholeAnswers(Steps):
             move = action.on_whole(answer.response or answer_template(answer.model), policy.wording)
             outcome.action = move.action
             # A shadow of reroute records what a real one would come to for this answer.
-            would = move.would
-            outcome.would = None if would is None else policy.ends_as(would, answer.model)
+            outcome.would = policy.shadow_would(move.would, answer.model)
             return _Answer(answer.model, move.response, verdict)
         finally:
             if hedge is not None:

@@ -101,6 +101,11 @@ class Policy(_Strict):
             return ActionName.FLAG
         return action
 
+    def shadow_would(self, would: ActionName | None, model: str) -> ActionName | None:
+        """What a shadow records for a censored answer of `model`: what the action it shadows
+        (`would`; None when it shadows nothing) comes to (`ends_as`)."""
+        return None if would is None else self.ends_as(would, model)
+
     @property
     def reroutes(self) -> bool:
         """Whether censored answers are re-routed, or (under shadow) would be."""
